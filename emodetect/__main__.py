@@ -1,0 +1,3 @@
+from emodetect.cli import main
+
+main()

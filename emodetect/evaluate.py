@@ -1,0 +1,172 @@
+"""Metrics and reports: accuracy, per-class precision/recall/F1, macro-F1, confusion matrix.
+
+One `EvalReport` serves every modality; it writes a JSON for programs, Markdown and HTML for
+people, and the confusion matrix as a PNG.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ClassMetrics:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class EvalReport:
+    model: str
+    data: str
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: list[ClassMetrics]
+    confusion: list[list[int]]  # rows: true label, columns: predicted label
+    labels: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Evaluation of `{self.model}`", "",
+            f"Data: `{self.data}` ({self.n} examples)", "",
+            f"- accuracy: **{self.accuracy:.4f}**",
+            f"- macro-F1: **{self.macro_f1:.4f}**",
+        ] + [f"- {k}: {v}" for k, v in self.extra.items()] + [
+            "", "| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
+                  for c in self.per_class]
+        lines += ["", "Confusion matrix (rows: true, columns: predicted)", "",
+                  "| true \\ pred | " + " | ".join(self.labels) + " |",
+                  "| --- |" + " --- |" * len(self.labels)]
+        lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+                  for label, row in zip(self.labels, self.confusion)]
+        return "\n".join(lines) + "\n"
+
+    def to_html(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(c.label)}</td><td>{c.precision:.3f}</td><td>{c.recall:.3f}</td>"
+            f"<td>{c.f1:.3f}</td><td>{c.support}</td></tr>" for c in self.per_class)
+        head = "".join(f"<th>{html.escape(label)}</th>" for label in self.labels)
+        matrix = "".join(
+            f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+            for label, row in zip(self.labels, self.confusion))
+        return (
+            "<!doctype html><meta charset='utf-8'><title>emodetect evaluation</title>"
+            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style>"
+            f"<h1>Evaluation of {html.escape(self.model)}</h1>"
+            f"<p>Data: {html.escape(self.data)} ({self.n} examples)</p>"
+            f"<p>accuracy <b>{self.accuracy:.4f}</b>, macro-F1 <b>{self.macro_f1:.4f}</b></p>"
+            "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
+            f"{rows}</table><h2>Confusion matrix</h2><p>rows: true, columns: predicted</p>"
+            f"<table><tr><th></th>{head}</tr>{matrix}</table>"
+            "<img src='confusion.png' alt='confusion matrix'>"
+        )
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write report.json, report.md, report.html and confusion.png into out_dir."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "report.json", "markdown": out / "report.md",
+                 "html": out / "report.html", "confusion": out / "confusion.png"}
+        paths["json"].write_text(self.to_json())
+        paths["markdown"].write_text(self.to_markdown())
+        paths["html"].write_text(self.to_html())
+        plot_confusion(np.array(self.confusion), self.labels, paths["confusion"])
+        return paths
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str] | tuple[str, ...],
+                          model: str = "", data: str = "") -> EvalReport:
+    """Single-label metrics from true and predicted class indices."""
+    k = len(labels)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    tp = np.diag(confusion).astype(float)
+    predicted, actual = confusion.sum(0), confusion.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(k), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    per_class = [ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]),
+                              int(actual[i])) for i in range(k)]
+    present = actual > 0
+    return EvalReport(model, data, int(confusion.sum()), float(tp.sum() / max(confusion.sum(), 1)),
+                      float(f1[present].mean()) if present.any() else 0.0, per_class,
+                      confusion.tolist(), list(labels))
+
+
+def plot_confusion(confusion: np.ndarray, labels: list[str], path: str | Path) -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    size = max(4.0, 0.7 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{confusion[i, j]}\n{rates[i, j]:.0%}", ha="center", va="center",
+                    fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def predict_probabilities(model: str | Path, inputs: np.ndarray) -> tuple[np.ndarray, list[str], str]:
+    """Probabilities from an ONNX file or bundled name (onnxruntime) or a .pt checkpoint (torch)."""
+    path = Path(model)
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        from emodetect.train import load_checkpoint_model, predict_logits
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        logits = predict_logits(load_checkpoint_model(path), inputs, bf16=False)
+        probs = torch.sigmoid(logits) if state.get("multilabel") else logits.softmax(1)
+        return probs.numpy(), list(state.get("labels") or []), str(path)
+    from emodetect.runtime import load_model
+
+    onnx_model = load_model(model)
+    probs = np.concatenate([onnx_model.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
+    return probs, list(onnx_model.labels), str(onnx_model.path)
+
+
+def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTest",
+             modality: str = "vision", out_dir: str | Path | None = None, **data_options: Any) -> EvalReport:
+    """Score a model on a dataset split; write the reports when out_dir is given."""
+    module = importlib.import_module(f"emodetect.{modality}.data")
+    inputs, y_true, labels, source = module.evaluation_data(data, split, **data_options)
+    probs, model_labels, model_name = predict_probabilities(model, inputs)
+    if model_labels and list(model_labels) != list(labels):
+        raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
+    report = classification_report(y_true, probs.argmax(1), labels, model_name, source)
+    if out_dir is not None:
+        report.save(out_dir)
+    return report

@@ -1,0 +1,167 @@
+"""ONNX export with the contract other tools rely on, int8 quantisation, and a parity check.
+
+Face contract: one input `pixels`, float32 N x 1 x 48 x 48, raw grey 0..255 (normalisation is in
+the graph); one output `probabilities`, N x 7 in FER-2013 order. Labels, input spec, version and
+training data go into the ONNX metadata.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emodetect import __version__
+
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "probabilities"
+
+
+class ProbabilityHead(nn.Module):
+    """Wraps a logits model so the graph returns probabilities, optionally averaged over a flip."""
+
+    def __init__(self, model: nn.Module, multilabel: bool = False, flip_tta: bool = False):
+        super().__init__()
+        self.model = model
+        self.multilabel = multilabel
+        self.flip_tta = flip_tta
+
+    def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = self._probs(x)
+        if self.flip_tta:
+            probs = (probs + self._probs(torch.flip(x, dims=[3]))) / 2
+        return probs
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    max_abs_diff: float  # torch vs onnxruntime on the parity batch
+    int8_path: Path | None = None
+
+
+def _modality_export_spec(state: dict[str, Any]) -> tuple[torch.Tensor, dict[str, str]]:
+    """The example input and input description for the checkpoint's modality."""
+    modality = state.get("config", {}).get("modality", "vision")
+    module = importlib.import_module(f"emodetect.{modality}.data")
+    return module.export_example(state)
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
+                multilabel: bool = False, flip_tta: bool = False) -> Path:
+    """Write `model` as ONNX with a dynamic batch axis and string metadata."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapped = ProbabilityHead(model.eval().float().to(memory_format=torch.contiguous_format),
+                              multilabel, flip_tta).eval()
+    torch.onnx.export(
+        wrapped, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
+        dynamo=False,
+    )
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path
+
+
+def parity(model: nn.Module, onnx_path: str | Path, inputs: torch.Tensor, flip_tta: bool = False,
+           multilabel: bool = False) -> float:
+    """Largest absolute difference between torch (float32) and onnxruntime probabilities."""
+    from emodetect.runtime import OnnxModel
+
+    with torch.no_grad():
+        expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta)(inputs).numpy()
+    got = OnnxModel(onnx_path).predict(inputs.numpy())
+    return float(np.abs(expected - got).max())
+
+
+def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
+    """Static int8 quantisation (QDQ, per-channel) calibrated on a few hundred real inputs."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{INPUT_NAME: calibration[i:i + 32]}
+                                 for i in range(0, len(calibration), 32)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    out_path = Path(out_path)
+    prepared = out_path.with_suffix(".prep.onnx")
+    quant_pre_process(str(onnx_path), str(prepared))
+    quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    prepared.unlink()
+    import onnx
+
+    # Keep the float model's metadata (labels, input spec) on the int8 copy.
+    source, quantized = onnx.load(str(onnx_path)), onnx.load(str(out_path))
+    del quantized.metadata_props[:]
+    for entry in source.metadata_props:
+        quantized.metadata_props.add().CopyFrom(entry)
+    meta = {p.key: p.value for p in quantized.metadata_props}
+    if "precision" in meta:
+        for entry in quantized.metadata_props:
+            if entry.key == "precision":
+                entry.value = "int8"
+    onnx.save(quantized, str(out_path))
+    return out_path
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = True,
+                      int8: bool = False, calibration: np.ndarray | None = None,
+                      extra_metadata: dict[str, str] | None = None) -> ExportReport:
+    """Export a training checkpoint; with int8, also write `<out stem>_int8.onnx`."""
+    from emodetect.train import load_checkpoint_model
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = load_checkpoint_model(checkpoint)
+    example, input_spec = _modality_export_spec(state)
+    flip_tta = flip_tta and example.dim() == 4  # flipping only means something for images
+    config = state.get("config", {})
+    labels = state.get("labels") or ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    metadata = {
+        "labels": json.dumps(labels),
+        "input": json.dumps(input_spec),
+        "output": "probabilities N x %d (%s)" % (len(labels),
+                                                  "sigmoid" if state.get("multilabel") else "softmax"),
+        "multilabel": json.dumps(bool(state.get("multilabel", False))),
+        "modality": config.get("modality", "vision"),
+        "architecture": state["model_name"],
+        "emodetect_version": __version__,
+        "training_data": f"{Path(config.get('data', '')).name} ({config.get('train_split', '')})",
+        "val_score": f"{state.get('val_acc', float('nan')):.4f}",
+        "flip_tta": json.dumps(flip_tta),
+        "precision": "float32",
+        "extras": json.dumps(state.get("extras") or {}),
+    } | (extra_metadata or {})
+    path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta)
+    parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
+    if example.dtype.is_floating_point:
+        parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
+    diff = parity(model, path, parity_batch, flip_tta, bool(state.get("multilabel")))
+    int8_path = None
+    if int8:
+        if calibration is None:
+            raise ValueError("int8 export needs calibration inputs")
+        int8_path = quantize_int8(path, Path(out).with_name(Path(out).stem + "_int8.onnx"), calibration)
+    return ExportReport(path, diff, int8_path)

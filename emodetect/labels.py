@@ -1,0 +1,31 @@
+"""Label sets shared by every modality, and the synonyms that map dataset names onto them."""
+
+from __future__ import annotations
+
+# FER-2013 order: the ONNX contract and every face model use it.
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+# Folder names and other datasets' spellings, mapped onto EMOTIONS.
+SYNONYMS: dict[str, str] = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "contempt": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "happily": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral", "calm": "neutral",
+}
+
+# FER+ vote columns, in the order of fer2013new.csv, and the FER-2013 class each votes for.
+FERPLUS_COLUMNS: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+    "unknown", "NF",
+)
+
+
+def canonical_emotion(name: str) -> str:
+    """Map a dataset's label name onto EMOTIONS; raise naming the label when it is unknown."""
+    key = name.strip().lower()
+    if key not in SYNONYMS:
+        raise ValueError(f"unknown emotion label {name!r}; known: {sorted(set(SYNONYMS))}")
+    return SYNONYMS[key]

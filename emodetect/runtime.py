@@ -1,0 +1,87 @@
+"""Inference on ONNX files with onnxruntime alone: no torch on this path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ASSETS = "emodetect.assets"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    modality: str
+    path: Path
+    labels: tuple[str, ...]
+    metadata: dict[str, str]
+
+
+class OnnxModel:
+    """An ONNX classifier: `predict(inputs)` returns an N x C probability array."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such model file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, str] = dict(meta)
+        self.labels: tuple[str, ...] = tuple(json.loads(meta.get("labels", "[]")))
+        self.multilabel: bool = json.loads(meta.get("multilabel", "false"))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        x = np.asarray(inputs)
+        if x.dtype.kind == "f" or x.dtype == np.uint8:
+            x = x.astype(np.float32, copy=False)
+        return self.session.run(None, {self.input_name: x})[0]
+
+    def extras(self) -> dict[str, Any]:
+        return json.loads(self.metadata.get("extras", "{}"))
+
+
+def assets_dir() -> Path:
+    return Path(str(resources.files(ASSETS)))
+
+
+def bundled_models() -> list[BundledModel]:
+    """Every ONNX model shipped in the package, read from its own metadata."""
+    found = []
+    for path in sorted(assets_dir().rglob("*.onnx")):
+        model = OnnxModel(path, threads=1)
+        meta = model.metadata
+        found.append(BundledModel(meta.get("name", path.stem), meta.get("modality", "vision"), path,
+                                  model.labels, meta))
+    return found
+
+
+def bundled_model_path(name: str = "default", modality: str = "vision") -> Path:
+    """Path of a bundled model by name ("default", "fast", ...) for a modality."""
+    candidates = [m for m in bundled_models() if m.modality == modality]
+    for model in candidates:
+        if model.name == name or model.path.stem == name:
+            return model.path
+    names = sorted(m.name for m in candidates)
+    raise KeyError(f"no bundled {modality} model named {name!r}; bundled: {names}")
+
+
+def load_model(model: str | Path | None = None, modality: str = "vision", threads: int = 0) -> OnnxModel:
+    """A bundled model by name, or any ONNX file by path."""
+    if model is None:
+        return OnnxModel(bundled_model_path("default", modality), threads)
+    path = Path(model)
+    if path.suffix == ".onnx" or path.exists():
+        return OnnxModel(path, threads)
+    return OnnxModel(bundled_model_path(str(model), modality), threads)

@@ -1,0 +1,1 @@
+"""Faces: FER-2013 style data, face CNNs, and the detection pipeline."""

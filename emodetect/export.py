@@ -118,11 +118,11 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     del quantized.metadata_props[:]
     for entry in source.metadata_props:
         quantized.metadata_props.add().CopyFrom(entry)
-    meta = {p.key: p.value for p in quantized.metadata_props}
-    if "precision" in meta:
-        for entry in quantized.metadata_props:
-            if entry.key == "precision":
-                entry.value = "int8"
+    for entry in quantized.metadata_props:
+        if entry.key == "precision":
+            entry.value = "int8"
+        elif entry.key == "name":
+            entry.value += "-int8"
     onnx.save(quantized, str(out_path))
     return out_path
 

@@ -15,9 +15,15 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+# One module per model family; importing it runs its @register_model decorators (needs torch).
+FAMILY_MODULES = ("emodetect.vision.models",)
+
+
 def _import_families() -> None:
-    # Importing a family module runs its @register_model decorators; torch is only needed here.
-    from emodetect.vision import models  # noqa: F401
+    import importlib
+
+    for module in FAMILY_MODULES:
+        importlib.import_module(module)
 
 
 def list_models() -> list[str]:

@@ -41,6 +41,7 @@ class TrainConfig:
     val_split: str = "PublicTest"  # model selection only ever looks here
     epochs: int = 50
     batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (Nesterov momentum) or adamw
     lr: float = 0.05
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
@@ -183,8 +184,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model) if cfg.ema_decay > 0 else None
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                                weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                                    weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
     steps_per_epoch = math.ceil(len(data.train_targets) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15,

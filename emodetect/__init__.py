@@ -18,6 +18,9 @@ _LAZY = {
     "export": ("emodetect.export", "export_checkpoint"),
     "create_model": ("emodetect.registry", "create_model"),
     "load_model": ("emodetect.runtime", "load_model"),
+    "EmotionDetector": ("emodetect.vision.pipeline", "EmotionDetector"),
+    "Result": ("emodetect.results", "Result"),
+    "Face": ("emodetect.results", "Face"),
 }
 
 

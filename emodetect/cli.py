@@ -151,5 +151,48 @@ def predict(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    model: Optional[str] = typer.Option(None, help="bundled face model name or ONNX file"),
+    detector: Optional[str] = typer.Option(None, help="face detector (yunet, centerface, haar)"),
+    threads: int = typer.Option(1, help="onnxruntime threads per worker"),
+    workers: int = typer.Option(0, help="inferences at the same time (0 = one per core, at most 4)"),
+    max_upload_mb: float = typer.Option(10.0, help="largest upload accepted, in MB (413 above)"),
+    max_pixels: int = typer.Option(40_000_000, help="largest image accepted, in pixels (decompression bombs)"),
+    access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
+    ssl_certfile: Optional[Path] = typer.Option(None, help="HTTPS certificate: browsers allow the camera "
+                                                       "only over HTTPS or on localhost"),
+    ssl_keyfile: Optional[Path] = typer.Option(None, help="HTTPS private key"),
+) -> None:
+    """The HTTP API (/docs) and the web page (/) on the bundled models; nothing uploaded is stored."""
+    try:
+        import uvicorn
+
+        from emodetect.serve import ServeConfig, create_app
+        from emodetect.serve.state import default_workers
+    except ImportError as err:
+        _fail(f"{err.name} is missing: install the service extra with pip install 'emodetect[serve]'")
+    _setup_logging(False)
+    try:
+        config = ServeConfig(model=model, detector=detector, threads=threads,
+                             workers=workers or default_workers(),
+                             max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
+    except ValueError as err:
+        _fail(str(err))
+    if model and not Path(model).exists():
+        from emodetect.runtime import bundled_model_path
+
+        try:
+            bundled_model_path(model, "vision")
+        except KeyError as err:
+            _fail(f"--model {model}: no such file, and {err.args[0]}")
+    typer.echo(f"emodetect serve: http://{host}:{port}/ (API docs at /docs); uploads are never stored", err=True)
+    uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="warning",
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,105 @@
+"""The emodetect service: a FastAPI app that answers on the bundled models and serves the web page.
+
+`create_app(config)` builds a fresh app; nothing lives in module globals. At start-up (the lifespan)
+each route module's `load(config)` runs once, in a thread, and what it returns is kept on the app's
+`ServeState`; routes reach it through `Depends(service(name))`. Blocking work (decoding, inference)
+goes through `state.run(...)`, which runs it in a worker thread so the event loop stays free.
+
+Adding a modality (e.g. `POST /v1/text`, `POST /v1/voice`) is one new module and one line here:
+
+1. Write `emodetect/serve/routes_text.py` with
+   - `SERVICE = "text"`;
+   - `router = APIRouter(tags=["text"])` carrying the routes;
+   - optionally `def load(config: ServeConfig) -> object`: load the model once (e.g. a
+     `TextEmotion`, or a `ModelPool` of them when it is not thread-safe) and return it;
+   - in each route: `state: ServeState = Depends(get_state)`, `model = Depends(service("text"))`,
+     and `await state.run(blocking_function, ...)` for the inference.
+   Request/response bodies are Pydantic models (add them to schemas.py or the module), errors are
+   `HTTPException` or `UploadError(status, message)` with a message naming the problem.
+2. Append `"emodetect.serve.routes_text"` to `ROUTE_MODULES` below. /readyz then waits for its
+   model too, and /v1/models marks the bundled model it loaded (its `model_name` attribute).
+   New settings go into `ServeConfig` (state.py) and the `emodetect serve` flags in cli.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from emodetect.serve.state import ServeConfig, ServeState
+from emodetect.serve.uploads import UploadError
+
+ROUTE_MODULES: tuple[str, ...] = (
+    "emodetect.serve.routes_health",
+    "emodetect.serve.routes_vision",
+)
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("emodetect.serve"))) / "static"
+
+
+def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] = ROUTE_MODULES,
+               **settings: Any) -> FastAPI:
+    """A new service app. Pass a `ServeConfig`, or its fields as keywords (`max_pixels=...`)."""
+    from emodetect import __version__
+
+    config = config or ServeConfig(**settings)
+    modules = [importlib.import_module(name) for name in route_modules]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+
+        state: ServeState = app.state.emodetect
+        state.limiter = anyio.CapacityLimiter(config.workers)
+        for module in modules:
+            if hasattr(module, "load"):
+                state.services[module.SERVICE] = await anyio.to_thread.run_sync(module.load, config)
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            state.services.clear()
+
+    app = FastAPI(title="emodetect", version=__version__, lifespan=lifespan,
+                  description="Emotion in faces (and soon text and voice) with CNNs, on bundled models. "
+                              "Uploads are processed in memory and never stored or logged.")
+    app.state.emodetect = ServeState(config)
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, err: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": err.message}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        # One sentence per bad parameter, e.g. "query parameter 'annotate': Input should be a valid boolean".
+        problems = []
+        for e in err.errors():
+            where = " ".join(str(part) for part in e.get("loc", ()))
+            where = where.replace("query ", "query parameter ", 1)
+            got = f" (got {e['input']!r})" if isinstance(e.get("input"), (str, int, float)) else ""
+            problems.append(f"{where}: {e.get('msg', 'invalid')}{got}")
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    for module in modules:
+        app.include_router(module.router)
+
+    static = static_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(static / "index.html")
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    return app

@@ -1,0 +1,58 @@
+"""GET /healthz, GET /readyz and GET /v1/models: liveness, readiness and the model catalogue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from emodetect.serve.schemas import Health, ModelInfo, ModelList, Readiness
+from emodetect.serve.state import ServeState, get_state
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+async def healthz() -> Health:
+    return Health()
+
+
+@router.get("/readyz", response_model=Readiness, summary="Every model is loaded",
+            responses={503: {"model": Readiness, "description": "still loading"}})
+async def readyz(state: ServeState = Depends(get_state)) -> Any:
+    body = Readiness(ready=state.ready, services={name: svc is not None for name, svc in state.services.items()})
+    return body if state.ready else JSONResponse(body.model_dump(), status_code=503)
+
+
+def _figures(raw: str | None) -> dict[str, Any] | str | None:
+    # Model cards store their test figures as JSON text in the ONNX metadata; older files as prose.
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, dict) else raw
+
+
+@router.get("/v1/models", response_model=ModelList, summary="Bundled models and their test figures")
+async def list_models(state: ServeState = Depends(get_state)) -> ModelList:
+    if state.catalogue is None:
+        from emodetect.runtime import bundled_models
+
+        state.catalogue = await state.run(bundled_models)
+    def is_loaded(m: Any) -> bool:
+        svc = state.services.get(m.modality)
+        if svc is None:
+            return False
+        file = getattr(svc, "model_file", None)  # the exact file when the service knows it
+        return m.path.name == file if file else getattr(svc, "model_name", None) in (m.name, m.path.stem)
+
+    return ModelList(models=[
+        ModelInfo(name=m.name, modality=m.modality, file=m.path.name, version=m.metadata.get("version"),
+                  labels=list(m.labels), test_figures=_figures(m.metadata.get("test_figures")),
+                  loaded=is_loaded(m))
+        for m in state.catalogue
+    ])

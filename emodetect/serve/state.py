@@ -1,0 +1,113 @@
+"""What the service holds while it runs: its settings, the loaded models, and the inference limiter.
+
+All of it lives on one `ServeState` attached to the app by `create_app` (`app.state.emodetect`), never
+in module globals, so two apps (two tests, two ports) never share anything.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from fastapi import HTTPException, Request
+
+T = TypeVar("T")
+
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# 40 MP covers an 8K frame or a modern phone photo; decoded RGB that is 120 MB per request in flight.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+def default_workers() -> int:
+    """One inference worker per core, at most 4: more only queue up behind each other."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of `emodetect serve`; the CLI flags have the same names."""
+
+    model: str | None = None  # bundled face model name or .onnx path; None = the default model
+    detector: str | None = None  # face detector name; None = the pipeline's default
+    threads: int = 1  # onnxruntime threads per worker
+    workers: int = field(default_factory=default_workers)  # inferences run at the same time
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "max_upload_bytes", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (all cores) or more, got {self.threads}")
+
+
+class ModelPool(Generic[T]):
+    """`size` copies of a model, each used by one thread at a time.
+
+    onnxruntime sessions are thread-safe but OpenCV's face detectors are not, so each worker takes
+    its own detector instead of sharing one under a lock.
+    """
+
+    def __init__(self, factory: Callable[[], T], size: int):
+        self.items: list[T] = [factory() for _ in range(size)]
+        self._free: queue.Queue[T] = queue.Queue()
+        for item in self.items:
+            self._free.put(item)
+
+    @property
+    def first(self) -> T:
+        """Any copy, for reading attributes such as labels or the model name."""
+        return self.items[0]
+
+    @contextmanager
+    def use(self) -> Iterator[T]:
+        item = self._free.get()
+        try:
+            yield item
+        finally:
+            self._free.put(item)
+
+
+@dataclass
+class ServeState:
+    """The per-app state: settings, one entry per loaded service, and the worker limiter."""
+
+    config: ServeConfig
+    services: dict[str, Any] = field(default_factory=dict)
+    ready: bool = False
+    limiter: Any = None  # anyio.CapacityLimiter, made inside the running event loop
+    catalogue: list[Any] | None = None  # runtime.bundled_models(), read once
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (decoding, inference, encoding) in a worker thread, off the event loop.
+
+        The limiter caps the threads at `config.workers`, so a burst of requests queues here rather
+        than piling up decoded images in memory.
+        """
+        import anyio
+
+        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+
+
+def get_state(request: Request) -> ServeState:
+    """Dependency: this app's state."""
+    return request.app.state.emodetect
+
+
+def service(name: str) -> Callable[[Request], Any]:
+    """Dependency factory: the service a route module loaded at start-up, or 503 while it is not."""
+
+    def dependency(request: Request) -> Any:
+        state: ServeState = request.app.state.emodetect
+        loaded = state.services.get(name)
+        if loaded is None:
+            raise HTTPException(status_code=503, detail=f"the {name} model is not loaded (yet)")
+        return loaded
+
+    dependency.__name__ = f"{name}_service"
+    return dependency

@@ -1,0 +1,279 @@
+// emodetect web page: photo upload and live camera, both over POST /v1/detect.
+// Plain browser JavaScript, no build step. Nothing is stored: frames go to the server and back.
+"use strict";
+
+const COLORS = {
+  angry: "#d93b3b", disgust: "#2e9c5a", fear: "#8a4fc6", happy: "#e0a100",
+  sad: "#2f6fde", surprise: "#e8590c", neutral: "#6b7280",
+};
+const colorOf = (label) => COLORS[label] || "#2f6fde";
+const $ = (id) => document.getElementById(id);
+const pct = (p) => `${Math.round(p * 100)}%`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// POST an image (File or Blob) as the raw body; JSON back, or an image Blob when query asks for one.
+async function detect(blob, query = "") {
+  const response = await fetch(`/v1/detect${query}`, {
+    method: "POST", body: blob,
+    headers: { "Content-Type": blob.type || "application/octet-stream" },
+  });
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const body = await response.json();
+      message = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    } catch (_) { /* not JSON: keep the status line */ }
+    throw new Error(message);
+  }
+  return query ? response.blob() : response.json();
+}
+
+function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "style") Object.assign(node.style, value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// Boxes as positioned elements in percent of the image, so they follow the image's displayed size.
+function drawBoxes(overlay, result, mirror = false) {
+  overlay.replaceChildren();
+  const { width, height } = result.image;
+  for (const face of result.faces) {
+    const b = face.box;
+    const x = mirror ? width - b.x - b.width : b.x;
+    const box = el("div", { class: "box", "data-emotion": face.emotion });
+    box.style.setProperty("--c", colorOf(face.emotion));
+    Object.assign(box.style, {
+      left: `${(100 * x) / width}%`, top: `${(100 * b.y) / height}%`,
+      width: `${(100 * b.width) / width}%`, height: `${(100 * b.height) / height}%`,
+    });
+    if (b.y < 0.08 * height) box.classList.add("low");  // no room above: put the tag below
+    box.append(el("span", { class: "tag", text: `#${face.id} ${face.emotion} ${pct(face.confidence)}` }));
+    overlay.append(box);
+  }
+}
+
+function faceCard(face) {
+  const bars = Object.entries(face.probabilities).map(([label, p]) => {
+    const fill = el("div", { class: "fill", style: { width: pct(p) } });
+    fill.style.setProperty("--c", colorOf(label));
+    return el("div", { class: "bar", "data-label": label }, [
+      el("span", { text: label }), el("div", { class: "track" }, [fill]), el("span", { class: "pct", text: pct(p) }),
+    ]);
+  });
+  const title = el("h3", {}, [`Face ${face.id}: `, el("span", { class: "label", text: face.emotion }),
+    ` ${pct(face.confidence)}`]);
+  return el("div", { class: "face", "data-emotion": face.emotion }, [title, ...bars]);
+}
+
+function showFaces(container, result) {
+  container.replaceChildren(...result.faces.map(faceCard));
+}
+
+function setStatus(node, text, error = false) {
+  node.textContent = text;
+  node.classList.toggle("error", error);
+}
+
+// ---- tabs
+function selectTab(name) {
+  for (const tab of ["photo", "live"]) {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`panel-${tab}`).hidden = tab !== name;
+  }
+  if (name !== "live") live.stop();
+}
+
+// ---- photo
+const photo = {
+  file: null,
+  url: null,
+
+  async show(file) {
+    const status = $("photo-status");
+    if (!file) return;
+    this.file = file;
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = URL.createObjectURL(file);
+    setStatus(status, `Analysing ${file.name}...`);
+    const started = performance.now();
+    try {
+      const result = await detect(file);
+      $("photo-image").src = this.url;
+      $("photo-result").hidden = false;
+      drawBoxes($("photo-overlay"), result);
+      showFaces($("photo-faces"), result);
+      const ms = Math.round(performance.now() - started);
+      const n = result.faces.length;
+      setStatus(status, `${n} face${n === 1 ? "" : "s"} in ${result.image.width}x${result.image.height} ` +
+        `(${ms} ms, model ${result.model}, detector ${result.detector})` + (n ? "" : ": try a clearer, frontal face"));
+    } catch (err) {
+      $("photo-result").hidden = true;
+      setStatus(status, `Could not analyse ${file.name}: ${err.message}`, true);
+    }
+  },
+
+  async download(query, suffix) {
+    if (!this.file) return;
+    try {
+      const blob = await detect(this.file, query);
+      const link = el("a", { href: URL.createObjectURL(blob), download: `${this.file.name.replace(/\.[^.]*$/, "")}_${suffix}.${blob.type === "image/png" ? "png" : "jpg"}` });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    } catch (err) {
+      setStatus($("photo-status"), err.message, true);
+    }
+  },
+};
+
+// ---- live camera
+const HISTORY_SECONDS = 30;
+
+const live = {
+  running: false,
+  stream: null,
+  history: [],   // {t, probabilities|null} of the most confident face per frame
+  done: [],      // completion times of recent frames, for FPS
+
+  async start() {
+    const status = $("live-status");
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      setStatus(status, "This browser gives no camera access here (it needs https or localhost).", true);
+      return;
+    }
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+    } catch (err) {
+      setStatus(status, `Camera unavailable: ${err.message || err.name}`, true);
+      return;
+    }
+    const video = $("live-video");
+    video.srcObject = this.stream;
+    await video.play();
+    this.running = true;
+    this.history = [];
+    this.done = [];
+    $("live-start").disabled = true;
+    $("live-stop").disabled = false;
+    setStatus(status, "Live: frames are analysed and discarded.");
+    this.loop();
+  },
+
+  stop() {
+    this.running = false;
+    if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
+    this.stream = null;
+    $("live-start").disabled = false;
+    $("live-stop").disabled = true;
+  },
+
+  async loop() {
+    const video = $("live-video");
+    const canvas = document.createElement("canvas");
+    const context = canvas.getContext("2d");
+    while (this.running) {
+      const started = performance.now();
+      const interval = 1000 / Number($("live-rate").value);
+      if (video.videoWidth) {
+        // Send at most 640 px wide: enough for faces, light on the network and the server.
+        const scale = Math.min(1, 640 / video.videoWidth);
+        canvas.width = Math.round(video.videoWidth * scale);
+        canvas.height = Math.round(video.videoHeight * scale);
+        context.drawImage(video, 0, 0, canvas.width, canvas.height);
+        const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.8));
+        try {
+          const result = await detect(blob);
+          if (!this.running) break;
+          this.render(result, performance.now() - started);
+        } catch (err) {
+          setStatus($("live-status"), `Frame failed: ${err.message}`, true);
+        }
+      }
+      const wait = interval - (performance.now() - started);
+      if (wait > 0) await sleep(wait);
+    }
+  },
+
+  render(result, latency) {
+    const mirror = $("live-mirror").checked;
+    $("live-video").classList.toggle("mirror", mirror);
+    drawBoxes($("live-overlay"), result, mirror);
+    showFaces($("live-faces"), result);
+    const now = performance.now();
+    this.done.push(now);
+    this.done = this.done.filter((t) => now - t < 3000);
+    const span = this.done.length > 1 ? (this.done[this.done.length - 1] - this.done[0]) / 1000 : 0;
+    $("fps").textContent = span ? ((this.done.length - 1) / span).toFixed(1) : "0.0";
+    $("latency").textContent = `${Math.round(latency)} ms`;
+    $("live-count").textContent = String(result.faces.length);
+    const top = result.faces.reduce((best, f) => (!best || f.confidence * f.score > best.confidence * best.score ? f : best), null);
+    this.history.push({ t: now, probabilities: top ? top.probabilities : null });
+    this.history = this.history.filter((h) => now - h.t < HISTORY_SECONDS * 1000);
+    this.chart(now);
+  },
+
+  chart(now) {
+    const canvas = $("live-chart");
+    const ctx = canvas.getContext("2d");
+    const { width, height } = canvas;
+    ctx.clearRect(0, 0, width, height);
+    ctx.strokeStyle = "#e3e5e8";
+    ctx.lineWidth = 1;
+    for (const y of [0.25, 0.5, 0.75]) {
+      ctx.beginPath(); ctx.moveTo(0, height * y); ctx.lineTo(width, height * y); ctx.stroke();
+    }
+    const labels = [...new Set(this.history.flatMap((h) => (h.probabilities ? Object.keys(h.probabilities) : [])))];
+    const legend = $("chart-legend");
+    if (legend.childElementCount !== labels.length) {
+      legend.replaceChildren(...labels.map((label) => {
+        const item = el("span", { text: label });
+        item.style.setProperty("--c", colorOf(label));
+        return item;
+      }));
+    }
+    const xOf = (t) => width - ((now - t) / (HISTORY_SECONDS * 1000)) * width;
+    ctx.lineWidth = 2;
+    for (const label of labels) {
+      ctx.strokeStyle = colorOf(label);
+      ctx.beginPath();
+      let drawing = false;
+      for (const h of this.history) {
+        if (!h.probabilities) { drawing = false; continue; }  // a gap where no face was seen
+        const x = xOf(h.t);
+        const y = height - 4 - h.probabilities[label] * (height - 8);
+        if (drawing) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+        drawing = true;
+      }
+      ctx.stroke();
+    }
+  },
+};
+
+// ---- wiring
+document.addEventListener("DOMContentLoaded", () => {
+  $("tab-photo").addEventListener("click", () => selectTab("photo"));
+  $("tab-live").addEventListener("click", () => selectTab("live"));
+
+  const input = $("file-input");
+  input.addEventListener("change", () => photo.show(input.files[0]));
+  const zone = $("dropzone");
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (event.dataTransfer.files.length) photo.show(event.dataTransfer.files[0]);
+  });
+  $("download-annotated").addEventListener("click", () => photo.download("?annotate=true", "annotated"));
+  $("download-blurred").addEventListener("click", () => photo.download("?annotate=true&blur=true", "blurred"));
+
+  $("live-start").addEventListener("click", () => live.start());
+  $("live-stop").addEventListener("click", () => live.stop());
+  $("live-mirror").addEventListener("change", () => $("live-video").classList.toggle("mirror", $("live-mirror").checked));
+  $("live-video").classList.toggle("mirror", $("live-mirror").checked);
+});

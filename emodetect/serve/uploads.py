@@ -1,0 +1,144 @@
+"""Read an uploaded image from a request into memory, within limits, without touching the disk.
+
+FastAPI's `UploadFile` spools anything over 1 MB to a temporary file, and the service promises that
+nothing uploaded is written to disk; so the body is read here, chunk by chunk up to the size limit,
+and a multipart body is parsed in memory with python-multipart's streaming parser.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from fastapi import Request
+
+# Multipart framing (boundaries, part headers) on top of the file itself.
+MULTIPART_SLACK = 64 * 1024
+RAW_TYPES = {"application/octet-stream", ""}
+FIELD = "file"
+
+
+class UploadError(Exception):
+    """Bad input from the client: an HTTP status and a message naming the problem."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    content_type: str  # as the client declared it ("" when it did not)
+    filename: str | None = None
+
+
+def _media_type(header: str) -> str:
+    return header.split(";", 1)[0].strip().lower()
+
+
+def _too_large(limit: int) -> UploadError:
+    return UploadError(413, f"upload too large: the limit is {limit:,} bytes ({limit / 2**20:.1f} MB)")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_multipart(body: bytes, content_type: str, field: str = FIELD) -> Upload:
+    """The part named `field` of a multipart/form-data body, parsed in memory."""
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise UploadError(400, "multipart upload without a boundary in its Content-Type header")
+
+    parts: list[dict] = []
+    header_field: list[bytes] = []
+    header_value: list[bytes] = []
+
+    def on_part_begin() -> None:
+        parts.append({"headers": {}, "data": io.BytesIO(), "complete": False})
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.append(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.append(data[start:end])
+
+    def on_header_end() -> None:
+        name = b"".join(header_field).decode("latin-1").lower()
+        parts[-1]["headers"][name] = b"".join(header_value).decode("latin-1")
+        header_field.clear()
+        header_value.clear()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1]["data"].write(data[start:end])
+
+    def on_part_end() -> None:
+        parts[-1]["complete"] = True
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_part_data": on_part_data, "on_part_end": on_part_end,
+    })
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as err:
+        raise UploadError(400, f"malformed multipart body: {err}") from err
+
+    names = []
+    for part in parts:
+        disposition = part["headers"].get("content-disposition", "")
+        _, options = parse_options_header(disposition)
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        names.append(name)
+        if name != field:
+            continue
+        if not part["complete"]:
+            raise UploadError(400, f"multipart field {field!r} is truncated (no closing boundary)")
+        filename = options.get(b"filename")
+        return Upload(part["data"].getvalue(), _media_type(part["headers"].get("content-type", "")),
+                      filename.decode("utf-8", "replace") if filename is not None else None)
+    found = ", ".join(repr(n) for n in names) or "none"
+    raise UploadError(422, f"multipart upload has no field {field!r} (fields found: {found}); "
+                           f"send the image as {field}=@photo.jpg")
+
+
+async def read_upload(request: Request, max_bytes: int) -> Upload:
+    """The uploaded image bytes: multipart field `file`, or the raw body.
+
+    Raw bodies are accepted with an image/* type, application/octet-stream or no type at all; any
+    other declared type (JSON, text, a form) is refused with 415 before the body is read.
+    """
+    content_type = request.headers.get("content-type", "")
+    media_type = _media_type(content_type)
+    if media_type == "multipart/form-data":
+        body = await read_body(request, max_bytes + MULTIPART_SLACK)
+        upload = parse_multipart(body, content_type)
+        if len(upload.data) > max_bytes:
+            raise _too_large(max_bytes)
+    elif media_type.startswith("image/") or media_type in RAW_TYPES:
+        upload = Upload(await read_body(request, max_bytes), media_type)
+    else:
+        raise UploadError(415, f"unsupported Content-Type {media_type!r}: send an image as multipart "
+                               f"field {FIELD!r} or as the raw body (image/jpeg, image/png, ...)")
+    if not upload.data:
+        where = f"multipart field {FIELD!r}" if media_type == "multipart/form-data" else "request body"
+        raise UploadError(400, f"empty upload: the {where} holds 0 bytes")
+    return upload

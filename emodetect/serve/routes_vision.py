@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -60,7 +61,11 @@ def _inspect(data: bytes, max_pixels: int) -> str:
         raise UploadError(415, f"not an image: the {len(data):,} bytes received are in no format this "
                                f"service reads ({READABLE})") from err
     except Image.DecompressionBombError as err:
-        raise UploadError(413, f"image has too many pixels (decompression bomb guard): {err}") from err
+        # PIL refuses > 2x its own limit inside open(), before we see the size; its message has the count.
+        count = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(count.group(1)):,}" if count else "more than PIL accepts"
+        raise UploadError(413, f"image has too many pixels: {size}, the limit is {max_pixels:,} "
+                               "(decompression bomb guard)") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise UploadError(422, f"corrupt image header: {err}") from err
     if width * height > max_pixels:

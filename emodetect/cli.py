@@ -194,5 +194,128 @@ def serve(
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
 
 
+def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int):
+    from emodetect.vision.pipeline import EmotionDetector
+
+    try:
+        return EmotionDetector(model, detector, threads)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+
+
+@app.command()
+def detect(
+    paths: list[Path] = typer.Argument(..., help="image files and/or folders (searched recursively)"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
+    detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar (default: best installed)"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON (one object per file) instead of a table"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per face to this CSV file"),
+    save_dir: Optional[Path] = typer.Option(None, help="save annotated copies of the images here"),
+    blur: bool = typer.Option(False, help="blur the faces in the annotated copies"),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
+) -> None:
+    """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
+    from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
+
+    _setup_logging(False)
+    emotion_detector = _emotion_detector(model, detector, threads)
+    csv_handle = open(csv_path, "w", newline="") if csv_path else None
+    rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
+    documents, failed, files = [], 0, 0
+    if not json_out:
+        typer.echo(f"{'file':40} {'face':>4} {'emotion':9} {'conf':>5} {'score':>5}  box (x,y,w,h)")
+    try:
+        for outcome in detect_files(emotion_detector, paths, progress):
+            files += 1
+            if outcome.error is not None:
+                failed += 1
+                typer.secho(f"{outcome.path}: skipped: {outcome.error}", fg=typer.colors.YELLOW, err=True)
+                if json_out:
+                    documents.append({"source": str(outcome.path), "error": outcome.error})
+                continue
+            result = outcome.result
+            if json_out:
+                documents.append({"source": str(outcome.path), **result.to_dict()})
+            else:
+                if not result.faces:
+                    typer.echo(f"{str(outcome.path)[-40:]:40} {'-':>4} no face")
+                for face in result.faces:
+                    b = face.box
+                    typer.echo(f"{str(outcome.path)[-40:]:40} {face.id:>4} {face.emotion:9} "
+                               f"{face.confidence:5.2f} {face.score:5.2f}  {b.x},{b.y},{b.width},{b.height}")
+            if rows is not None:
+                rows.writerows(result.to_rows())
+            if save_dir is not None:
+                save_annotated(result, annotated_path(save_dir, outcome.path, paths), blur)
+            result.image = None  # a folder of photos must not pile up in memory
+    finally:
+        if csv_handle:
+            csv_handle.close()
+    if json_out:
+        typer.echo(json.dumps(documents, indent=1))
+    if files == 0:
+        _fail("no image files found in " + ", ".join(map(str, paths)))
+    if failed:
+        typer.secho(f"{failed} of {files} file(s) skipped", fg=typer.colors.YELLOW, err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def video(
+    file: Path = typer.Argument(..., help="video file"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar"),
+    every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
+    smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
+    blur: bool = typer.Option(False, help="blur the faces in the annotated video"),
+    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="write <name>_annotated.mp4"),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+) -> None:
+    """Track faces through a video: per-frame CSV, emotion-over-time PNG, summary, annotated video."""
+    from emodetect.vision.video import VideoError, analyse_video
+
+    _setup_logging(False)
+    emotion_detector = _emotion_detector(model, detector, threads)
+    try:
+        summary = analyse_video(emotion_detector, file, out, every=every, smoothing=smoothing, blur=blur,
+                                save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty())
+    except VideoError as err:
+        _fail(str(err), 1)
+    typer.echo(summary.to_text())
+
+
+@app.command()
+def webcam(
+    source: str = typer.Option("0", help="camera index, video file or stream URL"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar"),
+    every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
+    smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
+    blur: bool = typer.Option(False, help="blur the faces in the window"),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
+    window: bool = typer.Option(True, "--window/--no-window", help="--no-window: print one line per frame instead"),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+) -> None:
+    """Live emotions from a camera in an OpenCV window (q or Esc quits); --no-window runs headless."""
+    from emodetect.vision.video import VideoError, run_webcam
+
+    _setup_logging(False)
+    emotion_detector = _emotion_detector(model, detector, threads)
+
+    def show(index: int, t: float, result) -> None:
+        faces = " ".join(f"#{f.id}:{f.emotion}:{f.confidence:.2f}" for f in result.faces) or "-"
+        typer.echo(f"{index}\t{t:.2f}\t{faces}")
+
+    try:
+        stats = run_webcam(emotion_detector, source, every=every, smoothing=smoothing, blur=blur,
+                           max_frames=max_frames, window=window, on_result=None if window else show)
+    except VideoError as err:
+        _fail(str(err), 1)
+    typer.echo(f"{stats['frames']} frames, {stats['fps']} frames/s, {stats['faces']} face track(s)", err=True)
+
+
 def main() -> None:
     app()

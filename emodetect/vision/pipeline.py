@@ -60,6 +60,11 @@ class EmotionDetector:
         if not detections:
             return []
         probabilities = self.predict_crops(self.crops(rgb, detections))
+        return self.classify_with(rgb, detections, ids, probabilities)
+
+    def classify_with(self, rgb: np.ndarray, detections: list[Detection], ids: list[int] | None,
+                      probabilities: np.ndarray) -> list[Face]:
+        """Faces from detections and probabilities computed elsewhere (e.g. smoothed over time)."""
         ids = list(range(len(detections))) if ids is None else ids
         height, width = rgb.shape[:2]
         faces = []

@@ -1,0 +1,370 @@
+"""Videos and live cameras: faces tracked across frames, emotions smoothed over time.
+
+`analyse_video` writes what the user asked for (annotated video, per-frame CSV, PNG plot, summary);
+`run_webcam` shows a live window (or runs headless for tests and servers). Both share
+`FrameAnalyser`, which keeps the tracker state for one stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from emodetect.results import Face, Result
+from emodetect.vision.faces import Detection, box_iou
+
+log = logging.getLogger(__name__)
+
+
+class VideoError(ValueError):
+    """A video file or camera that cannot be opened or read."""
+
+
+@dataclass
+class Track:
+    id: int
+    box: tuple[float, float, float, float]
+    probabilities: np.ndarray  # smoothed
+    last_time: float
+    first_time: float
+    missed: int = 0
+    frames: int = 0
+    prob_sum: np.ndarray | None = None  # of smoothed probabilities, for the summary
+
+
+class FaceTracker:
+    """Give each face a stable id across frames and smooth its probabilities over time.
+
+    Matching is greedy on box overlap (IoU), falling back to centre distance for fast motion: at
+    video frame rates a face moves little between two sampled frames, so this is enough and costs
+    nothing next to the CNNs. A track survives `max_missed` sampled frames without a match, so a
+    face lost for a blink keeps its id.
+
+    Smoothing is an exponential moving average with time constant `smoothing` seconds
+    (0 = no smoothing): weight of the past = exp(-dt / smoothing), so the result does not depend on
+    the frame rate or on `--every`.
+    """
+
+    def __init__(self, smoothing: float = 0.5, max_missed: int = 10, min_iou: float = 0.2):
+        self.smoothing = smoothing
+        self.max_missed = max_missed
+        self.min_iou = min_iou
+        self.tracks: list[Track] = []
+        self.finished: list[Track] = []
+        self._next_id = 0
+
+    def update(self, detections: list[Detection], probabilities: np.ndarray, t: float) -> list[tuple[int, np.ndarray]]:
+        """Match this frame's detections to tracks; returns (track id, smoothed probs) per detection."""
+        boxes = [(d.x, d.y, d.width, d.height) for d in detections]
+        pairs = []
+        for ti, track in enumerate(self.tracks):
+            for di, box in enumerate(boxes):
+                iou = box_iou(track.box, box)
+                size = max(track.box[2], track.box[3], box[2], box[3])
+                dist = math.dist(_centre(track.box), _centre(box)) / max(size, 1.0)
+                if iou >= self.min_iou or dist < 0.5:
+                    pairs.append((iou - dist, ti, di))
+        assigned: dict[int, int] = {}
+        used_tracks: set[int] = set()
+        for _, ti, di in sorted(pairs, reverse=True):
+            if ti not in used_tracks and di not in assigned:
+                assigned[di] = ti
+                used_tracks.add(ti)
+        out = []
+        for di, box in enumerate(boxes):
+            probs = np.asarray(probabilities[di], dtype=np.float64)
+            if di in assigned:
+                track = self.tracks[assigned[di]]
+                keep = math.exp(-(t - track.last_time) / self.smoothing) if self.smoothing > 0 else 0.0
+                track.probabilities = keep * track.probabilities + (1.0 - keep) * probs
+                track.box, track.last_time, track.missed = box, t, 0
+            else:
+                track = Track(self._next_id, box, probs.copy(), t, t, prob_sum=np.zeros_like(probs))
+                self._next_id += 1
+                self.tracks.append(track)
+                used_tracks.add(len(self.tracks) - 1)
+            track.frames += 1
+            track.prob_sum = track.prob_sum + track.probabilities
+            out.append((track.id, track.probabilities.copy()))
+        for ti, track in enumerate(self.tracks):
+            if ti not in used_tracks:
+                track.missed += 1
+        self.finished += [tr for tr in self.tracks if tr.missed > self.max_missed]
+        self.tracks = [tr for tr in self.tracks if tr.missed <= self.max_missed]
+        return out
+
+    def all_tracks(self) -> list[Track]:
+        return sorted(self.finished + self.tracks, key=lambda tr: tr.id)
+
+
+def _centre(box) -> tuple[float, float]:
+    return box[0] + box[2] / 2, box[1] + box[3] / 2
+
+
+class FrameAnalyser:
+    """Detector + tracker for one stream: `analyse(rgb, t)` returns a Result with tracked ids."""
+
+    def __init__(self, detector, smoothing: float = 0.5, max_missed: int = 10):
+        self.detector = detector
+        self.tracker = FaceTracker(smoothing, max_missed)
+
+    def analyse(self, rgb: np.ndarray, t: float) -> Result:
+        det = self.detector
+        detections = det.face_detector.detect(rgb)
+        raw = det.predict_crops(det.crops(rgb, detections)) if detections else np.zeros((0, len(det.labels)))
+        tracked = self.tracker.update(detections, raw, t)
+        faces = det.classify_with(rgb, detections, [tid for tid, _ in tracked],
+                                  np.array([p for _, p in tracked]).reshape(len(tracked), -1))
+        return Result(width=rgb.shape[1], height=rgb.shape[0], model=det.model_name,
+                      detector=det.detector_name, faces=faces, image=rgb)
+
+
+def open_capture(source: str | int):
+    """cv2.VideoCapture for a camera index, a file or a stream URL; VideoError if it will not open."""
+    import cv2
+
+    if isinstance(source, str) and source.isdigit():
+        source = int(source)
+    if isinstance(source, str) and "://" not in source and not Path(source).is_file():
+        raise VideoError(f"{source}: no such video file")
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        what = f"camera {source}" if isinstance(source, int) else str(source)
+        raise VideoError(f"{what}: cannot open (not a video, unsupported codec, or no such device)")
+    return capture
+
+
+def frames(capture, every: int = 1, max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, time in seconds, BGR frame) of every `every`-th frame."""
+    import cv2
+
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    index = sampled = 0
+    start = time.perf_counter()
+    while max_frames is None or sampled < max_frames:
+        if index % every:
+            # grab() skips decoding into an image; far cheaper than read() for skipped frames.
+            if not capture.grab():
+                break
+            index += 1
+            continue
+        ok, frame = capture.read()
+        if not ok:
+            break
+        t = index / fps if fps > 0 else time.perf_counter() - start
+        yield index, t, frame
+        index += 1
+        sampled += 1
+
+
+CSV_FIELDS = ["frame", "time_s", "face_id", "x", "y", "width", "height", "score", "emotion", "confidence"]
+
+
+@dataclass
+class VideoSummary:
+    source: str
+    frames_read: int
+    frames_analysed: int
+    fps: float
+    duration_s: float
+    faces: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def to_text(self) -> str:
+        lines = [f"{self.source}: {self.frames_analysed} of {self.frames_read} frames analysed "
+                 f"({self.duration_s:.1f} s of video in {self.seconds:.1f} s), {len(self.faces)} face track(s)"]
+        for face in self.faces:
+            top = sorted(face["mean_probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            mix = ", ".join(f"{k} {v:.0%}" for k, v in top)
+            lines.append(f"  face #{face['id']}: {face['first_s']:.1f}-{face['last_s']:.1f} s, "
+                         f"{face['frames']} frames, mostly {face['dominant']} ({mix})")
+        for name, path in self.outputs.items():
+            lines.append(f"  {name}: {path}")
+        return "\n".join(lines)
+
+
+def analyse_video(detector, source: str | Path, out_dir: str | Path | None = None, every: int = 1,
+                  smoothing: float = 0.5, blur: bool = False, save_video: bool = True,
+                  max_frames: int | None = None, progress: bool = False) -> VideoSummary:
+    """Track faces through a video file and write the per-frame CSV, plot, summary and video.
+
+    Outputs go to `out_dir` (default: next to the video): <stem>_emotions.csv, <stem>_emotions.png,
+    <stem>_summary.json and, when `save_video`, <stem>_annotated.mp4 (faces blurred if `blur`).
+    """
+    import cv2
+
+    if every < 1:
+        raise ValueError(f"every must be >= 1, not {every}")
+    source = Path(source)
+    capture = open_capture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    out_dir = Path(out_dir) if out_dir else source.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = source.stem
+    csv_path, png_path = out_dir / f"{stem}_emotions.csv", out_dir / f"{stem}_emotions.png"
+    summary_path, video_path = out_dir / f"{stem}_summary.json", out_dir / f"{stem}_annotated.mp4"
+    analyser = FrameAnalyser(detector, smoothing)
+    labels = list(detector.labels)
+    writer = None
+    series: list[tuple[float, int, np.ndarray]] = []
+    analysed = last_index = 0
+    started = time.perf_counter()
+    bar = _progress(total // every if total else None, progress)
+    try:
+        with open(csv_path, "w", newline="") as handle:
+            rows = csv.writer(handle)
+            rows.writerow(CSV_FIELDS + labels)
+            for index, t, bgr in frames(capture, every, max_frames):
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                result = analyser.analyse(rgb, t)
+                analysed += 1
+                last_index = index
+                for face in result.faces:
+                    b = face.box
+                    probs = [face.probabilities[k] for k in labels]
+                    rows.writerow([index, f"{t:.3f}", face.id, b.x, b.y, b.width, b.height, f"{face.score:.3f}",
+                                   face.emotion, f"{face.confidence:.4f}", *[f"{p:.4f}" for p in probs]])
+                    series.append((t, face.id, np.array(probs)))
+                if save_video:
+                    if writer is None:
+                        writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                                 fps / every, (rgb.shape[1], rgb.shape[0]))
+                    writer.write(cv2.cvtColor(result.plot(blur=blur), cv2.COLOR_RGB2BGR))
+                bar.update(1)
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if analysed == 0:
+        csv_path.unlink(missing_ok=True)
+        raise VideoError(f"{source}: no frame could be read")
+    outputs = {"csv": str(csv_path)}
+    if writer is not None:
+        outputs["video"] = str(video_path)
+    if plot_timeline(series, labels, png_path, title=source.name):
+        outputs["plot"] = str(png_path)
+    outputs["summary"] = str(summary_path)
+    summary = VideoSummary(str(source), frames_read=last_index + 1, frames_analysed=analysed, fps=fps,
+                           duration_s=(last_index + 1) / fps, faces=_track_summaries(analyser.tracker, labels),
+                           outputs=outputs, seconds=round(time.perf_counter() - started, 3))
+    summary_path.write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
+    return summary
+
+
+def _progress(total: int | None, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", disable=not enabled, leave=False)
+
+
+def _track_summaries(tracker: FaceTracker, labels: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for track in tracker.all_tracks():
+        mean = track.prob_sum / max(track.frames, 1)
+        out.append({"id": track.id, "frames": track.frames, "first_s": round(track.first_time, 3),
+                    "last_s": round(track.last_time, 3), "dominant": labels[int(mean.argmax())],
+                    "mean_probabilities": {k: round(float(v), 4) for k, v in zip(labels, mean)}})
+    return out
+
+
+def plot_timeline(series: list[tuple[float, int, np.ndarray]], labels: list[str], path: Path,
+                  title: str = "", max_faces: int = 6) -> bool:
+    """PNG of each face's (smoothed) emotion probabilities over time; False when there is no face."""
+    if not series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from emodetect.vision.draw import COLOURS
+
+    counts: dict[int, int] = {}
+    for _, face_id, _ in series:
+        counts[face_id] = counts.get(face_id, 0) + 1
+    ids = sorted(sorted(counts, key=lambda i: -counts[i])[:max_faces])
+    fig = Figure(figsize=(9, 2.2 * len(ids) + 0.6), dpi=100)
+    axes = fig.subplots(len(ids), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, face_id in zip(axes, ids):
+        times = np.array([t for t, i, _ in series if i == face_id])
+        probs = np.array([p for _, i, p in series if i == face_id])
+        for k, label in enumerate(labels):
+            colour = np.array(COLOURS.get(label, (0, 0, 0))) / 255.0
+            ax.plot(times, probs[:, k], label=label, color=colour, linewidth=1.5)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"face #{face_id}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(ncol=len(labels), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.35))
+    axes[-1].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=9, y=0.995)
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
+def run_webcam(detector, source: str | int = 0, every: int = 1, smoothing: float = 0.5, blur: bool = False,
+               max_frames: int | None = None, window: bool = True,
+               on_result: Callable[[int, float, Result], None] | None = None) -> dict[str, Any]:
+    """Live analysis of a camera (index) or a video file/stream URL, drawn in an OpenCV window.
+
+    `window=False` runs headless (no GUI needed) and hands each Result to `on_result`. Press q or
+    Esc in the window to stop. Returns frame count and mean frames per second.
+    """
+    import cv2
+
+    if window and not _has_gui(cv2):
+        raise VideoError("this OpenCV build has no GUI (opencv-python-headless); run with --no-window, "
+                         "or install opencv-python for a live window")
+    capture = open_capture(source)
+    analyser = FrameAnalyser(detector, smoothing)
+    count, started, fps = 0, time.perf_counter(), 0.0
+    last = started
+    try:
+        for index, t, bgr in frames(capture, every, max_frames):
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            result = analyser.analyse(rgb, t)
+            now = time.perf_counter()
+            # Displayed FPS: a running average so the number is readable.
+            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if count else 1.0 / max(now - last, 1e-6)
+            last = now
+            count += 1
+            if on_result is not None:
+                on_result(index, t, result)
+            if window:
+                from emodetect.vision.draw import draw_faces
+
+                shown = draw_faces(rgb, result.faces, blur=blur, extra_text=f"{fps:.0f} FPS")
+                cv2.imshow("emodetect (q to quit)", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+    finally:
+        capture.release()
+        if window:
+            cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - started
+    return {"frames": count, "seconds": round(elapsed, 3), "fps": round(count / elapsed, 2) if elapsed else 0.0,
+            "faces": len(analyser.tracker.all_tracks())}
+
+
+def _has_gui(cv2) -> bool:
+    try:
+        info = cv2.getBuildInformation()
+    except cv2.error:
+        return False
+    gui_line = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    return bool(gui_line) and "NONE" not in gui_line.upper()

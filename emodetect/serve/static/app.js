@@ -2,9 +2,10 @@
 // Plain browser JavaScript, no build step. Nothing is stored: frames go to the server and back.
 "use strict";
 
+// The colours of emodetect.vision.draw, so the page and ?annotate=true images agree.
 const COLORS = {
-  angry: "#d93b3b", disgust: "#2e9c5a", fear: "#8a4fc6", happy: "#e0a100",
-  sad: "#2f6fde", surprise: "#e8590c", neutral: "#6b7280",
+  angry: "rgb(230,40,40)", disgust: "rgb(120,160,30)", fear: "rgb(150,60,200)", happy: "rgb(250,200,0)",
+  sad: "rgb(40,110,230)", surprise: "rgb(250,120,0)", neutral: "rgb(200,200,200)",
 };
 const colorOf = (label) => COLORS[label] || "#2f6fde";
 const $ = (id) => document.getElementById(id);
@@ -236,7 +237,15 @@ const live = {
         return item;
       }));
     }
-    const xOf = (t) => width - ((now - t) / (HISTORY_SECONDS * 1000)) * width;
+    // The time axis grows with the session up to 30 s, so a new session fills the chart at once.
+    const first = this.history.length ? this.history[0].t : now;
+    const span = Math.min(HISTORY_SECONDS * 1000, Math.max(5000, now - first));
+    const xOf = (t) => width - ((now - t) / span) * width;
+    ctx.fillStyle = "#888";  // pure grey: the browser test counts coloured pixels as lines
+    ctx.font = "10px system-ui, sans-serif";
+    ctx.fillText("100%", 2, 10);
+    ctx.fillText("50%", 2, height / 2 - 2);
+    ctx.fillText(`-${Math.round(span / 1000)} s`, 2, height - 4);
     ctx.lineWidth = 2;
     for (const label of labels) {
       ctx.strokeStyle = colorOf(label);

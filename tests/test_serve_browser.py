@@ -1,0 +1,165 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright against `emodetect serve`.
+
+Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` Python package (no
+`playwright install`: the system Chromium is used). Set EMODETECT_SCREENSHOT_DIR=docs/screenshots to
+refresh the README screenshots; otherwise they go to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+CHROMIUM = Path("/usr/bin/chromium")
+SAMPLES = Path(str(resources.files("emodetect.assets"))) / "samples"
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_y4m(photo: Path, out: Path, size: tuple[int, int] = (640, 480), frames: int = 10) -> Path:
+    """A raw YUV 4:2:0 video of the photo, letterboxed: what Chromium's fake camera plays in a loop."""
+    image = ImageOps.pad(Image.open(photo).convert("RGB"), size, color=(0, 0, 0))
+    y, cb, cr = image.convert("YCbCr").split()
+    half = (size[0] // 2, size[1] // 2)
+    frame = b"FRAME\n" + y.tobytes() + cb.resize(half, Image.BOX).tobytes() + cr.resize(half, Image.BOX).tobytes()
+    out.write_bytes(f"YUV4MPEG2 W{size[0]} H{size[1]} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    exe = Path(sys.executable).with_name("emodetect")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "emodetect"]
+    proc = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"emodetect serve did not become ready: {proc.stdout.read().decode(errors='replace')}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser")
+    video = write_y4m(SAMPLES / "astronaut.jpg", folder / "camera.y4m")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"]
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(folder / "profile"), executable_path=str(CHROMIUM), headless=True, args=args,
+            viewport={"width": 1280, "height": 860})
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def keep(shot: Path) -> None:
+    target = os.environ.get("EMODETECT_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / shot.name)
+
+
+def test_uploaded_photo_shows_a_face_box_label_and_bars(server, browser, shots):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server)
+    assert "not kept" in page.inner_text("body") or "discarded" in page.inner_text("#privacy")
+    page.set_input_files("#file-input", str(SAMPLES / "astronaut.jpg"))
+    page.wait_for_selector("#photo-faces .face .label", timeout=20_000)
+    labels = page.locator("#photo-faces .face .label").all_inner_texts()
+    assert labels and all(label in EMOTIONS for label in labels)
+    tag = page.locator("#photo-overlay .box .tag").first.inner_text()
+    assert tag.split()[1] in EMOTIONS
+    assert page.locator("#photo-faces .face").first.locator(".bar").count() == 7
+    assert "1 face" in page.inner_text("#photo-status")
+    # The drawn box sits on the face the API found (labels.json has it at x=176, y=56 in 512 px).
+    box = page.locator("#photo-overlay .box").first.bounding_box()
+    image = page.locator("#photo-image").bounding_box()
+    assert 0.25 < (box["x"] - image["x"]) / image["width"] < 0.45
+    shot = shots / "photo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
+    assert not errors
+
+
+def test_an_error_is_shown_for_a_file_that_is_not_an_image(server, browser, tmp_path):
+    page = browser.new_page()
+    page.goto(server)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture at all")
+    page.set_input_files("#file-input", str(notes))
+    page.wait_for_selector("#photo-status.error", timeout=10_000)
+    assert "not an image" in page.inner_text("#photo-status")
+
+
+def test_live_camera_draws_labels_over_the_video(server, browser, shots):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server)
+    page.click("#tab-live")
+    assert "not kept" in page.inner_text("#panel-live")
+    page.click("#live-start")
+    page.wait_for_selector("#live-overlay .box .tag", timeout=30_000)
+    tag = page.locator("#live-overlay .box .tag").first.inner_text()
+    assert tag.split()[1] in EMOTIONS
+    # Several frames later: FPS is measured and the chart has a line.
+    page.wait_for_function("Number(document.getElementById('fps').textContent) > 0.5", timeout=20_000)
+    page.wait_for_timeout(2500)
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('live-chart');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let coloured = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && !(d[i] === d[i + 1] && d[i + 1] === d[i + 2])) coloured++;
+        return coloured;
+    }""")
+    assert drawn > 50
+    assert page.locator("#chart-legend span").count() == 7
+    shot = shots / "live.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
+    page.click("#live-stop")
+    assert not errors

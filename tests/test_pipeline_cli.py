@@ -1,0 +1,89 @@
+"""`emodetect detect` end to end: table, --json, --csv, --save-dir; bad files reported and skipped."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from emodetect.cli import app
+
+SAMPLES = Path(__file__).resolve().parent.parent / "emodetect" / "assets" / "samples"
+
+
+def _png_claiming_size(width: int, height: int) -> bytes:
+    """A small PNG whose header claims a huge size, as a decompression bomb does."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Two good photos (one in a subfolder) and one file of every bad kind."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLES / "astronaut.jpg", root / "astronaut.jpg")
+    shutil.copy(SAMPLES / "grace_hopper.jpg", root / "sub" / "hopper.jpg")
+    (root / "notes.jpg").write_text("not a picture")
+    (root / "empty.png").write_bytes(b"")
+    (root / "cut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes()[:3000])
+    (root / "huge.png").write_bytes(_png_claiming_size(9000, 6000))  # 54 Mpx: over the 50 Mpx limit
+    (root / "readme.txt").write_text("ignored: not an image suffix")
+    return root
+
+
+def test_bad_files_are_reported_and_skipped_and_the_rest_kept(folder, tmp_path):
+    result = CliRunner().invoke(app, ["detect", str(folder), "--csv", str(tmp_path / "faces.csv"),
+                                      "--save-dir", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    for name, reason in [("notes.jpg", "not an image"), ("empty.png", "empty file"),
+                         ("cut.jpg", "truncated"), ("huge.png", "too many pixels")]:
+        assert f"{folder / name}: skipped: " in result.stderr and reason in result.stderr
+    assert "readme.txt" not in result.stderr
+    assert "4 of 6 file(s) skipped" in result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(str(folder)[-20:]) or "jpg" in line]
+    assert sum("astronaut.jpg" in line for line in lines) == 1 and sum("hopper.jpg" in line for line in lines) == 1
+    with open(tmp_path / "faces.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(Path(r["source"]).name for r in rows) == ["astronaut.jpg", "hopper.jpg"]
+    assert {"face_id", "x", "y", "width", "height", "emotion", "angry", "neutral"} <= set(rows[0])
+    saved = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg"))
+    assert saved == ["astronaut_emotions.jpg", "sub/hopper_emotions.jpg"]
+    assert Image.open(tmp_path / "out" / "astronaut_emotions.jpg").size == (512, 512)
+
+
+def test_json_output_lists_results_and_errors(folder):
+    result = CliRunner().invoke(app, ["detect", str(folder / "astronaut.jpg"), str(folder / "notes.jpg"), "--json"])
+    assert result.exit_code == 1
+    documents = json.loads(result.stdout)
+    assert [Path(d["source"]).name for d in documents] == ["astronaut.jpg", "notes.jpg"]
+    assert documents[0]["image"] == {"width": 512, "height": 512} and len(documents[0]["faces"]) == 1
+    assert "not an image" in documents[1]["error"]
+
+
+def test_all_good_files_exit_zero_and_nothing_is_written_unasked(tmp_path):
+    shutil.copy(SAMPLES / "astronaut.jpg", tmp_path / "a.jpg")
+    before = sorted(tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "a.jpg")])
+    assert result.exit_code == 0, result.output
+    assert "a.jpg" in result.stdout
+    assert sorted(tmp_path.rglob("*")) == before  # no image stored unless asked
+
+
+def test_missing_path_and_unknown_detector_fail_clearly(tmp_path):
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "gone")])
+    assert result.exit_code != 0 and "no such file or folder" in result.stderr
+    result = CliRunner().invoke(app, ["detect", str(SAMPLES / "astronaut.jpg"), "--detector", "nope"])
+    assert result.exit_code == 2 and "unknown face detector 'nope'" in result.stderr

@@ -1,0 +1,128 @@
+"""Videos and the webcam loop on a short clip made here from a sample photo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from emodetect.cli import app
+from emodetect.vision.faces import Detection
+from emodetect.vision.pipeline import EmotionDetector
+from emodetect.vision.video import FaceTracker, VideoError, analyse_video, run_webcam
+
+SAMPLES = Path(__file__).resolve().parent.parent / "emodetect" / "assets" / "samples"
+FRAMES, FPS = 12, 10
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """12 frames of 640x480 at 10 fps: the group photo drifting right by 4 px a frame."""
+    import cv2
+
+    group = np.asarray(Image.open(SAMPLES / "group.jpg").convert("RGB"))[:, :, ::-1]
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
+    for i in range(FRAMES):
+        move = np.float32([[0.8, 0, -60 + 4 * i], [0, 0.8, -10]])
+        writer.write(cv2.warpAffine(group, move, (640, 480), borderMode=cv2.BORDER_REPLICATE))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def detector() -> EmotionDetector:
+    return EmotionDetector(threads=1)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_video_gives_a_row_per_sampled_frame_and_face_with_stable_ids(detector, clip, tmp_path):
+    summary = analyse_video(detector, clip, tmp_path, every=2, save_video=True)
+    rows = _read_csv(tmp_path / "clip_emotions.csv")
+    per_frame = defaultdict(list)
+    for row in rows:
+        per_frame[int(row["frame"])].append(row)
+    assert sorted(per_frame) == list(range(0, FRAMES, 2))
+    counts = {len(v) for v in per_frame.values()}
+    assert min(counts) >= 3  # the clip holds 5 faces; the two smallest are about 35 px
+    # Stable ids: no face gets a new id as it drifts, so there are as many ids as faces in a frame.
+    ids = {int(r["face_id"]) for r in rows}
+    assert len(ids) == max(counts)
+    for face_id in ids:
+        xs = [int(r["x"]) for r in rows if int(r["face_id"]) == face_id]
+        assert all(0 <= b - a <= 16 for a, b in zip(xs, xs[1:])), f"face {face_id} jumped: {xs}"
+    assert float(per_frame[2][0]["time_s"]) == pytest.approx(2 / FPS, abs=1e-3)
+    probs = np.array([[float(r[k]) for k in detector.labels] for r in rows])
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-2)
+    assert summary.frames_analysed == FRAMES // 2 and len(summary.faces) == len(ids)
+    saved = json.loads((tmp_path / "clip_summary.json").read_text())
+    assert saved["frames_analysed"] == FRAMES // 2
+    assert Image.open(tmp_path / "clip_emotions.png").size[0] > 300
+    import cv2
+
+    video = cv2.VideoCapture(str(tmp_path / "clip_annotated.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES // 2
+    video.release()
+
+
+def test_tracker_keeps_ids_and_smooths_with_a_time_constant():
+    tracker = FaceTracker(smoothing=0.5)
+    a, b = np.eye(7)[3], np.eye(7)[0]
+    first = tracker.update([Detection(100, 100, 50, 50, 0.9), Detection(300, 100, 50, 50, 0.9)], np.stack([a, a]), 0.0)
+    assert [i for i, _ in first] == [0, 1]
+    # Both faces move a little and come in the other order; a third face appears far away.
+    second = tracker.update([Detection(306, 102, 50, 50, 0.9), Detection(105, 98, 50, 50, 0.9),
+                             Detection(500, 300, 40, 40, 0.9)], np.stack([b, b, b]), 0.5)
+    assert [i for i, _ in second] == [1, 0, 2]
+    keep = math.exp(-1.0)  # dt = 0.5 s = the time constant
+    assert np.allclose(second[0][1], keep * a + (1 - keep) * b)
+    assert np.allclose(second[2][1], b)  # a new face starts from its own reading
+    off = FaceTracker(smoothing=0.0)
+    off.update([Detection(0, 0, 10, 10, 1)], a[None], 0.0)
+    assert np.allclose(off.update([Detection(1, 0, 10, 10, 1)], b[None], 0.1)[0][1], b)
+
+
+def test_video_cli_writes_every_output(clip, tmp_path):
+    result = CliRunner().invoke(app, ["video", str(clip), "--out", str(tmp_path), "--every", "3", "--blur",
+                                      "--smoothing", "0"])
+    assert result.exit_code == 0, result.output
+    assert "face #0" in result.stdout and "4 of" in result.stdout
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["clip_annotated.mp4", "clip_emotions.csv", "clip_emotions.png", "clip_summary.json"]
+    assert sorted({int(r["frame"]) for r in _read_csv(tmp_path / "clip_emotions.csv")}) == [0, 3, 6, 9]
+
+
+def test_video_cli_reports_a_file_that_is_not_a_video(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    result = CliRunner().invoke(app, ["video", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "bad.mp4" in result.stderr
+    result = CliRunner().invoke(app, ["video", str(tmp_path / "gone.mp4")])
+    assert result.exit_code == 1 and "no such video file" in result.stderr
+
+
+def test_webcam_runs_headless_on_a_video_source(clip):
+    result = CliRunner().invoke(app, ["webcam", "--source", str(clip), "--max-frames", "3", "--no-window"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["0", "1", "2"]
+    assert "#0:" in lines[0] and "3 frames" in result.stderr
+
+
+def test_webcam_reports_a_missing_source_and_hands_results_to_the_callback(detector, tmp_path):
+    with pytest.raises(VideoError, match="no such video file"):
+        run_webcam(detector, str(tmp_path / "none.mp4"), window=False)
+    seen = []
+    stats = run_webcam(detector, str(SAMPLES / "astronaut.jpg"), window=False, max_frames=1, on_result=lambda i, t, r: seen.append(len(r.faces)))
+    assert stats["frames"] == 1 and seen == [1]  # OpenCV reads a still image as a one-frame video

@@ -29,3 +29,17 @@ def canonical_emotion(name: str) -> str:
     if key not in SYNONYMS:
         raise ValueError(f"unknown emotion label {name!r}; known: {sorted(set(SYNONYMS))}")
     return SYNONYMS[key]
+
+
+# GoEmotions' 27 emotions + neutral grouped as in the paper's Ekman mapping (Demszky et al. 2020),
+# keyed by the face model's names so text and face results line up.
+GOEMOTIONS_EKMAN: dict[str, tuple[str, ...]] = {
+    "angry": ("anger", "annoyance", "disapproval"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "nervousness"),
+    "happy": ("joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism", "relief",
+              "pride", "admiration", "desire", "caring"),
+    "sad": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
+    "surprise": ("surprise", "realization", "confusion", "curiosity"),
+    "neutral": ("neutral",),
+}

@@ -16,7 +16,7 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # One module per model family; importing it runs its @register_model decorators (needs torch).
-FAMILY_MODULES = ("emodetect.vision.models",)
+FAMILY_MODULES = ("emodetect.vision.models", "emodetect.text.models", "emodetect.voice.models")
 
 
 def _import_families() -> None:

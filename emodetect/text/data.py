@@ -1,0 +1,259 @@
+"""Readers for text-emotion CSVs (GoEmotions, dair-ai emotion, MELD, ISEAR, or your own).
+
+One format covers all of them: a UTF-8 CSV with a `text` column, either a `label` column (one
+label per row) or a `labels` column (`;`-joined, multi-label), and a `split` column
+(train/validation/test). GoEmotions' `labels.json` beside the CSV fixes its label order; other
+files use their labels sorted by name. A row without text or label is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emodetect.labels import GOEMOTIONS_EKMAN
+from emodetect.text.tokenize import Vocabulary
+from emodetect.vision.data import DataError
+
+log = logging.getLogger(__name__)
+
+# The training loop's defaults are FER-2013 split names; text files say train/validation/test.
+SPLIT_ALIASES = {
+    "training": "train", "train": "train",
+    "publictest": "validation", "val": "validation", "valid": "validation", "dev": "validation",
+    "validation": "validation",
+    "privatetest": "test", "test": "test",
+}
+
+
+@dataclass
+class TextDataset:
+    """Texts with their targets: one-hot rows (single-label) or multi-hot rows (multi-label)."""
+
+    texts: list[str]
+    targets: np.ndarray  # float32 N x C
+    labels: tuple[str, ...]
+    multilabel: bool
+    source: str
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def class_indices(self) -> np.ndarray:
+        """Single-label targets as class indices."""
+        return self.targets.argmax(1)
+
+    def subset(self, n: int) -> "TextDataset":
+        return TextDataset(self.texts[:n], self.targets[:n], self.labels, self.multilabel,
+                           self.source, self.skipped)
+
+
+def normalise_split(split: str) -> str:
+    return SPLIT_ALIASES.get(split.strip().lower(), split.strip())
+
+
+def read_csv_text(path: str | Path) -> str:
+    """The whole file as text; a non-UTF-8 byte is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
+                        "save the file as UTF-8") from err
+
+
+def read_csv_rows(path: str | Path, required: tuple[str, ...] = ()) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a UTF-8 CSV; a missing required column is an error listing the columns."""
+    reader = csv.DictReader(io.StringIO(read_csv_text(path), newline=""))
+    header = list(reader.fieldnames or [])
+    if not header:
+        raise DataError(f"{path}: empty file (no header row)")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}: no column {', '.join(repr(c) for c in missing)}; "
+                        f"the columns are: {', '.join(header)}")
+    return header, list(reader)
+
+
+def _label_order(path: Path, rows: list[dict[str, str]], column: str) -> tuple[str, ...]:
+    names_file = path.with_name("labels.json")
+    if names_file.is_file():
+        return tuple(json.loads(names_file.read_text(encoding="utf-8")))
+    found = {name.strip() for row in rows for name in (row.get(column) or "").split(";") if name.strip()}
+    return tuple(sorted(found))
+
+
+def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
+    """Read one split (or every row when split is None) of a text-emotion CSV."""
+    path = Path(data)
+    header, rows = read_csv_rows(path, ("text",))
+    if "labels" in header:
+        column, multilabel = "labels", True
+    elif "label" in header:
+        column, multilabel = "label", False
+    else:
+        raise DataError(f"{path}: no 'label' or 'labels' column; the columns are: {', '.join(header)}")
+    labels = _label_order(path, rows, column)
+    index = {name: i for i, name in enumerate(labels)}
+    wanted = normalise_split(split) if split else None
+    if wanted is not None and "split" not in header:
+        raise DataError(f"{path}: split {split!r} asked for, but the file has no 'split' column")
+    texts, targets, skipped = [], [], []
+    for line, row in enumerate(rows, start=2):  # line numbers as an editor shows them (header is 1)
+        if wanted is not None and (row.get("split") or "").strip() != wanted:
+            continue
+        text = row.get("text") or ""
+        names = [n.strip() for n in (row.get(column) or "").split(";") if n.strip()]
+        problem = ("empty text" if not text.strip() else "no label" if not names else
+                   next((f"unknown label {n!r}" for n in names if n not in index), None))
+        if problem is None and not multilabel and len(names) > 1:
+            problem = f"{len(names)} labels in a single-label file"
+        if problem:
+            skipped.append(f"{path}:{line}: {problem}")
+            continue
+        target = np.zeros(len(labels), dtype=np.float32)
+        target[[index[n] for n in names]] = 1.0
+        texts.append(text)
+        targets.append(target)
+    for reason in skipped[:20]:
+        log.warning("skipped %s", reason)
+    if not texts:
+        raise DataError(f"{path}: no usable rows" + (f" in split {wanted!r}" if wanted else ""))
+    return TextDataset(texts, np.stack(targets), labels, multilabel,
+                       f"{path}[{wanted or 'all'}]", skipped)
+
+
+def label_groups(labels: tuple[str, ...] | list[str]) -> dict[str, list[str]] | None:
+    """The Ekman grouping when the labels are GoEmotions', else None."""
+    members = {m for group in GOEMOTIONS_EKMAN.values() for m in group}
+    if set(labels) != members:
+        return None
+    return {group: list(names) for group, names in GOEMOTIONS_EKMAN.items()}
+
+
+def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it needs torch)
+    """Token ids for the train and validation splits, with a vocabulary built from train alone."""
+    import torch
+
+    from emodetect.train import TrainingData
+
+    train = load_texts(cfg.data, cfg.train_split)
+    val = load_texts(cfg.data, cfg.val_split)
+    if cfg.limit:
+        train = train.subset(min(cfg.limit, len(train)))
+    vocab = Vocabulary.build(train.texts)
+    max_tokens = getattr(cfg, "max_tokens", 0) or fit_max_tokens(vocab, train.texts)
+    train_ids = vocab.encode(train.texts, max_tokens)
+    val_ids = vocab.encode(val.texts, max_tokens)
+    for name, ds, enc in (("train", train, train_ids), ("val", val, val_ids)):
+        log.info("%s: %d texts from %s, label counts %s, %d skipped, %d truncated to %d tokens",
+                 name, len(ds), ds.source, ds.targets.sum(0).astype(int).tolist(), len(ds.skipped),
+                 int(enc.truncated.sum()), max_tokens)
+    log.info("vocabulary: %d tokens (seen twice or more in train)", len(vocab))
+    val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
+    extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
+    groups = label_groups(train.labels)
+    if groups:
+        extras["groups"] = groups
+    return TrainingData(
+        train_inputs=torch.from_numpy(train_ids.ids),
+        train_targets=torch.from_numpy(train.targets),
+        val_inputs=torch.from_numpy(val_ids.ids),
+        val_labels=val_labels,
+        labels=train.labels,
+        augment=token_dropout,
+        multilabel=train.multilabel,
+        model_kwargs={"vocab_size": len(vocab)},
+        extras=extras,
+    )
+
+
+def fit_max_tokens(vocab: Vocabulary, texts: list[str], cover: float = 0.99) -> int:
+    """Sequence length that holds `cover` of the training texts whole, rounded up to a multiple
+    of 8 (16..128): padding costs as much compute as text, so a tight fit trains faster."""
+    lengths = vocab.encode(texts, 1).lengths
+    return int(min(128, max(16, -(-np.quantile(lengths, cover) // 8) * 8)))
+
+
+def token_dropout(ids, gen, rate: float = 0.1):
+    """Replace a random `rate` of the real tokens by <unk>: the text analogue of image augmentation."""
+    import torch
+
+    drop = (torch.rand(ids.shape, generator=gen) < rate) & (ids > 0)
+    return torch.where(drop, torch.ones_like(ids), ids)
+
+
+def export_example(state: dict) -> tuple:
+    """A seeded example batch of token ids (not all padding, so parity means something) and the spec."""
+    import torch
+
+    max_tokens = state["extras"]["max_tokens"]
+    vocab_size = state["model_kwargs"]["vocab_size"]
+    example = torch.randint(0, vocab_size, (1, max_tokens), generator=torch.Generator().manual_seed(0))
+    spec = {"name": "pixels", "shape": ["N", max_tokens], "dtype": "int64",
+            "content": "token ids from the vocabulary in extras (emodetect.text.tokenize), 0 = padding"}
+    return example, spec
+
+
+def export_extras(state: dict, model) -> dict[str, Any]:
+    """Extras for the ONNX file: the vocabulary and, for multi-label models, per-label thresholds
+    tuned on the validation split of the training data (0.5 when that data is not at hand)."""
+    import torch
+
+    from emodetect.evaluate import tune_thresholds
+
+    extras = dict(state.get("extras") or {})
+    if not state.get("multilabel"):
+        return extras
+    config = state.get("config", {})
+    try:
+        val = load_texts(config.get("data", ""), config.get("val_split", "validation"))
+    except DataError as err:
+        log.warning("thresholds left at 0.5: validation data not readable (%s)", err)
+        extras["thresholds"] = [0.5] * len(state["labels"])
+        return extras
+    ids = Vocabulary.from_dict(extras["vocab"]).encode(val.texts, extras["max_tokens"]).ids
+    with torch.no_grad():
+        probs = torch.cat([torch.sigmoid(model(torch.from_numpy(ids[i:i + 1024])).float())
+                           for i in range(0, len(ids), 1024)]).numpy()
+    extras["thresholds"] = [round(float(t), 3) for t in tune_thresholds(probs, val.targets)]
+    extras["thresholds_from"] = val.source
+    return extras
+
+
+def model_text_config(model: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """Extras (vocabulary, max tokens, thresholds) and labels of an ONNX file, bundled name or .pt."""
+    path = Path(model)
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return dict(state.get("extras") or {}), list(state.get("labels") or [])
+    from emodetect.runtime import load_model
+
+    onnx_model = load_model(model, modality="text", threads=1)
+    return onnx_model.extras(), list(onnx_model.labels)
+
+
+def evaluation_data(data: str | Path, split: str | None, model: str | Path | None = None):
+    """Token ids (encoded with `model`'s vocabulary), true labels (indices, or N x C multi-hot for
+    multi-label files), label names and a source description."""
+    if model is None:
+        raise ValueError("text evaluation needs the model, whose vocabulary encodes the texts")
+    texts = load_texts(data, split)
+    extras, _ = model_text_config(model)
+    ids = Vocabulary.from_dict(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
+    truth = texts.targets.astype(np.int64) if texts.multilabel else texts.class_indices()
+    return ids, truth, texts.labels, texts.source

@@ -1,0 +1,83 @@
+"""A small, fully specified word tokenizer and vocabulary; no torch, no downloads.
+
+Why our own: the vocabulary is built from the training split and saved as JSON inside the ONNX
+metadata (`extras`), so inference needs only this module, numpy and onnxruntime, and the exact
+same rules run at training and at inference.
+
+Rules: NFKC-normalise and lower-case; a token is a run of letters (any script, with inner
+apostrophes, e.g. "didn't"), a run of digits (mapped to one `<num>` token), a masked name such as
+`[name]`, or any single other non-space character (punctuation, emoji). Unknown tokens become
+`<unk>`; id 0 is padding.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+PAD, UNK, NUM = "<pad>", "<unk>", "<num>"
+TOKENIZER_VERSION = "words-v1"
+
+_TOKEN = re.compile(r"\[[a-z]+\]|[^\W\d_]+(?:['’][^\W\d_]+)*|\d+|[^\w\s]", re.UNICODE)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split one text into tokens by the rules in the module docstring."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    return [NUM if t.isdigit() else t for t in _TOKEN.findall(text)]
+
+
+@dataclass
+class Encoded:
+    """Token ids (N x max_tokens int64, 0-padded) and which texts were cut to fit."""
+
+    ids: np.ndarray
+    lengths: np.ndarray  # tokens per text before truncation
+    truncated: np.ndarray  # bool, N
+
+
+class Vocabulary:
+    """Token <-> id map built from training texts; saved as a plain dict."""
+
+    def __init__(self, tokens: Sequence[str]):
+        if list(tokens[:2]) != [PAD, UNK]:
+            raise ValueError("a vocabulary starts with <pad>, <unk>")
+        self.tokens = list(tokens)
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], min_count: int = 2, max_size: int = 50_000) -> "Vocabulary":
+        """The tokens seen at least `min_count` times, most frequent first (ties alphabetical)."""
+        counts = Counter(t for text in texts for t in tokenize(text))
+        ranked = sorted((t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)),
+                        key=lambda t: (-counts[t], t))
+        return cls([PAD, UNK] + ranked[:max_size - 2])
+
+    def encode(self, texts: Sequence[str], max_tokens: int) -> Encoded:
+        """Ids for a batch of texts; longer texts keep their first `max_tokens` tokens."""
+        ids = np.zeros((len(texts), max_tokens), dtype=np.int64)
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        unk = self.index[UNK]
+        for row, text in enumerate(texts):
+            tokens = tokenize(text)
+            lengths[row] = len(tokens)
+            ids[row, :min(len(tokens), max_tokens)] = [self.index.get(t, unk) for t in tokens[:max_tokens]]
+        return Encoded(ids, lengths, lengths > max_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokenizer": TOKENIZER_VERSION, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
+        if data.get("tokenizer") != TOKENIZER_VERSION:
+            raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, "
+                             f"this emodetect reads {TOKENIZER_VERSION!r}")
+        return cls(data["tokens"])

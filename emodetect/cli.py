@@ -317,5 +317,15 @@ def webcam(
     typer.echo(f"{stats['frames']} frames, {stats['fps']} frames/s, {stats['faces']} face track(s)", err=True)
 
 
+def _register_voice() -> None:
+    # The command lives with its modality (emodetect/voice/cli.py); importing it needs only typer.
+    from emodetect.voice.cli import voice
+
+    app.command("voice")(voice)
+
+
+_register_voice()
+
+
 def main() -> None:
     app()

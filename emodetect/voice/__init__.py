@@ -1,0 +1,1 @@
+"""Speech emotion: audio I/O and log-mel features, corpora, CNNs and the VoiceEmotion pipeline."""

@@ -1,0 +1,65 @@
+"""`emodetect voice`: a thin layer over VoiceEmotion that prints a table and writes CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def voice(
+    files: list[Path] = typer.Argument(..., help="audio files: wav, flac, ogg (any rate, any channels)"),
+    model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per file (or per window)"),
+    timeline: bool = typer.Option(False, help="with --csv: one row per window instead of per file"),
+    plot_dir: Optional[Path] = typer.Option(
+        None, help="folder for emotion-over-time PNGs (default: next to --csv) of multi-window files"),
+    window: Optional[float] = typer.Option(None, help="window length in seconds (default: the model's)"),
+    hop: Optional[float] = typer.Option(None, help="hop between windows in seconds (default: half a window)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per file instead of a table"),
+) -> None:
+    """Emotion in speech: whole-file label, and a per-window timeline for long recordings."""
+    from emodetect.voice.features import AudioError
+    from emodetect.voice.pipeline import VoiceEmotion
+
+    try:
+        engine = VoiceEmotion(model, window_s=window, hop_s=hop)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    results, failed = [], 0
+    if not as_json:
+        typer.echo("path\tlabel\tconfidence\tduration_s\tvoiced_windows")
+    for path in files:
+        try:
+            result = engine.predict(path)
+        except (AudioError, OSError, MemoryError) as err:
+            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
+            failed += 1
+            continue
+        results.append(result)
+        for note in result.notes:
+            typer.secho(f"{path}: note: {note}", fg=typer.colors.YELLOW, err=True)
+        if as_json:
+            typer.echo(result.to_json())
+        else:
+            typer.echo(f"{path}\t{result.label or 'silent'}\t{result.confidence:.3f}\t"
+                       f"{result.duration_s:.2f}\t{len(result.voiced)}/{len(result.windows)}")
+    if csv_path is not None and results:
+        rows = [row for r in results for row in r.to_rows(timeline)]
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        typer.echo(f"wrote {csv_path} ({len(rows)} rows)", err=True)
+    out_dir = plot_dir or (csv_path.parent if csv_path is not None else None)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for result in results:
+            if len(result.voiced) > 1:
+                png = result.plot(out_dir / f"{Path(result.source).stem}_timeline.png")
+                typer.echo(f"wrote {png}", err=True)
+    raise typer.Exit(1 if failed else 0)

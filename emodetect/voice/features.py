@@ -1,0 +1,260 @@
+"""Audio in, log-mel out: the one feature path that training, evaluation and inference all use.
+
+Everything here is numpy (plus soundfile for decoding and soxr for resampling), so inference needs
+no torch, and the log-mel a model was trained on is bit-for-bit the one it sees when serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+N_FFT = 512  # 32 ms FFT
+WIN_LENGTH = 400  # 25 ms Hann window
+HOP_LENGTH = 160  # 10 ms frames: 100 frames per second
+N_MELS = 64
+F_MIN, F_MAX = 50.0, 8000.0
+LOG_FLOOR = 1e-6  # power floor before the log: digital silence maps to ln(1e-6) = -13.8
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au", ".w64", ".caf"}
+# Frame loudness below which a frame counts as silence, in dB relative to full scale (RMS).
+SILENCE_DBFS = -65.0  # RAVDESS speech peaks near -35 dBFS; its softest clips near -50
+# ... and below the loudest frame of the same stretch by this much (room noise under loud speech).
+SILENCE_RELATIVE_DB = 40.0
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used: unreadable, not audio, empty, or an unsupported format."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _soundfile():
+    import soundfile
+
+    return soundfile
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Header of an audio file; raises AudioError naming the file and the problem."""
+    sf = _soundfile()
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{path}: not a readable audio file (supported: wav, flac, ogg/vorbis/opus, "
+                         f"aiff and other libsndfile formats; mp3/m4a need converting): {err}") from err
+    if info.frames <= 0:
+        raise AudioError(f"{path}: the file holds no audio samples (zero length)")
+    return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def to_mono(x: np.ndarray) -> np.ndarray:
+    """Average channels: frames x channels -> frames (a 1-D input is returned as float32)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float32)
+    elif x.ndim != 1:
+        raise AudioError(f"audio must be 1-D (mono) or 2-D (frames x channels), got shape {x.shape}")
+    return x
+
+
+def resample(x: np.ndarray, sample_rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample mono float32 audio with soxr (band-limited, high quality)."""
+    if sample_rate <= 0:
+        raise AudioError(f"sample rate must be positive, got {sample_rate}")
+    if sample_rate == target or len(x) == 0:
+        return np.asarray(x, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(np.asarray(x, dtype=np.float32), sample_rate, target, quality="HQ").astype(np.float32)
+
+
+def prepare(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Any array (frames or frames x channels) at any rate -> 16 kHz mono float32 in [-1, 1]."""
+    x = to_mono(x)
+    if not np.all(np.isfinite(x)):
+        raise AudioError("audio contains NaN or infinite samples")
+    return resample(x, int(sample_rate))
+
+
+def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
+    """Read a whole file as 16 kHz mono float32; long files are better read with `stream_audio`."""
+    info = audio_info(path)
+    if max_seconds is not None and info.duration_s > max_seconds:
+        raise AudioError(f"{path}: {info.duration_s:.0f} s is longer than {max_seconds:.0f} s; "
+                         "read it with stream_audio")
+    sf = _soundfile()
+    try:
+        x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"{path}: decoding failed: {err}") from err
+    return prepare(x, rate)
+
+
+def stream_audio(path: str | Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Yield a file as consecutive 16 kHz mono blocks, so memory stays bounded for hours of audio.
+
+    soxr's streaming resampler carries its filter state across blocks, so the joined blocks equal
+    a one-shot resample (no clicks at block edges).
+    """
+    info = audio_info(path)
+    sf = _soundfile()
+    block = max(1, int(block_seconds * info.sample_rate))
+    resampler = None
+    if info.sample_rate != SAMPLE_RATE:
+        import soxr
+
+        resampler = soxr.ResampleStream(info.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            while True:
+                chunk = handle.read(block, dtype="float32", always_2d=True)
+                last = len(chunk) < block
+                mono = to_mono(chunk)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=last).astype(np.float32)
+                if len(mono):
+                    yield mono
+                if last:
+                    return
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"{path}: decoding failed: {err}") from err
+
+
+@lru_cache(maxsize=4)
+def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
+                   f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
+    """Triangular HTK-mel filters, n_mels x (n_fft // 2 + 1), each with unit peak.
+
+    Cached and returned read-only: it is a constant of the feature definition.
+    """
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+    def mel_to_hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (fft_freqs[None] - lower) / (centre - lower)
+    falling = (upper - fft_freqs[None]) / (upper - centre)
+    bank = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    bank.setflags(write=False)
+    return bank
+
+
+def mel_centres(n_mels: int = N_MELS, f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band, for tests and plots."""
+    mel = np.linspace(2595.0 * np.log10(1 + f_min / 700), 2595.0 * np.log10(1 + f_max / 700), n_mels + 2)
+    return (700.0 * (10.0 ** (mel / 2595.0) - 1.0))[1:-1]
+
+
+def n_frames(n_samples: int) -> int:
+    """Frames a signal of n_samples gives (centred frames, one every HOP_LENGTH samples)."""
+    return 1 + n_samples // HOP_LENGTH
+
+
+def power_spectrogram(x: np.ndarray) -> np.ndarray:
+    """|STFT|^2 with a periodic Hann window, centred frames (zero padding): frames x (N_FFT/2+1)."""
+    x = np.asarray(x, dtype=np.float32)
+    pad = N_FFT // 2
+    padded = np.pad(x, (pad, pad))
+    count = n_frames(len(x))
+    needed = (count - 1) * HOP_LENGTH + N_FFT
+    if len(padded) < needed:
+        padded = np.pad(padded, (0, needed - len(padded)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:count]
+    window = np.zeros(N_FFT, dtype=np.float32)
+    offset = (N_FFT - WIN_LENGTH) // 2
+    window[offset:offset + WIN_LENGTH] = np.hanning(WIN_LENGTH + 1)[:-1]
+    spectrum = np.fft.rfft(frames * window, axis=1)
+    return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+
+
+def log_mel(x: np.ndarray) -> np.ndarray:
+    """16 kHz mono waveform -> natural-log mel power, N_MELS x frames, float32.
+
+    The model normalises gain inside its graph, so this stays a plain, checkable transform.
+    """
+    power = power_spectrogram(x)
+    mel = power @ mel_filterbank().T
+    return np.log(mel + LOG_FLOOR).T.astype(np.float32)
+
+
+def frame_db(x: np.ndarray) -> np.ndarray:
+    """RMS level of each 10 ms hop, in dB relative to full scale."""
+    count = len(x) // HOP_LENGTH
+    if count == 0:
+        return np.full(1, -200.0) if len(x) == 0 else np.array([_db(np.mean(np.square(x)))])
+    frames = np.asarray(x[:count * HOP_LENGTH], dtype=np.float64).reshape(count, HOP_LENGTH)
+    return _db(np.mean(frames ** 2, axis=1))
+
+
+def _db(power):
+    return 10.0 * np.log10(np.maximum(power, 1e-20))
+
+
+def active_frames(x: np.ndarray, reference_db: float | None = None) -> np.ndarray:
+    """Which 10 ms hops carry sound: above SILENCE_DBFS and within SILENCE_RELATIVE_DB of the
+    loudest hop (of `x`, or `reference_db` when judging a window against its whole recording)."""
+    db = frame_db(x)
+    loudest = db.max() if reference_db is None else reference_db
+    return (db > SILENCE_DBFS) & (db > loudest - SILENCE_RELATIVE_DB)
+
+
+def trim_silence(x: np.ndarray, margin_s: float = 0.1) -> np.ndarray:
+    """Cut leading and trailing silence (keeping a short margin); all-silent audio comes back empty."""
+    active = active_frames(x)
+    if not active.any():
+        return x[:0]
+    first, last = int(np.argmax(active)), len(active) - int(np.argmax(active[::-1]))
+    margin = int(margin_s * SAMPLE_RATE)
+    return x[max(0, first * HOP_LENGTH - margin):min(len(x), last * HOP_LENGTH + margin)]
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Start sample of each window: every `hop`, with the last window flush with the end."""
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def fit_window(x: np.ndarray, window: int) -> np.ndarray:
+    """Centre a short clip in a window of zeros (or return the first `window` samples of a long one)."""
+    if len(x) >= window:
+        return x[:window]
+    left = (window - len(x)) // 2
+    return np.pad(x, (left, window - len(x) - left))
+
+
+def clip_windows(x: np.ndarray, window_s: float, hop_s: float) -> tuple[np.ndarray, list[int]]:
+    """A trimmed clip -> windows x samples, and each window's start sample in the clip."""
+    window, hop = int(round(window_s * SAMPLE_RATE)), max(1, int(round(hop_s * SAMPLE_RATE)))
+    starts = window_starts(len(x), window, hop)
+    return np.stack([fit_window(x[s:s + window], window) for s in starts]), starts
+
+
+def window_log_mels(windows: np.ndarray) -> np.ndarray:
+    """windows x samples -> windows x 1 x N_MELS x frames, the model input."""
+    return np.stack([log_mel(w) for w in windows])[:, None]

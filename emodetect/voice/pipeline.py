@@ -1,0 +1,248 @@
+"""VoiceEmotion: emotion in speech, over a whole clip and window by window, on ONNX models (no torch).
+
+A recording is cut into windows (the model's length, 3 s, every `hop_s`), silent windows are
+skipped, each window is scored, and the clip's result is the mean of its windows' probabilities.
+Short clips are first trimmed of leading/trailing silence and centred in one window, exactly as the
+training data were cut. Files longer than `stream_above_s` are read block by block, so memory stays
+bounded whatever their length.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emodetect.voice import features as F
+
+
+@dataclass
+class VoiceWindow:
+    """One window of a recording: where it is, whether it was silent, and what was heard in it."""
+
+    start_s: float
+    end_s: float
+    silent: bool
+    label: str | None = None
+    confidence: float = 0.0
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "silent": self.silent,
+                "label": self.label, "confidence": round(float(self.confidence), 4),
+                "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()}}
+
+
+@dataclass
+class VoiceResult:
+    """A recording's emotion (mean over its voiced windows) and the per-window timeline.
+
+    `label` is None when no window had speech in it (an all-silent recording).
+    """
+
+    source: str
+    duration_s: float
+    sample_rate: int  # of the input, before resampling to 16 kHz
+    model: str
+    labels: tuple[str, ...]
+    label: str | None
+    confidence: float
+    probabilities: dict[str, float]
+    windows: list[VoiceWindow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. narrowband input, silent recording
+
+    @property
+    def voiced(self) -> list[VoiceWindow]:
+        return [w for w in self.windows if not w.silent]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "duration_s": round(self.duration_s, 3),
+                "sample_rate": self.sample_rate, "model": self.model, "label": self.label,
+                "confidence": round(float(self.confidence), 4),
+                "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()},
+                "windows": [w.to_dict() for w in self.windows], "notes": list(self.notes)}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_rows(self, timeline: bool = False) -> list[dict[str, Any]]:
+        """One flat row for the clip, or one per window with `timeline`: for csv or pandas."""
+        if not timeline:
+            row: dict[str, Any] = {"path": self.source, "label": self.label or ""}
+            row.update({k: round(float(self.probabilities.get(k, float("nan"))), 4) for k in self.labels})
+            return [row]
+        rows = []
+        for w in self.windows:
+            row = {"path": self.source, "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
+                   "label": w.label or ("silent" if w.silent else "")}
+            row.update({k: round(float(w.probabilities.get(k, float("nan"))), 4) for k in self.labels})
+            rows.append(row)
+        return rows
+
+    def to_df(self, timeline: bool = False):  # -> pandas.DataFrame; pandas is imported only here
+        import pandas as pd
+
+        return pd.DataFrame(self.to_rows(timeline))
+
+    def plot(self, path: str | Path) -> Path:
+        """Emotion over time: one line per label across the windows (gaps where silent), as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        centres = np.array([(w.start_s + w.end_s) / 2 for w in self.windows])
+        fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 2 + 0.25 * len(self.windows))), 3.6))
+        for label in self.labels:
+            values = np.array([w.probabilities.get(label, np.nan) for w in self.windows], dtype=float)
+            ax.plot(centres, values, marker="o", markersize=3, label=label)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("time (s), window centres")
+        ax.set_ylabel("probability")
+        ax.set_title(f"{Path(self.source).name}: {self.label or 'silent'} overall")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return Path(path)
+
+    def __str__(self) -> str:
+        top = f"{self.label} {self.confidence:.2f}" if self.label else "no speech (silent)"
+        return f"{self.source}: {top}, {self.duration_s:.1f} s, {len(self.voiced)}/{len(self.windows)} windows voiced"
+
+
+class VoiceEmotion:
+    """Speech emotion on a bundled voice model (`default`, `ravdess`, `emodb`) or any voice ONNX file.
+
+    `window_s` defaults to the length the model was trained on; `hop_s` to half of it.
+    """
+
+    def __init__(self, model: str | Path | None = None, window_s: float | None = None,
+                 hop_s: float | None = None, min_voiced: float = 0.1, stream_above_s: float = 120.0,
+                 batch_size: int = 32, threads: int = 0):
+        from emodetect.runtime import load_model
+
+        self.model = load_model(model, modality="voice", threads=threads)
+        if self.model.metadata.get("modality", "voice") != "voice":
+            raise ValueError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a voice model")
+        extras = self.model.extras()
+        if extras.get("feature", "logmel-v1") != "logmel-v1":
+            raise ValueError(f"{self.model.path} wants features {extras['feature']!r}; this version "
+                             "computes logmel-v1 only")
+        self.model_name = self.model.metadata.get("name", self.model.path.stem)
+        self.labels = self.model.labels
+        self.window_s = float(window_s or extras.get("window_s", 3.0))
+        self.hop_s = float(hop_s or self.window_s / 2)
+        if self.window_s < 0.5 or self.hop_s <= 0:
+            raise ValueError(f"window_s must be >= 0.5 s and hop_s > 0 (got {self.window_s}, {self.hop_s})")
+        self.min_voiced = min_voiced
+        self.stream_above_s = stream_above_s
+        self.batch_size = batch_size
+
+    def predict(self, audio: str | Path | np.ndarray, sample_rate: int | None = None) -> VoiceResult:
+        """Score a file path, or an array (frames, or frames x channels) at `sample_rate`."""
+        notes: list[str] = []
+        if isinstance(audio, (str, Path)):
+            info = F.audio_info(audio)
+            source, rate, duration = str(audio), info.sample_rate, info.duration_s
+            if duration > self.stream_above_s:
+                blocks: Iterable[np.ndarray] = F.stream_audio(audio)
+                offset = 0.0
+            else:
+                blocks, offset = self._trimmed(F.load_audio(audio))
+        else:
+            if sample_rate is None:
+                raise F.AudioError("an audio array needs its sample_rate")
+            wave = F.prepare(audio, sample_rate)
+            source, rate, duration = "<array>", int(sample_rate), len(wave) / F.SAMPLE_RATE
+            if len(wave) == 0:
+                raise F.AudioError("the audio array is empty (zero length)")
+            blocks, offset = self._trimmed(wave)
+        if rate < F.SAMPLE_RATE:
+            notes.append(f"input is {rate} Hz: upsampled to 16 kHz, so nothing above {rate // 2} Hz "
+                         "is heard; expect lower accuracy than on wideband audio")
+        windows = self._score(blocks, offset)
+        for w in windows:  # a short clip's window is padded past its end
+            w.end_s = min(w.end_s, duration)
+        if not windows:
+            windows = [VoiceWindow(0.0, duration, True)]
+        voiced = [w for w in windows if not w.silent]
+        if not voiced:
+            notes.append(f"no speech found: every window is below {F.SILENCE_DBFS:.0f} dBFS")
+            return VoiceResult(source, duration, rate, self.model_name, self.labels, None, 0.0, {},
+                               windows, notes)
+        mean = np.mean([[w.probabilities[k] for k in self.labels] for w in voiced], axis=0)
+        top = int(mean.argmax())
+        return VoiceResult(source, duration, rate, self.model_name, self.labels, self.labels[top],
+                           float(mean[top]), dict(zip(self.labels, map(float, mean))), windows, notes)
+
+    def _trimmed(self, wave: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """Trim a whole in-memory recording as the training clips were trimmed; where it starts."""
+        active = F.active_frames(wave)
+        if not active.any():
+            return [], 0.0
+        trimmed = F.trim_silence(wave)
+        # trim_silence keeps a 0.1 s margin; recover where the kept part starts.
+        first = int(np.argmax(active)) * F.HOP_LENGTH
+        start = max(0, first - int(0.1 * F.SAMPLE_RATE))
+        return [trimmed], start / F.SAMPLE_RATE
+
+    def _windows(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray, float]]:
+        """(start sample, window samples, loudest frame dB so far) over a stream of blocks."""
+        window = int(round(self.window_s * F.SAMPLE_RATE))
+        hop = max(1, int(round(self.hop_s * F.SAMPLE_RATE)))
+        buffer = np.zeros(0, dtype=np.float32)
+        buffer_start = 0  # sample index (in the stream) of buffer[0]
+        next_start, last_end, loudest = 0, 0, -200.0
+        for block in blocks:
+            loudest = max(loudest, float(F.frame_db(block).max()))
+            buffer = np.concatenate([buffer, block])
+            while next_start + window <= buffer_start + len(buffer):
+                offset = next_start - buffer_start
+                yield next_start, buffer[offset:offset + window], loudest
+                last_end = next_start + window
+                next_start += hop
+            # Keep one window's worth: enough for the next hop and for a final flush-right window.
+            keep_from = min(next_start, buffer_start + len(buffer) - window)
+            if keep_from > buffer_start:
+                buffer = buffer[keep_from - buffer_start:]
+                buffer_start = keep_from
+        total = buffer_start + len(buffer)
+        if total == 0:
+            return
+        if last_end == 0:
+            yield 0, F.fit_window(buffer, window), loudest
+        elif last_end < total:
+            yield total - window, buffer[len(buffer) - window:], loudest
+
+    def _score(self, blocks: Iterable[np.ndarray], offset_s: float) -> list[VoiceWindow]:
+        results: list[VoiceWindow] = []
+        pending: list[tuple[int, int, np.ndarray]] = []  # (result index, start, samples)
+
+        def flush() -> None:
+            if not pending:
+                return
+            mels = F.window_log_mels(np.stack([p[2] for p in pending]))
+            probs = self.model.predict(mels)
+            for (index, _, _), row in zip(pending, probs):
+                top = int(row.argmax())
+                results[index].label = self.labels[top]
+                results[index].confidence = float(row[top])
+                results[index].probabilities = dict(zip(self.labels, map(float, row)))
+            pending.clear()
+
+        window_len = int(round(self.window_s * F.SAMPLE_RATE))
+        for start, samples, loudest in self._windows(blocks):
+            voiced = F.active_frames(samples, reference_db=loudest).mean()
+            start_s = offset_s + start / F.SAMPLE_RATE
+            results.append(VoiceWindow(start_s, start_s + window_len / F.SAMPLE_RATE, voiced < self.min_voiced))
+            if voiced >= self.min_voiced:
+                pending.append((len(results) - 1, start, samples))
+                if len(pending) >= self.batch_size:
+                    flush()
+        flush()
+        return results

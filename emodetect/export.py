@@ -136,7 +136,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = load_checkpoint_model(checkpoint)
     example, input_spec = _modality_export_spec(state)
-    flip_tta = flip_tta and example.dim() == 4  # flipping only means something for images
+    # Flipping only means something for images (a voice log-mel is 4-D too, but time runs one way).
+    flip_tta = flip_tta and example.dim() == 4 and state.get("config", {}).get("modality", "vision") == "vision"
     config = state.get("config", {})
     labels = state.get("labels") or ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     metadata = {

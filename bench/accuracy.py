@@ -20,17 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (FER2013_CSV, FERPLUS_CSV, REPO, goal, machine_info,  # noqa: E402
-                    markdown_table, write_json)
+from common import (FER2013_CSV, FERPLUS_CSV, REPO, default_label, goal, machine_info,  # noqa: E402
+                    markdown_table, our_face_models, write_json)
 
 from emodetect.evaluate import classification_report  # noqa: E402
 from emodetect.labels import EMOTIONS  # noqa: E402
 from emodetect.runtime import OnnxModel  # noqa: E402
 from emodetect.vision.data import load_faces  # noqa: E402
 
-ASSETS = REPO / "emodetect" / "assets"
-OUR_MODELS = {"emodetect fp32": ASSETS / "emotion_default.onnx",
-              "emodetect int8": ASSETS / "emotion_default_int8.onnx"}
 FER_MODELS = {"fer (TFLite, default)": "tflite", "fer (Keras .hdf5)": "keras"}
 SHORT = {"angry": "ang", "disgust": "dis", "fear": "fea", "happy": "hap", "sad": "sad",
          "surprise": "sur", "neutral": "neu"}
@@ -63,7 +60,8 @@ def run(data: Path, ferplus: Path, split: str, limit: int, with_fer: bool) -> di
         sets["FER+"] = load_faces(data, split, ferplus)
     if limit:
         sets = {k: v.subset(np.arange(min(limit, len(v)))) for k, v in sets.items()}
-    predictors = {name: (lambda x, p=path: predict_ours(p, x)) for name, path in OUR_MODELS.items()}
+    ours_models = our_face_models()
+    predictors = {name: (lambda x, p=path: predict_ours(p, x)) for name, path in ours_models.items()}
     fer_versions: dict[str, str] = {}
     if with_fer:
         from fer_env import ensure_fer_env, fer_versions as read_versions
@@ -76,15 +74,16 @@ def run(data: Path, ferplus: Path, split: str, limit: int, with_fer: bool) -> di
         results[name] = {}
         for label_set, ds in sets.items():
             results[name][label_set] = score(name, predict(ds.images), ds.labels, ds.source)
-    ours = results["emodetect fp32"]["FER-2013"]["accuracy"]
+    ours = results[default_label(ours_models)]["FER-2013"]["accuracy"]
     fer_best = max((results[n]["FER-2013"]["accuracy"] for n in FER_MODELS if n in results), default=None)
     return {
         "benchmark": "accuracy", "split": split, "limit": limit,
         "sets": {k: {"source": v.source, "n": len(v)} for k, v in sets.items()},
-        "models": {**{k: str(v.relative_to(REPO)) for k, v in OUR_MODELS.items()},
+        "models": {**{k: str(v.relative_to(REPO)) for k, v in ours_models.items()},
                    **{k: f"fer {fer_versions.get('fer', '?')} {v}" for k, v in FER_MODELS.items()}},
         "results": results,
         "goal": {"text": "accuracy above fer's (best of its two classifiers) on PrivateTest, FER-2013 labels",
+                 "model": default_label(ours_models),
                  "ours": ours, "fer": fer_best,
                  "status": None if fer_best is None else goal(ours > fer_best)},
         "machine": machine_info(fer_versions),

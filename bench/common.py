@@ -108,3 +108,32 @@ def write_json(name: str, payload: dict[str, Any], out_dir: Path | None = None) 
 
 def goal(passed: bool) -> str:
     return "met" if passed else "missed"
+
+
+def our_face_models() -> dict[str, Path]:
+    """Every bundled face model (ONNX, 48x48 grey input), the default fp32 first.
+
+    Labels read "emodetect <name> <precision>", e.g. "emodetect default float32"; a model the lead
+    bundles later (a faster one, say) is benchmarked without touching these scripts.
+    """
+    from emodetect.runtime import bundled_models
+
+    found = {}
+    for m in bundled_models():
+        if m.modality != "vision":
+            continue
+        try:
+            shape = json.loads(m.metadata.get("input", "{}")).get("shape")
+        except ValueError:
+            shape = None
+        if shape is not None and list(shape)[1:] != [1, 48, 48]:
+            continue
+        found[f"emodetect {m.name} {m.metadata.get('precision', '')}".strip()] = m.path
+    default = REPO / "emodetect" / "assets" / "emotion_default.onnx"
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].resolve() != default.resolve(), kv[0])))
+
+
+def default_label(models: dict[str, Path]) -> str:
+    """The label of the default fp32 model, the one the goals are about."""
+    default = (REPO / "emodetect" / "assets" / "emotion_default.onnx").resolve()
+    return next(k for k, v in models.items() if v.resolve() == default)

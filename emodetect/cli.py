@@ -327,5 +327,15 @@ def _register_voice() -> None:
 _register_voice()
 
 
+def _register_text() -> None:
+    # The command lives with its modality (emodetect/text/cli.py); importing it needs only typer.
+    from emodetect.text.cli import text
+
+    app.command("text")(text)
+
+
+_register_text()
+
+
 def main() -> None:
     app()

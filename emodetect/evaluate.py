@@ -139,7 +139,91 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: str | Path) -
     return Path(path)
 
 
-def predict_probabilities(model: str | Path, inputs: np.ndarray) -> tuple[np.ndarray, list[str], str]:
+def tune_thresholds(probs: np.ndarray, truth: np.ndarray,
+                    grid: np.ndarray = np.arange(0.02, 0.96, 0.01)) -> np.ndarray:
+    """Per-label decision thresholds that maximise each label's F1 (use validation data only)."""
+    truth = np.asarray(truth) > 0.5
+    best = np.full(truth.shape[1], 0.5)
+    best_f1 = np.full(truth.shape[1], -1.0)
+    for t in grid:
+        pred = probs >= t
+        tp = (pred & truth).sum(0)
+        f1 = 2 * tp / np.maximum(pred.sum(0) + truth.sum(0), 1)
+        better = f1 > best_f1
+        best[better], best_f1[better] = t, f1[better]
+    return best
+
+
+def multilabel_predictions(probs: np.ndarray, thresholds: np.ndarray | list[float] | float = 0.5) -> np.ndarray:
+    """Labels at or above their thresholds; a row with none gets its most probable label."""
+    pred = probs >= np.asarray(thresholds)
+    pred[np.arange(len(probs)), probs.argmax(1)] |= ~pred.any(1)
+    return pred
+
+
+def _f1_table(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    tp = (pred & truth).sum(0).astype(float)
+    predicted, actual = pred.sum(0), truth.sum(0)
+    precision = np.divide(tp, predicted, out=np.zeros(len(tp)), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(len(tp)), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(tp)), where=denom > 0)
+    return precision, recall, f1, actual
+
+
+def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] | tuple[str, ...],
+                      thresholds: np.ndarray | list[float] | float = 0.5,
+                      groups: dict[str, list[str]] | None = None, model: str = "",
+                      data: str = "") -> EvalReport:
+    """Multi-label metrics: per-label P/R/F1, macro-F1 over labels, exact-match accuracy, micro-F1.
+
+    `groups` (e.g. GoEmotions -> Ekman) adds group-level macro-F1: a group is true (predicted) when
+    any of its labels is. The confusion matrix covers rows with exactly one true label against
+    the top predicted label, since a multi-label row has no single true class.
+    """
+    truth = np.asarray(y_true) > 0.5
+    pred = multilabel_predictions(probs, thresholds)
+    precision, recall, f1, actual = _f1_table(truth, pred)
+    per_class = [ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]),
+                              int(actual[i])) for i in range(len(labels))]
+    tp = (pred & truth).sum()
+    extra: dict[str, Any] = {
+        "multilabel": True,
+        "accuracy_meaning": "exact match of the whole label set",
+        "micro_f1": round(float(2 * tp / max(pred.sum() + truth.sum(), 1)), 4),
+    }
+    if groups:
+        index = {name: i for i, name in enumerate(labels)}
+        members = [[index[m] for m in names] for names in groups.values()]
+        g_truth = np.stack([truth[:, m].any(1) for m in members], 1)
+        g_pred = np.stack([pred[:, m].any(1) for m in members], 1)
+        _, _, g_f1, _ = _f1_table(g_truth, g_pred)
+        extra["group_macro_f1"] = round(float(g_f1.mean()), 4)
+        extra["group_f1"] = {name: round(float(v), 4) for name, v in zip(groups, g_f1)}
+    single = truth.sum(1) == 1
+    k = len(labels)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (truth[single].argmax(1), probs[single].argmax(1)), 1)
+    present = actual > 0
+    return EvalReport(model, data, int(len(truth)), float((pred == truth).all(1).mean()),
+                      float(f1[present].mean()) if present.any() else 0.0, per_class,
+                      confusion.tolist(), list(labels), extra)
+
+
+def _model_extras(model: str | Path, modality: str) -> dict[str, Any]:
+    """The `extras` a model carries (thresholds, label groups): ONNX metadata or checkpoint."""
+    path = Path(model)
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        return dict(torch.load(path, map_location="cpu", weights_only=False).get("extras") or {})
+    from emodetect.runtime import load_model
+
+    return load_model(model, modality, threads=1).extras()
+
+
+def predict_probabilities(model: str | Path, inputs: np.ndarray,
+                          modality: str = "vision") -> tuple[np.ndarray, list[str], str]:
     """Probabilities from an ONNX file or bundled name (onnxruntime) or a .pt checkpoint (torch)."""
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
@@ -153,7 +237,7 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray) -> tuple[np.nda
         return probs.numpy(), list(state.get("labels") or []), str(path)
     from emodetect.runtime import load_model
 
-    onnx_model = load_model(model)
+    onnx_model = load_model(model, modality)
     probs = np.concatenate([onnx_model.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
     return probs, list(onnx_model.labels), str(onnx_model.path)
 
@@ -162,11 +246,18 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
              modality: str = "vision", out_dir: str | Path | None = None, **data_options: Any) -> EvalReport:
     """Score a model on a dataset split; write the reports when out_dir is given."""
     module = importlib.import_module(f"emodetect.{modality}.data")
+    if getattr(module, "EVALUATION_NEEDS_MODEL", False):
+        data_options["model"] = model  # e.g. text: the model's vocabulary encodes the data
     inputs, y_true, labels, source = module.evaluation_data(data, split, **data_options)
-    probs, model_labels, model_name = predict_probabilities(model, inputs)
+    probs, model_labels, model_name = predict_probabilities(model, inputs, modality)
     if model_labels and list(model_labels) != list(labels):
         raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
-    report = classification_report(y_true, probs.argmax(1), labels, model_name, source)
+    if np.ndim(y_true) == 2:  # multi-hot rows: multi-label data
+        extras = _model_extras(model, modality)
+        report = multilabel_report(y_true, probs, labels, extras.get("thresholds", 0.5),
+                                   extras.get("groups"), model_name, source)
+    else:
+        report = classification_report(y_true, probs.argmax(1), labels, model_name, source)
     if out_dir is not None:
         report.save(out_dir)
     return report

@@ -136,6 +136,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = load_checkpoint_model(checkpoint)
     example, input_spec = _modality_export_spec(state)
+    extras = state.get("extras") or {}
+    modality_data = importlib.import_module(f"emodetect.{state.get('config', {}).get('modality', 'vision')}.data")
+    if hasattr(modality_data, "export_extras"):
+        extras = modality_data.export_extras(state, model)  # e.g. text: thresholds tuned on validation
     # Flipping only means something for images (a voice log-mel is 4-D too, but time runs one way).
     flip_tta = flip_tta and example.dim() == 4 and state.get("config", {}).get("modality", "vision") == "vision"
     config = state.get("config", {})
@@ -153,7 +157,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         "val_score": f"{state.get('val_acc', float('nan')):.4f}",
         "flip_tta": json.dumps(flip_tta),
         "precision": "float32",
-        "extras": json.dumps(state.get("extras") or {}),
+        "extras": json.dumps(extras),
     } | (extra_metadata or {})
     path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))

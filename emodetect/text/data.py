@@ -24,6 +24,8 @@ from emodetect.vision.data import DataError
 
 log = logging.getLogger(__name__)
 
+# evaluate() passes the model to evaluation_data: the texts are encoded with its vocabulary.
+EVALUATION_NEEDS_MODEL = True
 # The training loop's defaults are FER-2013 split names; text files say train/validation/test.
 SPLIT_ALIASES = {
     "training": "train", "train": "train",

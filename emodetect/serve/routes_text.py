@@ -1,0 +1,90 @@
+"""POST /v1/text: emotion in a JSON list of texts, with the bundled text model (GoEmotions by default)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from emodetect.serve.schemas import ErrorBody
+from emodetect.serve.state import ServeConfig, ServeState, get_state, service
+
+SERVICE = "text"
+router = APIRouter(tags=["text"])
+
+MAX_TEXTS = 1000  # per request: a larger batch should be split by the client
+MAX_CHARS = 20_000  # per text: far past what the model reads (its first max_tokens tokens)
+
+
+class TextRequest(BaseModel):
+    """The texts to read, in order; at most 1000, each at most 20,000 characters."""
+
+    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS,
+                             examples=[["Thank you so much, this made my day!", "I can't believe they cancelled it."]])
+
+
+class TextItem(BaseModel):
+    text: str
+    label: str | None = Field(description="most probable label; null for an empty text")
+    labels: list[str] = Field(description="labels at or above their tuned thresholds")
+    probabilities: dict[str, float]
+    group: str | None = Field(None, description="the face model's emotion that `label` belongs to")
+    group_probabilities: dict[str, float] | None = None
+    tokens: int
+    truncated: bool = Field(description="true when the text had more tokens than the model reads")
+    error: str | None = Field(None, description="why a text got no label (e.g. 'empty text')")
+
+
+class TextResponse(BaseModel):
+    model: str
+    labels: list[str]
+    multilabel: bool
+    max_tokens: int
+    results: list[TextItem]
+
+
+def load(config: ServeConfig) -> Any:
+    """Start-up hook: one TextEmotion (onnxruntime sessions are thread-safe, so one is shared)."""
+    from emodetect.text.pipeline import TextEmotion
+
+    model = TextEmotion(threads=config.threads)
+    model.model_name = model.name  # what /v1/models marks as loaded
+    return model
+
+
+def _predict(model: Any, texts: list[str]) -> dict[str, Any]:
+    results = model.predict(texts)
+    return {"model": model.name, "labels": list(model.labels), "multilabel": model.multilabel,
+            "max_tokens": model.max_tokens, "results": [r.to_dict() for r in results]}
+
+
+@router.post(
+    "/v1/text", response_model=TextResponse, summary="Emotion in a list of texts",
+    responses={
+        413: {"model": ErrorBody, "description": f"a text over {MAX_CHARS:,} characters"},
+        422: {"model": ErrorBody, "description": "not a JSON object with a non-empty list `texts` of strings"},
+        503: {"model": ErrorBody, "description": "the text model is not loaded yet"},
+    },
+)
+async def read_texts(
+    body: TextRequest,
+    state: ServeState = Depends(get_state),
+    model: Any = Depends(service(SERVICE)),
+) -> Any:
+    """Labels and per-label probabilities for each text, in order.
+
+    Empty or whitespace-only texts come back with `label: null` and `error`; texts longer than the
+    model reads are cut and marked `truncated`. Texts are never stored or logged.
+    """
+    for i, text in enumerate(body.texts):
+        if len(text) > MAX_CHARS:
+            raise HTTPException(413, f"text {i} has {len(text):,} characters; the limit is {MAX_CHARS:,}")
+    start = time.perf_counter()
+    out = await state.run(_predict, model, body.texts)
+    headers = {"Cache-Control": "no-store",
+               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
+    return Response(TextResponse.model_validate(out).model_dump_json(), media_type="application/json",
+                    headers=headers)

@@ -1,0 +1,87 @@
+"""`emodetect text`: emotion in texts given on the command line or in a CSV/TXT file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def text(
+    texts: Optional[list[str]] = typer.Argument(None, help="texts to read (quote each one)"),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="CSV (UTF-8) or .txt file (one text per line)"),
+    column: str = typer.Option("text", help="CSV column holding the texts"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="write the input rows with label, labels and "
+                                                            "p_<label> columns added"),
+    chart: Optional[Path] = typer.Option(None, help="bar chart PNG of label shares for --file "
+                                                    "(default: beside --csv, or <file>_labels.png here)"),
+    model: str = typer.Option("goemotions", help="bundled text model (goemotions, dair-emotion) or ONNX file"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per text"),
+    threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
+) -> None:
+    """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
+    from emodetect.text.pipeline import TextEmotion, TextResults, read_texts, write_results_csv
+    from emodetect.vision.data import DataError
+
+    if not texts and file is None:
+        _fail("give texts as arguments or a file with --file")
+    if texts and file is not None:
+        _fail("give texts as arguments or --file, not both")
+    try:
+        reader = TextEmotion(model, threads=threads)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        _fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    if file is None:
+        if not any(t.strip() for t in texts):
+            _fail("every text given is empty or whitespace")
+        results = reader.predict(texts)
+        _report_problems(results, reader.max_tokens, [f"text {i + 1}" for i in range(len(results))])
+        typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table())
+        return
+    try:
+        header, rows, file_texts = read_texts(file, column)
+    except DataError as err:
+        _fail(str(err))
+    if not file_texts:
+        _fail(f"{file}: no rows")
+    results: TextResults = reader.predict(file_texts, progress=True)
+    first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
+    _report_problems(results, reader.max_tokens, [f"{file}: row at line {first_line + i}" for i in range(len(results))])
+    if as_json:
+        typer.echo("\n".join(r.to_json() for r in results))
+    if csv is not None:
+        write_results_csv(csv, header, rows, results)
+        typer.echo(f"wrote {csv} ({len(results)} rows)", err=True)
+    chart = chart or (csv.with_name(csv.stem + "_labels.png") if csv else Path(f"{file.stem}_labels.png"))
+    valid = sum(r.error is None for r in results)
+    if valid:
+        results.plot_shares(chart, title=f"{file.name}: {valid} texts, model {reader.name}")
+    _print_summary(results, reader, valid)
+    if valid:
+        typer.echo(f"chart: {chart}")
+
+
+def _report_problems(results, max_tokens: int, where: list[str]) -> None:
+    empty = [w for w, r in zip(where, results) if r.error]
+    cut = [w for w, r in zip(where, results) if r.truncated]
+    for name, items, why in (("empty", empty, "empty or whitespace-only: no label"),
+                             ("truncated", cut, f"longer than {max_tokens} tokens: only the first {max_tokens} read")):
+        if items:
+            shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+            typer.secho(f"warning: {len(items)} text(s) {why}: {shown}", fg=typer.colors.YELLOW, err=True)
+
+
+def _print_summary(results, reader, valid: int) -> None:
+    typer.echo(f"{valid} of {len(results)} texts labelled by {reader.name}; share by top label:")
+    for label, share in sorted(results.shares().items(), key=lambda kv: -kv[1]):
+        if share > 0:
+            typer.echo(f"  {label:16} {share:6.1%}")
+    if reader.groups and valid:
+        typer.echo("by group: " + json.dumps({g: round(s, 3) for g, s in results.shares(groups=True).items()}))

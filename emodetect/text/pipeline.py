@@ -1,0 +1,212 @@
+"""`TextEmotion`: emotion in texts with a bundled (or any exported) text model; no torch.
+
+The ONNX file carries everything inference needs in its metadata: labels, the vocabulary and
+sequence length, per-label thresholds (multi-label models) and label groups (GoEmotions -> the
+face model's 7 emotions), so predictions here match training exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from emodetect.text.tokenize import Vocabulary
+
+DEFAULT_MODEL = "goemotions"
+
+
+@dataclass
+class TextResult:
+    """What a model read in one text. `label` is None (and `error` says why) for an empty text."""
+
+    text: str
+    label: str | None  # most probable label
+    labels: list[str]  # labels at or above their thresholds (multi-label), else [label]
+    probabilities: dict[str, float]
+    model: str
+    tokens: int = 0  # tokens in the text; only the first `max_tokens` are read
+    truncated: bool = False
+    group: str | None = None  # the group of `label` (GoEmotions: one of the face model's 7)
+    group_probabilities: dict[str, float] | None = None  # highest member probability per group
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["probabilities"] = {k: round(v, 4) for k, v in self.probabilities.items()}
+        if self.group_probabilities is not None:
+            out["group_probabilities"] = {k: round(v, 4) for k, v in self.group_probabilities.items()}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+class TextResults(list):
+    """A list of TextResult that also reads as a table and summarises label shares."""
+
+    def to_rows(self, prefix: str = "p_") -> list[dict[str, Any]]:
+        """One flat dict per text: label, ;-joined labels, one probability column per label."""
+        rows = []
+        for r in self:
+            row: dict[str, Any] = {"text": r.text, "label": r.label or "", "labels": ";".join(r.labels)}
+            if r.group is not None:
+                row["group"] = r.group
+            row.update({f"{prefix}{k}": (round(v, 4) if r.error is None else "")
+                        for k, v in r.probabilities.items()})
+            row["truncated"] = r.truncated
+            row["error"] = r.error or ""
+            rows.append(row)
+        return rows
+
+    def to_df(self):
+        """The rows as a pandas DataFrame (pandas is optional: imported only here)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_rows())
+
+    def to_table(self, width: int = 40) -> str:
+        """A plain-text table: text, top label and its probability, the labels above threshold."""
+        lines = [f"{'text':{width}}  {'label':14} {'prob':>5}  labels"]
+        for r in self:
+            text = r.text.replace("\n", " ")
+            text = text if len(text) <= width else text[:width - 1] + "…"
+            prob = f"{r.probabilities[r.label]:.2f}" if r.label else "-"
+            lines.append(f"{text:{width}}  {r.label or '(' + (r.error or '') + ')':14} {prob:>5}  "
+                         f"{';'.join(r.labels)}")
+        return "\n".join(lines)
+
+    def shares(self, groups: bool = False) -> dict[str, float]:
+        """Share of texts (empty ones left out) whose top label (or group) is each label."""
+        valid = [r for r in self if r.error is None]
+        names = (list(valid[0].group_probabilities or {}) if groups and valid
+                 else list(valid[0].probabilities) if valid else [])
+        counts = dict.fromkeys(names, 0)
+        for r in valid:
+            counts[r.group if groups else r.label] += 1
+        return {k: v / max(len(valid), 1) for k, v in counts.items()}
+
+    def plot_shares(self, path: str | Path, title: str = "", groups: bool = False) -> Path:
+        """A horizontal bar chart of label shares, as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        shares = sorted(self.shares(groups).items(), key=lambda kv: kv[1])
+        fig, ax = plt.subplots(figsize=(7, 0.28 * len(shares) + 1.2))
+        ax.barh([k for k, _ in shares], [v * 100 for _, v in shares], color="#4c72b0")
+        for i, (_, v) in enumerate(shares):
+            ax.text(v * 100, i, f" {v:.1%}", va="center", fontsize=8)
+        ax.set_xlabel("share of texts (%), by top label")
+        ax.set_title(title or f"{sum(r.error is None for r in self)} texts")
+        ax.margins(x=0.15)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return Path(path)
+
+
+class TextEmotion:
+    """Emotion classifier for texts.
+
+    >>> TextEmotion().predict(["I can't believe you did this for me, thank you!"])[0].labels
+    """
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL, threads: int = 0):
+        from emodetect.runtime import load_model
+
+        self.model = load_model(model, modality="text", threads=threads)
+        if self.model.metadata.get("modality", "text") != "text":
+            raise ValueError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a text model")
+        extras = self.model.extras()
+        if "vocab" not in extras:
+            raise ValueError(f"{self.model.path}: no vocabulary in its metadata; not an emodetect text model")
+        self.name: str = self.model.metadata.get("name", self.model.path.stem)
+        self.labels: tuple[str, ...] = self.model.labels
+        self.multilabel: bool = self.model.multilabel
+        self.vocab = Vocabulary.from_dict(extras["vocab"])
+        self.max_tokens: int = int(extras["max_tokens"])
+        self.thresholds = np.asarray(extras.get("thresholds", [0.5] * len(self.labels)), dtype=np.float32)
+        self.groups: dict[str, list[str]] | None = extras.get("groups")
+
+    def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """N x C probabilities, token counts and truncation flags for non-empty texts."""
+        encoded = self.vocab.encode(texts, self.max_tokens)
+        return self.model.predict(encoded.ids), encoded.lengths, encoded.truncated
+
+    def predict(self, texts: str | Iterable[str], batch_size: int = 256,
+                progress: bool = False) -> TextResults:
+        """One TextResult per text, in order; empty or whitespace-only texts get an `error`."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is {type(t).__name__}, not str")
+        results: list[TextResult | None] = [None] * len(texts)
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        starts = range(0, len(todo), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="texts", unit="batch", disable=len(todo) <= batch_size)
+        for start in starts:
+            idx = todo[start:start + batch_size]
+            probs, lengths, truncated = self.probabilities([texts[i] for i in idx])
+            for row, i in enumerate(idx):
+                results[i] = self._result(texts[i], probs[row], int(lengths[row]), bool(truncated[row]))
+        for i, r in enumerate(results):
+            if r is None:
+                results[i] = TextResult(texts[i], None, [], dict.fromkeys(self.labels, 0.0), self.name,
+                                        error="empty text",
+                                        group_probabilities=dict.fromkeys(self.groups, 0.0) if self.groups else None)
+        return TextResults(results)
+
+    def _result(self, text: str, probs: np.ndarray, tokens: int, truncated: bool) -> TextResult:
+        top = int(probs.argmax())
+        if self.multilabel:
+            chosen = np.flatnonzero(probs >= self.thresholds)
+            chosen = chosen[np.argsort(-probs[chosen])] if len(chosen) else np.array([top])
+            labels = [self.labels[j] for j in chosen]
+        else:
+            labels = [self.labels[top]]
+        probabilities = {name: float(p) for name, p in zip(self.labels, probs)}
+        group = group_probs = None
+        if self.groups:
+            group_probs = {g: max(probabilities[m] for m in members) for g, members in self.groups.items()}
+            group = next(g for g, members in self.groups.items() if self.labels[top] in members)
+        return TextResult(text, self.labels[top], labels, probabilities, self.name, tokens, truncated,
+                          group, group_probs)
+
+
+def read_texts(path: str | Path, column: str = "text") -> tuple[list[str], list[dict[str, str]], list[str]]:
+    """Texts from a CSV column (header, rows kept for writing back) or a .txt file, one per line.
+
+    Errors name the file: a non-UTF-8 byte (with its line), a missing column (with the columns).
+    """
+    from emodetect.text.data import read_csv_rows, read_csv_text
+
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        lines = read_csv_text(path).splitlines()
+        return ["text"], [{"text": line} for line in lines], lines
+    header, rows = read_csv_rows(path, (column,))
+    return header, rows, [row.get(column) or "" for row in rows]
+
+
+def write_results_csv(path: str | Path, header: list[str], rows: list[dict[str, str]],
+                      results: TextResults) -> Path:
+    """The input rows with label, labels, group (if any) and one p_<label> column per label added."""
+    import csv
+
+    path = Path(path)
+    added = results.to_rows()
+    extra_columns = [c for c in (added[0] if added else {}) if c != "text" and c not in header]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header + extra_columns, extrasaction="ignore")
+        writer.writeheader()
+        for row, new in zip(rows, added):
+            writer.writerow({**row, **{c: new[c] for c in extra_columns}})
+    return path

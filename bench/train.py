@@ -79,10 +79,11 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
-def time_to_accuracy(target: float = TARGET_ACC) -> dict[str, Any]:
-    path = next((p for p in LOG_CANDIDATES if p.exists()), None)
+def time_to_accuracy(target: float = TARGET_ACC, candidates: tuple[Path, ...] = LOG_CANDIDATES) -> dict[str, Any]:
+    """Training wall time until validation accuracy first reaches `target`, from the first log found."""
+    path = next((p for p in candidates if p.exists()), None)
     if path is None:
-        return {"log": None, "reached": False, "note": "no log found at " + ", ".join(map(str, LOG_CANDIDATES))}
+        return {"log": None, "reached": False, "note": "no log found at " + ", ".join(map(str, candidates))}
     epochs = read_log(path)
     elapsed, reached = 0.0, None
     for e in epochs:
@@ -92,7 +93,8 @@ def time_to_accuracy(target: float = TARGET_ACC) -> dict[str, Any]:
     best = max(epochs, key=lambda e: e["val_acc"])
     config_path = path.parent / "config.json"
     planned = json.loads(config_path.read_text()).get("epochs") if config_path.exists() else None
-    return {"log": str(path.relative_to(REPO)), "target": target, "reached": reached is not None,
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return {"log": str(shown), "target": target, "reached": reached is not None,
             **({"first_reached": reached} if reached else {}),
             "epochs_logged": len(epochs), "epochs_planned": planned, "total_seconds_logged": elapsed,
             "best_val_acc": best["val_acc"], "best_epoch": best["epoch"],

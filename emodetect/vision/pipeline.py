@@ -32,7 +32,7 @@ class EmotionDetector:
         self.face_detector: FaceDetector = (detector if isinstance(detector, FaceDetector)
                                             else create_detector(detector))
         self.detector_name: str = self.face_detector.name
-        self.framing = CropFraming()
+        self.framing: CropFraming = self.face_detector.framing
         self.max_pixels = DEFAULT_MAX_PIXELS
 
     def __repr__(self) -> str:

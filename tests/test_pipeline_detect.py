@@ -48,6 +48,12 @@ def test_all_five_faces_of_the_group_photo_are_found_without_extras(group):
     assert [f.id for f in group.faces] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("name", ["chelsea_cat.jpg", "coffee.jpg", "rocket.jpg"])
+def test_no_face_is_found_in_photos_without_people(detector, name):
+    assert LABELS[name] == []
+    assert detector.detect(SAMPLES / name).faces == []
+
+
 def test_no_face_in_noise_or_a_blank_image(detector):
     rng = np.random.default_rng(0)
     assert detector.detect(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).faces == []

@@ -31,7 +31,8 @@ class MelCNN(nn.Module):
     """A stride-2 stem (CPU budget: it quarters every later layer's cost), VGG-like stages over
     (mel, time), then mean+max pooling over time of the frequency mean."""
 
-    def __init__(self, widths: tuple[int, ...], num_classes: int, dropout: float, convs_per_stage: int = 1):
+    def __init__(self, widths: tuple[int, ...], num_classes: int, dropout: float, convs_per_stage: int = 1,
+                 n_mels: int = 64, flatten_freq: bool = True):
         super().__init__()
         self.normalize = LogMelNormalize()
         layers: list[nn.Module] = [ConvBNAct(1, widths[0], stride=2)]
@@ -42,19 +43,30 @@ class MelCNN(nn.Module):
                 in_ch = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * in_ch, num_classes))
+        # Convolutions are blind to where in frequency a pattern sits; pitch and formant height
+        # carry emotion, so the head sees each frequency row separately (C x F' features).
+        self.flatten_freq = flatten_freq
+        rows = n_mels // 2 ** len(widths) if flatten_freq else 1
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * in_ch * rows, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Returns logits."""
-        h = self.features(self.normalize(x)).mean(dim=2)  # N x C x T
+        h = self.features(self.normalize(x))  # N x C x F' x T
+        h = h.flatten(1, 2) if self.flatten_freq else h.mean(dim=2)
         return self.head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
 
 
 @register_model
 def mel_cnn(num_classes: int = 8, dropout: float = 0.3, width: int = 16) -> nn.Module:
-    """Stem plus three one-conv stages (16-32-64-128 channels), ~0.1 M parameters, ~70 MMAC per
-    3 s window: the bundled voice model."""
+    """Stem plus three one-conv stages (16-32-64-128 channels), ~0.1 M conv parameters, ~70 MMAC
+    per 3 s window: the bundled voice model."""
     return MelCNN((width, width * 2, width * 4, width * 8), num_classes, dropout)
+
+
+@register_model
+def mel_cnn_fmean(num_classes: int = 8, dropout: float = 0.3, width: int = 16) -> nn.Module:
+    """mel_cnn averaging over frequency before the head (the first design; kept for comparison)."""
+    return MelCNN((width, width * 2, width * 4, width * 8), num_classes, dropout, flatten_freq=False)
 
 
 @register_model

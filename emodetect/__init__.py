@@ -21,6 +21,8 @@ _LAZY = {
     "EmotionDetector": ("emodetect.vision.pipeline", "EmotionDetector"),
     "Result": ("emodetect.results", "Result"),
     "Face": ("emodetect.results", "Face"),
+    "VoiceEmotion": ("emodetect.voice.pipeline", "VoiceEmotion"),
+    "VoiceResult": ("emodetect.voice.pipeline", "VoiceResult"),
 }
 
 

@@ -212,3 +212,16 @@ def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plot(exp
     rows = list(csv.DictReader(open(timeline)))
     assert len(rows) == len(F.window_starts(int(9.8 * RATE), 3 * RATE, RATE))
     assert [float(r["start_s"]) for r in rows] == sorted(float(r["start_s"]) for r in rows)
+
+
+def test_inference_never_imports_torch(exported, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, synth("sad", 2.0, np.random.default_rng(8)), RATE)
+    code = ("import sys; from emodetect import VoiceEmotion; "
+            f"r = VoiceEmotion({str(exported[1].path)!r}).predict({str(path)!r}); "
+            "assert r.label, r; assert 'torch' not in sys.modules, 'torch was imported'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -108,6 +108,23 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     return prepare(x, rate)
 
 
+def decode_audio(data: bytes, name: str = "upload") -> tuple[np.ndarray, int]:
+    """Decode an in-memory audio file (an upload): (samples x channels float32, sample rate)."""
+    import io
+
+    sf = _soundfile()
+    if not data:
+        raise AudioError(f"{name}: empty (0 bytes)")
+    try:
+        x, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{name}: not a readable audio file (supported: wav, flac, ogg/vorbis/opus, "
+                         f"aiff and other libsndfile formats; mp3/m4a need converting): {err}") from err
+    if len(x) == 0:
+        raise AudioError(f"{name}: the file holds no audio samples (zero length)")
+    return x, int(rate)
+
+
 def stream_audio(path: str | Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
     """Yield a file as consecutive 16 kHz mono blocks, so memory stays bounded for hours of audio.
 

@@ -23,6 +23,8 @@ _LAZY = {
     "Face": ("emodetect.results", "Face"),
     "VoiceEmotion": ("emodetect.voice.pipeline", "VoiceEmotion"),
     "VoiceResult": ("emodetect.voice.pipeline", "VoiceResult"),
+    "TextEmotion": ("emodetect.text.pipeline", "TextEmotion"),
+    "TextResult": ("emodetect.text.pipeline", "TextResult"),
 }
 
 

@@ -36,3 +36,17 @@ def write_toy_csv(path: Path, multilabel: bool = False, sizes: dict[str, int] | 
                 labels = rng.sample(names, rng.choice([1, 1, 2])) if multilabel else [rng.choice(names)]
                 writer.writerow([toy_text(rng, labels), ";".join(sorted(labels)), split])
     return path
+
+
+def train_toy_model(tmp: Path, multilabel: bool = False, name: str = "toy") -> Path:
+    """Train kim_cnn_tiny on the toy data for a few epochs (seconds) and export it to ONNX."""
+    from emodetect.export import export_checkpoint
+    from emodetect.train import TrainConfig, train
+
+    data = write_toy_csv(tmp / f"{name}.csv", multilabel=multilabel)
+    cfg = TrainConfig(data=str(data), out=str(tmp / f"{name}_run"), modality="text", model="kim_cnn_tiny",
+                      epochs=6 if multilabel else 4, batch_size=32, optimizer="adamw", lr=0.01,
+                      weight_decay=0.0, label_smoothing=0.0, ema_decay=0.0, bf16=False, threads=1)
+    result = train(cfg)
+    return export_checkpoint(result.best_checkpoint, tmp / f"{name}.onnx",
+                             extra_metadata={"name": name}).path

@@ -1,0 +1,83 @@
+"""Text models: test accuracy / macro-F1 of the bundled text models and their throughput.
+
+    nice -n 15 .venv/bin/python bench/text.py            # prints a table, writes bench/results/text.json
+
+Throughput is end to end (`TextEmotion.predict`: tokenising, onnxruntime, result objects) on
+GoEmotions test texts, at batch 1 (texts one call at a time) and batch 256; medians of --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, machine_info, markdown_table, median, write_json  # noqa: E402
+
+DATA = Path(__import__("os").environ.get("EMODETECT_DATA", REPO.parent / "shared" / "data")) / "text"
+MODELS = {  # bundled name -> (test data, bar, goal) as issue 6 sets them
+    "goemotions": (DATA / "goemotions" / "goemotions.csv", ("macro_f1", 0.41, 0.46)),
+    "dair-emotion": (DATA / "dair_emotion" / "emotion.csv", ("accuracy", 0.92, 0.94)),
+}
+
+
+def throughput(name: str, texts: list[str], batch: int, runs: int, threads: int) -> float:
+    """Median texts/s of `runs` passes over `texts` in batches of `batch`."""
+    from emodetect.text.pipeline import TextEmotion
+
+    reader = TextEmotion(name, threads=threads)
+    reader.predict(texts[:batch])  # warm-up
+    rates = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for start in range(0, len(texts), batch):
+            reader.predict(texts[start:start + batch], batch_size=batch)
+        rates.append(len(texts) / (time.perf_counter() - t0))
+    return median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (the CPU is shared)")
+    parser.add_argument("--n1", type=int, default=300, help="texts timed at batch 1")
+    parser.add_argument("--n256", type=int, default=2560, help="texts timed at batch 256")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/text.json)")
+    args = parser.parse_args()
+
+    from emodetect.evaluate import evaluate
+    from emodetect.text.data import load_texts
+
+    texts = load_texts(MODELS["goemotions"][0], "test").texts
+    rows, results = [], {}
+    for name, (data, (metric, bar, goal)) in MODELS.items():
+        report = evaluate(name, data, "test", modality="text")
+        speed1 = throughput(name, texts[:args.n1], 1, args.runs, args.threads)
+        speed256 = throughput(name, texts[:args.n256], 256, args.runs, args.threads)
+        value = getattr(report, metric)
+        results[name] = {
+            "data": report.data, "n": report.n, "accuracy": round(report.accuracy, 4),
+            "macro_f1": round(report.macro_f1, 4), "ekman_macro_f1": report.extra.get("group_macro_f1"),
+            "micro_f1": report.extra.get("micro_f1"),
+            "bar": {"metric": metric, "required": bar, "goal": goal, "value": round(value, 4),
+                    "required_met": value >= bar, "goal_met": value >= goal},
+            "texts_per_s": {"batch_1": round(speed1, 1), "batch_256": round(speed256, 1)},
+            "per_class_f1": {c.label: round(c.f1, 4) for c in report.per_class},
+        }
+        rows.append([name, report.n, report.accuracy, report.macro_f1,
+                     report.extra.get("group_macro_f1", "-"), f"{metric} >= {bar} ({'met' if value >= bar else 'MISSED'})",
+                     speed1, speed256, speed256 / speed1])
+    table = markdown_table(["model", "test n", "accuracy", "macro-F1", "Ekman macro-F1", "bar",
+                            "texts/s b1", "texts/s b256", "b256/b1"], rows)
+    print(table)
+    print("GoEmotions accuracy is exact match of the whole label set; Ekman macro-F1 groups the 28 "
+          "labels (a group is predicted when any of its labels is).")
+    payload = {"machine": machine_info(), "threads": args.threads, "runs": args.runs, "models": results,
+               "table": table}
+    print(f"wrote {write_json('text.json', payload, args.out.parent if args.out else None)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,9 +47,10 @@ def _train_signature() -> inspect.Signature:
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         kind = {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
+        flag = f"--{f.name.replace('_', '-')}"  # booleans get --no-<flag> too, to turn a default off
         params.append(inspect.Parameter(
             f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
-            default=typer.Option(default, f"--{f.name.replace('_', '-')}")))
+            default=typer.Option(default, flag if kind is not bool else f"{flag}/--no-{flag[2:]}")))
     return inspect.Signature(params)
 
 
@@ -194,13 +195,18 @@ def serve(
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
 
 
-def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int):
+def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None):
+    from emodetect.vision.faces import create_detector
     from emodetect.vision.pipeline import EmotionDetector
 
     try:
-        return EmotionDetector(model, detector, threads)
+        face_detector = create_detector(detector, **({"max_side": detect_size} if detect_size is not None else {}))
+        return EmotionDetector(model, face_detector, threads)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
         _fail(str(err))
+
+
+_DETECT_SIZE_HELP = "longer side (px) of the copy faces are searched in; 0 = full size (default: the detector's)"
 
 
 @app.command()
@@ -213,13 +219,14 @@ def detect(
     save_dir: Optional[Path] = typer.Option(None, help="save annotated copies of the images here"),
     blur: bool = typer.Option(False, help="blur the faces in the annotated copies"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
 ) -> None:
     """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
     from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size)
     csv_handle = open(csv_path, "w", newline="") if csv_path else None
     rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
     documents, failed, files = [], 0, 0
@@ -273,12 +280,13 @@ def video(
     save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="write <name>_annotated.mp4"),
     max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
 ) -> None:
     """Track faces through a video: per-frame CSV, emotion-over-time PNG, summary, annotated video."""
     from emodetect.vision.video import VideoError, analyse_video
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size)
     try:
         summary = analyse_video(emotion_detector, file, out, every=every, smoothing=smoothing, blur=blur,
                                 save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty())
@@ -298,12 +306,13 @@ def webcam(
     max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
     window: bool = typer.Option(True, "--window/--no-window", help="--no-window: print one line per frame instead"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
 ) -> None:
     """Live emotions from a camera in an OpenCV window (q or Esc quits); --no-window runs headless."""
     from emodetect.vision.video import VideoError, run_webcam
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size)
 
     def show(index: int, t: float, result) -> None:
         faces = " ".join(f"#{f.id}:{f.emotion}:{f.confidence:.2f}" for f in result.faces) or "-"

@@ -41,10 +41,21 @@ def predict_ours(path: Path, images: np.ndarray, batch: int = 256) -> np.ndarray
     return np.concatenate([model.predict(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
-def predict_fer(kind: str, images: np.ndarray) -> np.ndarray:
-    from fer_env import run_fer
+def predict_fer(kind: str, images: np.ndarray, use_cache: bool = True) -> np.ndarray:
+    """fer's probabilities, cached by (fer version, classifier, exact pixels): fer's answers never
+    change, so a rerun for a new model of ours costs only our own inference."""
+    import hashlib
 
-    return run_fer("classify", images, model=kind)["arrays"]["probs"]
+    from fer_env import FER_VERSION, cache_dir, run_fer
+
+    key = hashlib.sha256(images.tobytes() + repr(images.shape).encode()).hexdigest()[:20]
+    path = cache_dir() / "predictions" / f"fer-{FER_VERSION}-{kind}-{key}.npy"
+    if use_cache and path.exists():
+        return np.load(path)
+    probs = run_fer("classify", images, model=kind)["arrays"]["probs"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, probs)
+    return probs
 
 
 def score(name: str, probs: np.ndarray, labels: np.ndarray, data: str) -> dict[str, Any]:
@@ -54,7 +65,7 @@ def score(name: str, probs: np.ndarray, labels: np.ndarray, data: str) -> dict[s
             "confusion": report.confusion}
 
 
-def run(data: Path, ferplus: Path, split: str, limit: int, with_fer: bool) -> dict[str, Any]:
+def run(data: Path, ferplus: Path, split: str, limit: int, with_fer: bool, use_cache: bool = True) -> dict[str, Any]:
     sets = {"FER-2013": load_faces(data, split)}
     if ferplus.exists():
         sets["FER+"] = load_faces(data, split, ferplus)
@@ -68,7 +79,7 @@ def run(data: Path, ferplus: Path, split: str, limit: int, with_fer: bool) -> di
 
         ensure_fer_env()
         fer_versions = read_versions()
-        predictors |= {name: (lambda x, k=kind: predict_fer(k, x)) for name, kind in FER_MODELS.items()}
+        predictors |= {name: (lambda x, k=kind: predict_fer(k, x, use_cache)) for name, kind in FER_MODELS.items()}
     results: dict[str, dict[str, Any]] = {}
     for name, predict in predictors.items():
         results[name] = {}
@@ -77,7 +88,7 @@ def run(data: Path, ferplus: Path, split: str, limit: int, with_fer: bool) -> di
     ours = results[default_label(ours_models)]["FER-2013"]["accuracy"]
     fer_best = max((results[n]["FER-2013"]["accuracy"] for n in FER_MODELS if n in results), default=None)
     return {
-        "benchmark": "accuracy", "split": split, "limit": limit,
+        "benchmark": "accuracy", "split": split, "limit": limit, "fer_answers_cached": use_cache,
         "sets": {k: {"source": v.source, "n": len(v)} for k, v in sets.items()},
         "models": {**{k: str(v.relative_to(REPO)) for k, v in ours_models.items()},
                    **{k: f"fer {fer_versions.get('fer', '?')} {v}" for k, v in FER_MODELS.items()}},
@@ -115,9 +126,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--split", default="PrivateTest")
     parser.add_argument("--limit", type=int, default=0, help="first N faces only (quick runs)")
     parser.add_argument("--no-fer", action="store_true", help="score our models only")
+    parser.add_argument("--no-cache", action="store_true", help="rerun fer instead of reusing its cached answers")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/accuracy.json)")
     args = parser.parse_args(argv)
-    payload = run(args.data, args.ferplus, args.split, args.limit, not args.no_fer)
+    payload = run(args.data, args.ferplus, args.split, args.limit, not args.no_fer, not args.no_cache)
     print(tables(payload))
     path = write_json(args.out.name if args.out else "accuracy.json", payload,
                       args.out.parent if args.out else None)

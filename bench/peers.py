@@ -63,12 +63,11 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, train: dict
             rows.append([f"classifier images/s, batch {b}"] +
                         [_fmt(cls.get(n, {}).get(b, {}).get("images_per_s"), ",.0f") for n in names])
         pipe = speed["summary"]["pipeline"]
-        default = speed.get("default_model")
         for n_faces in (("1", "5") if pipe else ()):
             row = [f"pipeline frames/s, 640x480 photo, {n_faces} face(s)"]
             for n in names:
-                if n == default and "emodetect" in pipe:
-                    r = pipe["emodetect"][n_faces]
+                if n in pipe:
+                    r = pipe[n][n_faces]
                 elif n.startswith("fer (TFLite") and "fer" in pipe:
                     r = pipe["fer"][n_faces]
                 else:

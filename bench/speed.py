@@ -117,11 +117,12 @@ def classifier_fer(faces: np.ndarray, runs: int, warmup: int, min_images: int) -
     return out
 
 
-def pipeline_ours(frames: dict[int, np.ndarray], runs: int, warmup: int) -> dict[str, Any]:
+def pipeline_ours(frames: dict[int, np.ndarray], runs: int, warmup: int, model: Path | None = None) -> dict[str, Any]:
+    """`EmotionDetector().detect` as a user calls it (model None = the default), on RGB arrays."""
     from emodetect import EmotionDetector
 
-    detector = EmotionDetector()
-    out = {"detector": detector.detector_name, "model": detector.model_name, "frames": {}}
+    detector = EmotionDetector(model)
+    out = {"detector": detector.detector_name, "model": str(model or detector.model_name), "frames": {}}
     for n, rgb in frames.items():
         total = timed_runs(lambda: detector.detect(rgb), runs, warmup)
         detect = timed_runs(lambda: detector.face_detector.detect(rgb), runs, warmup)
@@ -166,18 +167,19 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
             total, detect = median(row["total_s"]), median(row["detect_s"])
             pipe[who][n] = {"frames_per_s": 1 / total, "ms_total": 1000 * total, "ms_detect": 1000 * detect,
                             "ms_rest": 1000 * max(0.0, total - detect), "faces_found": row["faces"]}
-    pipe_ratio = {}
-    if "emodetect" in pipe and "fer" in pipe:
-        for n in pipe["emodetect"]:
-            pipe_ratio[n] = pipe["emodetect"][n]["frames_per_s"] / pipe["fer"][n]["frames_per_s"]
+    pipe_ratio: dict[str, dict[str, float]] = {}
+    if "fer" in pipe:
+        for who in [w for w in pipe if w != "fer"]:
+            pipe_ratio[who] = {n: pipe[who][n]["frames_per_s"] / pipe["fer"][n]["frames_per_s"] for n in pipe[who]}
     goals = {}
     key = f"{payload['default_model']} / fastest fer, batch 256"
     if key in ratios:
         goals[f"classifier >= 3x fer at batch 256 ({payload['default_model']} vs fer's faster classifier)"] = {
             "ratio": ratios[key], "status": goal(ratios[key] >= 3)}
-    if pipe_ratio:
-        worst = min(pipe_ratio.values())
-        goals["pipeline >= 10x fer's frames/s (1 and 5 faces)"] = {"ratio": worst, "status": goal(worst >= 10)}
+    if payload["default_model"] in pipe_ratio:
+        worst = min(pipe_ratio[payload["default_model"]].values())
+        goals[f"pipeline >= 10x fer's frames/s, 1 and 5 faces ({payload['default_model']})"] = {
+            "ratio": worst, "status": goal(worst >= 10)}
     return {"classifier": cls, "classifier_ratios": ratios, "pipeline": pipe, "pipeline_ratios": pipe_ratio,
             "goals": goals}
 
@@ -199,7 +201,8 @@ def tables(payload: dict[str, Any]) -> str:
     out += ["", f"Whole pipeline on a {FRAME_W}x{FRAME_H} photo, median of {payload['runs']} runs{contended}", "",
             markdown_table(["pipeline", "faces in photo", "faces found", "frames/s", "ms total", "ms detect",
                             "ms classify + rest"], rows), ""]
-    out += [f"- ours / fer frames/s, {n} face(s): {r:.2f}x" for n, r in s["pipeline_ratios"].items()]
+    out += [f"- {who} / fer frames/s, {n} face(s): {r:.2f}x"
+            for who, by_n in s["pipeline_ratios"].items() for n, r in by_n.items()]
     out += [""] + [f"Goal: {k}: {v['ratio']:.2f}x -> **{v['status']}**" for k, v in s["goals"].items()]
     return "\n".join(out)
 
@@ -229,7 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         payload["classifier"] |= classifier_fer(faces, args.runs, args.warmup, min_images)
     if not args.no_pipeline:
         frames = make_frames()
-        payload["pipeline"] = {"emodetect": pipeline_ours(frames, args.runs, args.warmup)}
+        # The default first exactly as a user gets it, then every other bundled face model.
+        payload["pipeline"] = {payload["default_model"]: pipeline_ours(frames, args.runs, args.warmup)}
+        for name, path in our_face_models().items():
+            if name != payload["default_model"]:
+                payload["pipeline"][name] = pipeline_ours(frames, args.runs, args.warmup, path)
         if not args.no_fer:
             payload["pipeline"]["fer"] = pipeline_fer(frames, args.runs, args.warmup)
     else:

@@ -31,7 +31,7 @@ SIZES = (24, 32, 40, 48, 64, 96, 160)
 FRAMES_PER_SIZE = 8
 MIN_IOU = 0.4
 CONFIGS = [("yunet", 320), ("yunet", 400), ("yunet", 480), ("yunet", 640), ("centerface", 320), ("centerface", 480),
-           ("centerface", 640), ("haar", 640)]
+           ("centerface", 640), ("blazeface", 192), ("haar", 640)]
 
 
 def match(truth: list[list[int]], found: list, min_iou: float = MIN_IOU) -> tuple[int, int]:

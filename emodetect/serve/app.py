@@ -41,6 +41,7 @@ from emodetect.serve.uploads import UploadError
 ROUTE_MODULES: tuple[str, ...] = (
     "emodetect.serve.routes_health",
     "emodetect.serve.routes_vision",
+    "emodetect.serve.routes_voice",
 )
 
 

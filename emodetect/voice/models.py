@@ -32,7 +32,7 @@ class MelCNN(nn.Module):
     (mel, time), then mean+max pooling over time of the frequency mean."""
 
     def __init__(self, widths: tuple[int, ...], num_classes: int, dropout: float, convs_per_stage: int = 1,
-                 n_mels: int = 64, flatten_freq: bool = True):
+                 n_mels: int = 64, flatten_freq: bool = True, stats: bool = False):
         super().__init__()
         self.normalize = LogMelNormalize()
         layers: list[nn.Module] = [ConvBNAct(1, widths[0], stride=2)]
@@ -47,13 +47,25 @@ class MelCNN(nn.Module):
         # carry emotion, so the head sees each frequency row separately (C x F' features).
         self.flatten_freq = flatten_freq
         rows = n_mels // 2 ** len(widths) if flatten_freq else 1
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * in_ch * rows, num_classes))
+        # Optional utterance statistics of the input itself (per band: mean, spread, mean change
+        # per frame), the classic speech-emotion descriptors, given to the head beside the CNN's.
+        self.stats = nn.BatchNorm1d(3 * n_mels) if stats else None
+        width = 2 * in_ch * rows + (3 * n_mels if stats else 0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Returns logits."""
-        h = self.features(self.normalize(x))  # N x C x F' x T
+        x = self.normalize(x)
+        h = self.features(x)  # N x C x F' x T
         h = h.flatten(1, 2) if self.flatten_freq else h.mean(dim=2)
-        return self.head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+        pooled = [h.mean(dim=2), h.amax(dim=2)]
+        if self.stats is not None:
+            bands = x[:, 0]  # N x mels x T
+            mean = bands.mean(dim=2)
+            spread = torch.sqrt(((bands - mean.unsqueeze(2)) ** 2).mean(dim=2) + 1e-6)
+            change = (bands[:, :, 1:] - bands[:, :, :-1]).abs().mean(dim=2)
+            pooled.append(self.stats(torch.cat([mean, spread, change], dim=1)))
+        return self.head(torch.cat(pooled, dim=1))
 
 
 @register_model
@@ -61,6 +73,13 @@ def mel_cnn(num_classes: int = 8, dropout: float = 0.3, width: int = 16) -> nn.M
     """Stem plus three one-conv stages (16-32-64-128 channels), ~0.1 M conv parameters, ~70 MMAC
     per 3 s window: the bundled voice model."""
     return MelCNN((width, width * 2, width * 4, width * 8), num_classes, dropout)
+
+
+@register_model
+def mel_cnn_stats(num_classes: int = 8, dropout: float = 0.3, width: int = 16) -> nn.Module:
+    """mel_cnn whose head also sees per-band utterance statistics of the log-mel (mean, spread,
+    mean frame-to-frame change): the CNN learns what the statistics miss."""
+    return MelCNN((width, width * 2, width * 4, width * 8), num_classes, dropout, stats=True)
 
 
 @register_model

@@ -134,6 +134,7 @@ class VoiceEmotion:
             raise ValueError(f"{self.model.path} wants features {extras['feature']!r}; this version "
                              "computes logmel-v1 only")
         self.model_name = self.model.metadata.get("name", self.model.path.stem)
+        self.model_file = self.model.path.name  # lets the service's /v1/models mark the file in use
         self.labels = self.model.labels
         self.window_s = float(window_s or extras.get("window_s", 3.0))
         self.hop_s = float(hop_s or self.window_s / 2)

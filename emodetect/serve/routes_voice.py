@@ -1,0 +1,118 @@
+"""POST /v1/voice: the emotion in an uploaded speech recording, overall and window by window."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from emodetect.serve.schemas import ErrorBody
+from emodetect.serve.state import ServeConfig, ServeState, get_state, service
+from emodetect.serve.uploads import FIELD, MULTIPART_SLACK, UploadError, parse_multipart, read_body
+
+SERVICE = "voice"
+router = APIRouter(tags=["voice"])
+
+READABLE = "WAV, FLAC, OGG (Vorbis/Opus), AIFF"
+_BINARY = {"type": "string", "format": "binary"}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD], "properties": {FIELD: _BINARY}}},
+    "audio/*": {"schema": _BINARY},
+    "application/octet-stream": {"schema": _BINARY},
+}}}
+
+
+class VoiceWindowOut(BaseModel):
+    start_s: float
+    end_s: float
+    silent: bool = Field(description="below the silence threshold: skipped, no probabilities")
+    label: str | None
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class VoiceResponse(BaseModel):
+    source: str
+    duration_s: float
+    sample_rate: int = Field(description="of the upload, before resampling to 16 kHz")
+    model: str
+    label: str | None = Field(description="mean over the voiced windows; null when all silent")
+    confidence: float
+    probabilities: dict[str, float]
+    windows: list[VoiceWindowOut] = Field(description="the timeline (empty with ?timeline=false)")
+    notes: list[str]
+
+
+def load(config: ServeConfig) -> Any:
+    """Start-up hook: one VoiceEmotion, shared (onnxruntime sessions are thread-safe and the
+    pipeline keeps no per-call state)."""
+    from emodetect.voice.pipeline import VoiceEmotion
+
+    return VoiceEmotion(threads=config.threads)
+
+
+def analyse(engine: Any, data: bytes, name: str, timeline: bool) -> dict[str, Any]:
+    """Blocking work of one request, run in a worker thread: decode, window, score."""
+    from emodetect.voice.features import AudioError, decode_audio
+
+    try:
+        samples, rate = decode_audio(data, name)
+    except AudioError as err:
+        status = 400 if "0 bytes" in str(err) or "zero length" in str(err) else 415
+        raise UploadError(status, f"{err} (this service reads {READABLE})") from err
+    try:
+        result = engine.predict(samples, rate)
+    except AudioError as err:
+        raise UploadError(422, f"{name}: {err}") from err
+    result.source = name
+    body = result.to_dict()
+    if not timeline:
+        body["windows"] = []
+    return body
+
+
+@router.post(
+    "/v1/voice", response_model=VoiceResponse, summary="Emotion in a speech recording",
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        400: {"model": ErrorBody, "description": "empty or malformed upload, or audio with no samples"},
+        413: {"model": ErrorBody, "description": "upload over the byte limit"},
+        415: {"model": ErrorBody, "description": "not a readable audio format, or an unsupported Content-Type"},
+        422: {"model": ErrorBody, "description": "no 'file' field, or a bad query parameter"},
+        503: {"model": ErrorBody, "description": "the voice model is not loaded yet"},
+    },
+)
+async def voice(
+    request: Request,
+    timeline: Annotated[bool, Query(description="include the per-window timeline")] = True,
+    state: ServeState = Depends(get_state),
+    engine: Any = Depends(service(SERVICE)),
+) -> Any:
+    """Send audio (any rate, any channel count) as multipart field `file` or as the raw body.
+
+    The audio is held in memory for the request only: it is never written to disk or logged.
+    """
+    limit = state.config.max_upload_bytes
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        upload = parse_multipart(await read_body(request, limit + MULTIPART_SLACK), content_type)
+        if len(upload.data) > limit:
+            raise UploadError(413, f"upload too large: the limit is {limit:,} bytes")
+        data, name = upload.data, upload.filename or "upload"
+    elif media_type.startswith("audio/") or media_type in ("application/octet-stream", ""):
+        data, name = await read_body(request, limit), "upload"
+    else:
+        raise UploadError(415, f"unsupported Content-Type {media_type!r}: send audio as multipart field "
+                               f"{FIELD!r} or as the raw body (audio/wav, audio/flac, audio/ogg)")
+    if not data:
+        raise UploadError(400, "empty upload: 0 bytes received")
+    start = time.perf_counter()
+    body = await state.run(analyse, engine, data, name, timeline)
+    headers = {"Cache-Control": "no-store",
+               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
+    return Response(VoiceResponse.model_validate(body).model_dump_json(), media_type="application/json",
+                    headers=headers)

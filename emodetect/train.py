@@ -215,7 +215,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.stop_after and epochs_run >= cfg.stop_after:
             break
+        # Everything random in an epoch (order, augmentation, dropout) derives from (seed, epoch),
+        # which is what makes a resumed run match an uninterrupted one.
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(len(targets), generator=gen)
         model.train()
         t0 = time.time()

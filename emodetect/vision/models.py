@@ -64,4 +64,4 @@ def resnet_fer(num_classes: int = 7, dropout: float = 0.3, width: int = 64) -> n
 @register_model
 def tiny_fer(num_classes: int = 7, dropout: float = 0.0) -> nn.Module:
     """A very small net for tests and smoke runs."""
-    return _Classifier(_vgg_stages((8, 16), 1), 16, num_classes, dropout)
+    return _Classifier(_vgg_stages((16, 32), 1), 32, num_classes, dropout)

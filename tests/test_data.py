@@ -1,0 +1,91 @@
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import synthetic_faces, write_fer_csv
+from emodetect.labels import EMOTIONS, canonical_emotion
+from emodetect.vision.data import DataError, load_faces, read_fer_csv, read_ferplus
+
+
+def test_fer_csv_splits_and_aliases(fer_csv):
+    train = load_faces(fer_csv, "Training")
+    val = load_faces(fer_csv, "val")
+    test = load_faces(fer_csv, "PrivateTest")
+    assert (len(train), len(val), len(test)) == (700, 140, 140)
+    assert train.images.shape == (700, 48, 48) and train.images.dtype == np.uint8
+    expected_images, expected_labels = synthetic_faces(700, 0)
+    np.testing.assert_array_equal(train.labels, expected_labels)
+    np.testing.assert_array_equal(train.images, expected_images)
+
+
+def test_gzipped_csv_reads_like_plain(tmp_path):
+    plain = write_fer_csv(tmp_path / "a.csv", {"Training": 20})
+    packed = write_fer_csv(tmp_path / "a.csv.gz", {"Training": 20})
+    np.testing.assert_array_equal(load_faces(plain).images, load_faces(packed).images)
+
+
+def test_bad_rows_are_reported_with_line_numbers_and_skipped(tmp_path):
+    good = " ".join(["10"] * 2304)
+    path = write_fer_csv(tmp_path / "bad.csv", {"Training": 10}, extra_lines=[
+        f"9,{good},Training",            # label out of range
+        "3,1 2 3,Training",              # too few pixels
+        f"x,{good},Training",            # label not a number
+        "3," + " ".join(["300"] * 2304) + ",Training",  # pixel out of range
+    ])
+    dataset, _ = read_fer_csv(path, "Training")
+    assert len(dataset) == 10
+    assert len(dataset.skipped) == 4
+    assert [s.split(":")[1] for s in dataset.skipped] == ["12", "13", "14", "15"]
+    assert "2304" in dataset.skipped[1]
+
+
+def test_missing_file_and_empty_split_are_clear_errors(tmp_path, fer_csv):
+    with pytest.raises(DataError, match="no such file"):
+        load_faces(tmp_path / "nope.csv", "Training")
+    only_train = write_fer_csv(tmp_path / "t.csv", {"Training": 5})
+    with pytest.raises(DataError, match="PrivateTest"):
+        load_faces(only_train, "test")
+    (tmp_path / "wrong.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="header"):
+        load_faces(tmp_path / "wrong.csv")
+
+
+def test_ferplus_soft_labels_majority_and_non_faces(tmp_path):
+    fer = write_fer_csv(tmp_path / "fer.csv", {"Training": 4})
+    header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    rows = [
+        "Training,fer0.png,0,8,2,0,0,0,0,0,0,0",   # happy, some surprise
+        "Training,,10,0,0,0,0,0,0,0,0,0",          # no name: FER+ dropped it as a non-face
+        "Training,fer2.png,0,0,0,0,0,0,0,0,1,9",   # mostly 'not a face'
+        "Training,fer3.png,0,0,0,0,3,0,0,5,0,0",   # contempt counts as disgust
+    ]
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_text("\n".join([header, *rows]) + "\n")
+    data = read_ferplus(fer, votes, "Training")
+    assert len(data) == 2
+    assert [EMOTIONS[i] for i in data.labels] == ["happy", "disgust"]
+    np.testing.assert_allclose(data.soft_labels[0, EMOTIONS.index("surprise")], 0.2)
+    np.testing.assert_allclose(data.soft_labels.sum(1), 1.0, rtol=1e-6)
+
+
+def test_image_folder_with_synonyms_and_a_corrupt_file(tmp_path):
+    images, labels = synthetic_faces(14)
+    names = {"angry": "anger", "happy": "happiness", "surprise": "surprised"}
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / "train" / names.get(EMOTIONS[label], EMOTIONS[label])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).resize((96, 96)).save(folder / f"{i}.png")
+    (tmp_path / "train" / "sad" / "broken.jpg").write_bytes(b"not an image")
+    data = load_faces(tmp_path, "train")
+    assert len(data) == 14
+    assert sorted(data.class_counts()) == sorted(np.bincount(labels, minlength=7).tolist())
+    assert len(data.skipped) == 1 and "broken.jpg" in data.skipped[0]
+
+
+def test_synonyms():
+    assert canonical_emotion("Happiness") == "happy"
+    with pytest.raises(ValueError, match="unknown emotion"):
+        canonical_emotion("bored")

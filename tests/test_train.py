@@ -1,0 +1,80 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from emodetect.train import TrainConfig, load_checkpoint_model, train
+
+
+def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
+    values = dict(data=str(data), out=str(out), model="tiny_fer", epochs=3, batch_size=32, lr=0.05,
+                  augment=False, ema_decay=0.99, threads=1)
+    return TrainConfig(**(values | overrides))
+
+
+def test_training_learns_the_synthetic_task(fer_csv, tmp_path):
+    result = train(tiny_config(fer_csv, tmp_path / "run", epochs=1))
+    # 7 balanced classes: chance is about 0.14.
+    assert result.best_val_acc > 0.5
+    assert result.best_checkpoint.exists()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"] == "tiny_fer" and saved["epochs"] == 1
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["images_per_s"] > 0
+
+
+def test_augmented_mixup_run_still_learns(fer_csv, tmp_path):
+    result = train(tiny_config(fer_csv, tmp_path / "run", epochs=2, augment=True, mixup=0.2))
+    assert result.best_val_acc > 0.3
+
+
+def test_resume_matches_an_uninterrupted_run(fer_csv, tmp_path):
+    full = train(tiny_config(fer_csv, tmp_path / "full"))
+    train(tiny_config(fer_csv, tmp_path / "cut", stop_after=1))
+    resumed = train(tiny_config(fer_csv, tmp_path / "cut", resume=True))
+    assert [h.epoch for h in resumed.history] == [1, 2, 3]
+    a = torch.load(full.last_checkpoint, weights_only=False)["model"]
+    b = torch.load(resumed.last_checkpoint, weights_only=False)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-4)
+
+
+def test_killed_cli_run_resumes_from_its_last_checkpoint(fer_csv, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "emodetect", "train", "--data", str(fer_csv), "--out", str(out),
+            "--model", "tiny_fer", "--epochs", "40", "--batch-size", "16", "--threads", "1", "--no-augment"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(log.read_text().splitlines())
+    assert 2 <= done_before < 40, "the run should have been killed part-way"
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["epoch"] + 1 >= done_before - 1
+    resumed = subprocess.run(args + ["--resume", "--stop-after", "1"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr
+    epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    assert epochs[-1] == state["epoch"] + 2
+
+
+def test_checkpoint_rebuilds_the_model(fer_csv, tmp_path):
+    result = train(tiny_config(fer_csv, tmp_path / "run", epochs=1))
+    model = load_checkpoint_model(result.best_checkpoint)
+    out = model(torch.zeros(2, 1, 48, 48))
+    assert out.shape == (2, 7)
+
+
+def test_unknown_model_is_a_clear_error(fer_csv, tmp_path):
+    with pytest.raises(KeyError, match="unknown model"):
+        train(tiny_config(fer_csv, tmp_path / "run", model="nope"))

@@ -71,12 +71,21 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metad
         dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
         dynamo=False,
     )
+    return set_metadata(path, metadata)
+
+
+def set_metadata(path: str | Path, values: dict[str, str]) -> Path:
+    """Set (add or replace) string metadata entries of an ONNX file in place."""
+    import onnx
+
     proto = onnx.load(str(path))
-    for key, value in metadata.items():
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in values]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *values.items()]:
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+        entry.key, entry.value = key, str(value)
     onnx.save(proto, str(path))
-    return path
+    return Path(path)
 
 
 def parity(model: nn.Module, onnx_path: str | Path, inputs: torch.Tensor, flip_tta: bool = False,
@@ -88,6 +97,12 @@ def parity(model: nn.Module, onnx_path: str | Path, inputs: torch.Tensor, flip_t
         expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta)(inputs).numpy()
     got = OnnxModel(onnx_path).predict(inputs.numpy())
     return float(np.abs(expected - got).max())
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
 
 
 def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
@@ -111,19 +126,10 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
                     per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
     prepared.unlink()
-    import onnx
-
     # Keep the float model's metadata (labels, input spec) on the int8 copy.
-    source, quantized = onnx.load(str(onnx_path)), onnx.load(str(out_path))
-    del quantized.metadata_props[:]
-    for entry in source.metadata_props:
-        quantized.metadata_props.add().CopyFrom(entry)
-    for entry in quantized.metadata_props:
-        if entry.key == "precision":
-            entry.value = "int8"
-        elif entry.key == "name":
-            entry.value += "-int8"
-    onnx.save(quantized, str(out_path))
+    metadata = read_metadata(onnx_path)
+    metadata.update(precision="int8", name=metadata.get("name", Path(onnx_path).stem) + "-int8")
+    set_metadata(out_path, metadata)
     return out_path
 
 

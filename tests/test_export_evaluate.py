@@ -1,0 +1,121 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from emodetect.evaluate import classification_report, evaluate
+from emodetect.export import export_checkpoint
+from emodetect.labels import EMOTIONS
+from emodetect.runtime import OnnxModel
+from emodetect.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import write_fer_csv
+
+    root = tmp_path_factory.mktemp("trained")
+    data = write_fer_csv(root / "fer.csv", {"Training": 700, "PublicTest": 140, "PrivateTest": 140})
+    cfg = TrainConfig(data=str(data), out=str(root / "run"), model="tiny_fer", epochs=2, batch_size=32,
+                      augment=False, threads=1)
+    return data, train(cfg).best_checkpoint
+
+
+def test_onnx_honours_the_contract(trained, tmp_path):
+    _, checkpoint = trained
+    report = export_checkpoint(checkpoint, tmp_path / "m.onnx", flip_tta=True)
+    assert report.max_abs_diff < 1e-4
+    proto = onnx.load(str(report.path))
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert inp.name == "pixels" and out.name == "probabilities"
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims[1:] == [1, 48, 48] and isinstance(dims[0], str)
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    model = OnnxModel(report.path)
+    assert model.labels == EMOTIONS
+    assert json.loads(model.metadata["input"])["range"] == "raw grey pixels 0..255"
+    for batch in (1, 5):
+        probs = model.predict(np.random.default_rng(0).uniform(0, 255, (batch, 1, 48, 48)))
+        assert probs.shape == (batch, 7)
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_flip_tta_makes_mirrored_faces_agree(trained, tmp_path):
+    _, checkpoint = trained
+    model = OnnxModel(export_checkpoint(checkpoint, tmp_path / "m.onnx", flip_tta=True).path)
+    x = np.random.default_rng(1).uniform(0, 255, (3, 1, 48, 48)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), model.predict(x[..., ::-1].copy()), atol=1e-5)
+
+
+def test_int8_copy_keeps_accuracy_and_metadata(trained, tmp_path):
+    data, checkpoint = trained
+    from emodetect.vision.data import evaluation_data
+
+    calibration = evaluation_data(data, "Training")[0][:128]
+    report = export_checkpoint(checkpoint, tmp_path / "m.onnx", int8=True, calibration=calibration)
+    fp32 = evaluate(report.path, data, "PrivateTest")
+    int8 = evaluate(report.int8_path, data, "PrivateTest")
+    assert OnnxModel(report.int8_path).metadata["precision"] == "int8"
+    assert abs(fp32.accuracy - int8.accuracy) < 0.1
+
+
+def test_evaluate_checkpoint_and_onnx_agree_and_write_reports(trained, tmp_path):
+    data, checkpoint = trained
+    onnx_path = export_checkpoint(checkpoint, tmp_path / "m.onnx", flip_tta=False).path
+    from_onnx = evaluate(onnx_path, data, "PrivateTest", out_dir=tmp_path / "report")
+    from_ckpt = evaluate(checkpoint, data, "PrivateTest")
+    assert from_onnx.n == 140 and abs(from_onnx.accuracy - from_ckpt.accuracy) <= 2 / 140
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["accuracy"] == pytest.approx(from_onnx.accuracy)
+    assert len(saved["per_class"]) == 7 and np.array(saved["confusion"]).sum() == 140
+    assert "macro-F1" in (tmp_path / "report" / "report.md").read_text()
+    assert (tmp_path / "report" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<table>" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_classification_report_metrics():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 2, 2])
+    report = classification_report(y_true, y_pred, ["a", "b", "c"])
+    assert report.accuracy == pytest.approx(4 / 6)
+    a, b, c = report.per_class
+    assert (a.precision, a.recall) == (1.0, pytest.approx(2 / 3))
+    assert (b.precision, b.recall) == (0.5, 0.5)
+    assert (c.precision, c.recall, c.f1) == (0.5, 1.0, pytest.approx(2 / 3))
+    assert report.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert report.confusion == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "emodetect", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_export_evaluate_predict_round_trip(trained, tmp_path):
+    data, checkpoint = trained
+    out = _cli("export", str(checkpoint), "--out", str(tmp_path / "cli.onnx"), "--name", "mine")
+    assert out.returncode == 0, out.stderr
+    assert "max |torch - onnxruntime|" in out.stdout
+    ev = _cli("evaluate", str(tmp_path / "cli.onnx"), str(data), "--split", "test", "--out", str(tmp_path / "r"))
+    assert ev.returncode == 0, ev.stderr
+    assert "accuracy" in ev.stdout and (tmp_path / "r" / "report.json").exists()
+    from PIL import Image
+
+    from conftest import synthetic_faces
+
+    Image.fromarray(synthetic_faces(1)[0][0]).save(tmp_path / "face.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    pred = _cli("predict", str(tmp_path / "face.png"), str(tmp_path / "bad.png"), "--model", str(tmp_path / "cli.onnx"))
+    assert pred.returncode == 1
+    assert "face.png" in pred.stdout and pred.stdout.split("\t")[1] in EMOTIONS
+    assert "bad.png" in pred.stderr and "not a readable image" in pred.stderr
+
+
+def test_cli_errors_name_the_problem(tmp_path):
+    ev = _cli("evaluate", "default", str(tmp_path / "missing.csv"))
+    assert ev.returncode == 2 and "missing.csv" in ev.stderr and "Traceback" not in ev.stderr
+    tr = _cli("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r"))
+    assert tr.returncode == 2 and "no such file" in tr.stderr

@@ -99,9 +99,15 @@ def render(acc: dict[str, Any] | None, speed: dict[str, Any] | None, train: dict
             lines += [f"The default recipe first reached 70% on PublicTest at epoch {r['epoch']}, after "
                       f"{r['seconds'] / 60:.0f} min of training (`{t['log']}`; best {t['best_val_acc']:.4f} "
                       f"at epoch {t['best_epoch']} of {t['epochs_logged']} logged)."]
+            if t.get("stalled_epochs"):
+                lines += [f"That includes stalled epochs {t['stalled_epochs']} (the machine was busy elsewhere); at "
+                          f"the median epoch time ({t['median_epoch_seconds']:.0f} s) it is "
+                          f"{r['seconds_at_median_epoch'] / 60:.0f} min."]
         elif t.get("log"):
-            lines += [f"The default recipe had not reached 70% on PublicTest in the {t['epochs_logged']} epochs "
-                      f"logged in `{t['log']}` (best {t['best_val_acc']:.4f} at epoch {t['best_epoch']})."]
+            planned = f" of {t['epochs_planned']} planned" if t.get("epochs_planned") else ""
+            lines += [f"The default recipe had not reached 70% on PublicTest in the {t['epochs_logged']}{planned} "
+                      f"epochs logged in `{t['log']}` (best {t['best_val_acc']:.4f} at epoch {t['best_epoch']}); "
+                      f"`python bench/peers.py --from-results` rereads the log."]
     lines += ["", "Notes: fer's classifiers score the very same 48x48 crops, resized to 64x64 and scaled "
               "as fer's `detect_emotions` does; speeds use each library's default threads; the pipeline "
               "photos are built from `emodetect/assets/samples` (faces 70-160 px so fer's Haar detector, "
@@ -130,6 +136,12 @@ def main(argv: list[str] | None = None) -> str:
         extra = [] if name == "accuracy" else ["--runs", str(args.runs)]
         print(f"\n===== bench/{name}.py =====", flush=True)
         payloads[name] = module.main(extra)
+    if payloads["train"] is not None:
+        # The training log grows while the default model trains: always read it afresh.
+        import train as train_bench
+
+        payloads["train"]["time_to_70"] = train_bench.time_to_accuracy()
+        (RESULTS / "train.json").write_text(json.dumps(payloads["train"], indent=1, default=str) + "\n")
     text = render(payloads["accuracy"], payloads["speed"], payloads["train"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "peers.md").write_text(text)

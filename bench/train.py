@@ -91,11 +91,17 @@ def time_to_accuracy(target: float = TARGET_ACC, candidates: tuple[Path, ...] = 
         if reached is None and e["val_acc"] >= target:
             reached = {"epoch": e["epoch"], "seconds": elapsed, "val_acc": e["val_acc"]}
     best = max(epochs, key=lambda e: e["val_acc"])
+    typical = median([e["seconds"] for e in epochs])
+    # An epoch far slower than the rest was stalled by something outside training (a paused
+    # process, a busy machine); say so rather than hide it in the total.
+    stalled = [e["epoch"] for e in epochs if e["seconds"] > 3 * typical]
     config_path = path.parent / "config.json"
     planned = json.loads(config_path.read_text()).get("epochs") if config_path.exists() else None
     shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     return {"log": str(shown), "target": target, "reached": reached is not None,
-            **({"first_reached": reached} if reached else {}),
+            **({"first_reached": reached | {"seconds_at_median_epoch": reached["epoch"] * typical}}
+               if reached else {}),
+            "median_epoch_seconds": typical, "stalled_epochs": stalled,
             "epochs_logged": len(epochs), "epochs_planned": planned, "total_seconds_logged": elapsed,
             "best_val_acc": best["val_acc"], "best_epoch": best["epoch"],
             "median_images_per_s_logged": median([e["images_per_s"] for e in epochs])}
@@ -115,6 +121,9 @@ def tables(payload: dict[str, Any]) -> str:
         r = t["first_reached"]
         out += [f"- default recipe first reached {t['target']:.0%} on PublicTest at epoch {r['epoch']} "
                 f"after {r['seconds'] / 60:.1f} min of training ({t['log']})"]
+        if t["stalled_epochs"]:
+            out += [f"  (stalled epochs {t['stalled_epochs']}; at the median epoch time "
+                    f"{t['median_epoch_seconds']:.0f} s it is {r['seconds_at_median_epoch'] / 60:.1f} min)"]
     elif t.get("log"):
         out += [f"- default recipe has not reached {t['target']:.0%} on PublicTest in the {t['epochs_logged']} "
                 f"epochs logged (best {t['best_val_acc']:.4f} at epoch {t['best_epoch']}; {t['log']})"]

@@ -1,6 +1,8 @@
 """Text models: test accuracy / macro-F1 of the bundled text models and their throughput.
 
     nice -n 15 .venv/bin/python bench/text.py            # prints a table, writes bench/results/text.json
+    nice -n 15 .venv/bin/python bench/text.py --stamp    # also writes the test figures into the
+                                                         # bundled models' `test_figures` metadata
 
 Throughput is end to end (`TextEmotion.predict`: tokenising, onnxruntime, result objects) on
 GoEmotions test texts, at batch 1 (texts one call at a time) and batch 256; medians of --runs.
@@ -9,6 +11,7 @@ GoEmotions test texts, at batch 1 (texts one call at a time) and batch 256; medi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,12 +41,31 @@ def throughput(name: str, texts: list[str], batch: int, runs: int, threads: int)
     return median(rates)
 
 
+def stamp(name: str, figures: dict) -> Path:
+    """Store the measured test figures in the bundled model, where `emodetect models` shows them."""
+    import onnx
+
+    from emodetect.runtime import bundled_model_path
+
+    path = bundled_model_path(name, "text")
+    proto = onnx.load(str(path))
+    for entry in list(proto.metadata_props):
+        if entry.key == "test_figures":
+            proto.metadata_props.remove(entry)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "test_figures", json.dumps(figures)
+    onnx.save(proto, str(path))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (the CPU is shared)")
     parser.add_argument("--n1", type=int, default=300, help="texts timed at batch 1")
     parser.add_argument("--n256", type=int, default=2560, help="texts timed at batch 256")
+    parser.add_argument("--stamp", action="store_true",
+                        help="write the test figures into each bundled model's ONNX metadata")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/text.json)")
     args = parser.parse_args()
 
@@ -66,6 +88,12 @@ def main() -> None:
             "texts_per_s": {"batch_1": round(speed1, 1), "batch_256": round(speed256, 1)},
             "per_class_f1": {c.label: round(c.f1, 4) for c in report.per_class},
         }
+        if args.stamp:
+            figures = {"split": "test", "n": report.n, "accuracy": round(report.accuracy, 4),
+                       "macro_f1": round(report.macro_f1, 4)}
+            if "group_macro_f1" in report.extra:
+                figures["ekman_macro_f1"] = report.extra["group_macro_f1"]
+            print(f"stamped {stamp(name, figures)}")
         rows.append([name, report.n, report.accuracy, report.macro_f1,
                      report.extra.get("group_macro_f1", "-"), f"{metric} >= {bar} ({'met' if value >= bar else 'MISSED'})",
                      speed1, speed256, speed256 / speed1])

@@ -1,0 +1,57 @@
+"""POST /v1/text on the service, with the bundled GoEmotions model."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+pytest.importorskip("fastapi")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from emodetect.runtime import assets_dir
+from emodetect.serve import ServeConfig, create_app
+
+# The route serves the bundled GoEmotions model; without it there is nothing to serve.
+pytestmark = pytest.mark.skipif(not (assets_dir() / "text_goemotions.onnx").is_file(),
+                                reason="bundled text model emodetect/assets/text_goemotions.onnx is missing")
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(ServeConfig(workers=1),
+                     route_modules=("emodetect.serve.routes_health", "emodetect.serve.routes_text"))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_texts_get_labels_in_order(client):
+    texts = ["Thank you so much, this is wonderful!", "   ", "😀 Привет " + "word " * 300]
+    response = client.post("/v1/text", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "goemotions" and body["multilabel"] and len(body["labels"]) == 28
+    first, empty, long = body["results"]
+    assert first["text"] == texts[0] and "gratitude" in first["labels"] and first["group"] == "happy"
+    assert set(first["probabilities"]) == set(body["labels"])
+    assert empty["label"] is None and empty["error"] == "empty text"
+    assert long["truncated"] and long["label"] in body["labels"]
+
+
+@pytest.mark.parametrize("payload", [{"texts": []}, {"texts": "one text"}, {"texts": [1, 2]}, {"words": ["x"]}])
+def test_malformed_bodies_are_422_with_a_reason(client, payload):
+    response = client.post("/v1/text", json=payload)
+    assert response.status_code == 422
+    assert "texts" in response.json()["detail"]
+
+
+def test_oversized_text_is_413(client):
+    response = client.post("/v1/text", json={"texts": ["a" * 20_001]})
+    assert response.status_code == 413 and "20,000" in response.json()["detail"]
+
+
+def test_openapi_documents_the_route(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/v1/text"]

@@ -66,6 +66,7 @@ def test_video_gives_a_row_per_sampled_frame_and_face_with_stable_ids(detector, 
     probs = np.array([[float(r[k]) for k in detector.labels] for r in rows])
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-2)
     assert summary.frames_analysed == FRAMES // 2 and len(summary.faces) == len(ids)
+    assert summary.frames_read == FRAMES and summary.duration_s == pytest.approx(FRAMES / FPS)
     saved = json.loads((tmp_path / "clip_summary.json").read_text())
     assert saved["frames_analysed"] == FRAMES // 2
     assert Image.open(tmp_path / "clip_emotions.png").size[0] > 300
@@ -126,3 +127,43 @@ def test_webcam_reports_a_missing_source_and_hands_results_to_the_callback(detec
     seen = []
     stats = run_webcam(detector, str(SAMPLES / "astronaut.jpg"), window=False, max_frames=1, on_result=lambda i, t, r: seen.append(len(r.faces)))
     assert stats["frames"] == 1 and seen == [1]  # OpenCV reads a still image as a one-frame video
+
+
+class _FakeCapture:
+    """A stream of `n` numbered frames at 10 fps, counting how many were decoded."""
+
+    def __init__(self, n: int):
+        self.n, self.position, self.decoded = n, 0, 0
+
+    def get(self, prop):
+        return 10.0
+
+    def grab(self) -> bool:
+        if self.position >= self.n:
+            return False
+        self.position += 1
+        return True
+
+    def read(self):
+        if self.position >= self.n:
+            return False, None
+        self.position += 1
+        self.decoded += 1
+        return True, np.full((2, 2, 3), self.position - 1, np.uint8)
+
+
+@pytest.mark.parametrize("n, every, max_frames, indices, read", [
+    (12, 2, None, [0, 2, 4, 6, 8, 10], 12),
+    (12, 3, None, [0, 3, 6, 9], 12),
+    (10, 1, 3, [0, 1, 2], 3),
+])
+def test_every_nth_frame_is_decoded_and_every_frame_counted(n, every, max_frames, indices, read):
+    from emodetect.vision.video import frames
+
+    capture, counter = _FakeCapture(n), {"read": 0}
+    got = list(frames(capture, every, max_frames, counter))
+    assert [i for i, _, _ in got] == indices
+    assert [int(f[0, 0, 0]) for _, _, f in got] == indices  # the frame is the one its index says
+    assert [t for _, t, _ in got] == pytest.approx([i / 10 for i in indices])
+    assert capture.decoded == len(indices)  # skipped frames are grabbed, not decoded
+    assert counter["read"] == read

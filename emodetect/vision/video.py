@@ -142,8 +142,13 @@ def open_capture(source: str | int):
     return capture
 
 
-def frames(capture, every: int = 1, max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in seconds, BGR frame) of every `every`-th frame."""
+def frames(capture, every: int = 1, max_frames: int | None = None,
+           counter: dict[str, int] | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, time in seconds, BGR frame) of every `every`-th frame.
+
+    `counter["read"]`, when given, is kept equal to the number of frames taken from the stream
+    (analysed or skipped).
+    """
     import cv2
 
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
@@ -155,10 +160,14 @@ def frames(capture, every: int = 1, max_frames: int | None = None) -> Iterator[t
             if not capture.grab():
                 break
             index += 1
+            if counter is not None:
+                counter["read"] = index
             continue
         ok, frame = capture.read()
         if not ok:
             break
+        if counter is not None:
+            counter["read"] = index + 1
         t = index / fps if fps > 0 else time.perf_counter() - start
         yield index, t, frame
         index += 1
@@ -220,18 +229,18 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     labels = list(detector.labels)
     writer = None
     series: list[tuple[float, int, np.ndarray]] = []
-    analysed = last_index = 0
+    analysed = 0
+    counter = {"read": 0}  # frames taken from the video, analysed or skipped
     started = time.perf_counter()
     bar = _progress(total // every if total else None, progress)
     try:
         with open(csv_path, "w", newline="") as handle:
             rows = csv.writer(handle)
             rows.writerow(CSV_FIELDS + labels)
-            for index, t, bgr in frames(capture, every, max_frames):
+            for index, t, bgr in frames(capture, every, max_frames, counter):
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 result = analyser.analyse(rgb, t)
                 analysed += 1
-                last_index = index
                 for face in result.faces:
                     b = face.box
                     probs = [face.probabilities[k] for k in labels]
@@ -258,8 +267,8 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     if plot_timeline(series, labels, png_path, title=source.name):
         outputs["plot"] = str(png_path)
     outputs["summary"] = str(summary_path)
-    summary = VideoSummary(str(source), frames_read=last_index + 1, frames_analysed=analysed, fps=fps,
-                           duration_s=(last_index + 1) / fps, faces=_track_summaries(analyser.tracker, labels),
+    summary = VideoSummary(str(source), frames_read=counter["read"], frames_analysed=analysed, fps=fps,
+                           duration_s=round(counter["read"] / fps, 3), faces=_track_summaries(analyser.tracker, labels),
                            outputs=outputs, seconds=round(time.perf_counter() - started, 3))
     summary_path.write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
     return summary

@@ -5,7 +5,8 @@
 
 Runs bench/accuracy.py, bench/speed.py and bench/train.py (each also writes its own JSON), then
 writes bench/results/peers.md: the table, the goals with "met" or "missed", the machine and the
-command. Nothing is tuned to pass: a missed goal is printed as missed.
+command, and puts the same table between the markers in docs/benchmarks.md. Nothing is tuned to
+pass: a missed goal is printed as missed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, markdown_table  # noqa: E402
 
 COMMAND = "python bench/peers.py"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- peers:begin (written by bench/peers.py) -->", "<!-- peers:end -->"
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per speed figure")
     parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "speed", "train"],
                         help="benchmarks not to rerun (their last JSON is used if present)")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     payloads: dict[str, dict[str, Any] | None] = {}
     for name in ("accuracy", "speed", "train"):
@@ -146,7 +150,23 @@ def main(argv: list[str] | None = None) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "peers.md").write_text(text)
     print("\n" + text + f"\nwrote {RESULTS / 'peers.md'}")
+    if not args.no_docs and update_docs(text):
+        print(f"updated {DOCS}")
     return text
+
+
+def update_docs(text: str, path: Path | None = None) -> bool:
+    """Put the table between the markers in docs/benchmarks.md, so the doc never drifts from the run."""
+    path = path or DOCS
+    if not path.exists():
+        return False
+    doc = path.read_text()
+    if BEGIN not in doc or END not in doc:
+        return False
+    head, rest = doc.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    path.write_text(head + BEGIN + "\n" + text.replace("## Benchmarks: emodetect vs fer\n\n", "", 1) + END + tail)
+    return True
 
 
 if __name__ == "__main__":

@@ -80,3 +80,16 @@ def test_peers_table_prints_missed_goals_and_flags_contention(bench_modules):
     assert "| classifier >= 3x fer at batch 256 | 0.50x | missed |" in text
     assert "**Contended:**" in text
     assert "| met |" not in text
+
+
+def test_peers_rewrites_only_the_marked_block_of_the_docs(tmp_path, bench_modules):
+    _, peers = bench_modules
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"intro\n{peers.BEGIN}\nold table\n{peers.END}\nnotes\n")
+    assert peers.update_docs("## Benchmarks: emodetect vs fer\n\nnew table\n", doc) is True
+    text = doc.read_text()
+    assert "old table" not in text and "new table" in text
+    assert text.startswith("intro\n") and text.endswith("notes\n")
+    unmarked = tmp_path / "plain.md"
+    unmarked.write_text("no markers\n")
+    assert peers.update_docs("x", unmarked) is False and unmarked.read_text() == "no markers\n"

@@ -87,6 +87,7 @@ def export(
     checkpoint: Path = typer.Argument(..., help="best.pt or last.pt from `emodetect train`"),
     out: Path = typer.Option(Path("model.onnx"), help="ONNX file to write"),
     flip_tta: bool = typer.Option(True, help="average with the mirrored face inside the graph"),
+    shift_tta: int = typer.Option(0, help="also average copies shifted by this many pixels (x5 views)"),
     int8: bool = typer.Option(False, help="also write an int8 copy (<out>_int8.onnx)"),
     calibration_data: Optional[Path] = typer.Option(None, help="data for int8 calibration"),
     calibration_split: str = typer.Option("Training"),
@@ -109,7 +110,7 @@ def export(
         calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
     if not checkpoint.is_file():
         _fail(f"{checkpoint}: no such checkpoint")
-    report = export_checkpoint(checkpoint, out, flip_tta=flip_tta, int8=int8, calibration=calibration,
+    report = export_checkpoint(checkpoint, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8, calibration=calibration,
                                extra_metadata={"name": name} if name else None)
     typer.echo(f"wrote {report.path} (max |torch - onnxruntime| = {report.max_abs_diff:.2e})")
     if report.int8_path:

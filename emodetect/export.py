@@ -24,23 +24,41 @@ OUTPUT_NAME = "probabilities"
 
 
 class ProbabilityHead(nn.Module):
-    """Wraps a logits model so the graph returns probabilities, optionally averaged over a flip."""
+    """Wraps a logits model so the graph returns probabilities, optionally averaged over views.
 
-    def __init__(self, model: nn.Module, multilabel: bool = False, flip_tta: bool = False):
+    Views are the face and its mirror image (`flip_tta`) and, with `shift_tta` = k pixels, copies
+    shifted by k up, down, left and right (edges repeated): test-time augmentation inside the
+    graph, so every runtime gets it without knowing.
+    """
+
+    def __init__(self, model: nn.Module, multilabel: bool = False, flip_tta: bool = False,
+                 shift_tta: int = 0):
         super().__init__()
         self.model = model
         self.multilabel = multilabel
         self.flip_tta = flip_tta
+        self.shift_tta = shift_tta
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x)
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = self._probs(x)
+    def _views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        views = [x]
+        k = self.shift_tta
+        if k:
+            h, w = x.shape[-2:]
+            padded = torch.nn.functional.pad(x, (k, k, k, k), mode="replicate")
+            views += [padded[..., k + dy:k + dy + h, k + dx:k + dx + w]
+                      for dy, dx in ((k, 0), (-k, 0), (0, k), (0, -k))]
         if self.flip_tta:
-            probs = (probs + self._probs(torch.flip(x, dims=[3]))) / 2
-        return probs
+            views += [torch.flip(v, dims=[3]) for v in views]
+        return views
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = self._views(x)
+        probs = self._probs(torch.cat(views)) if len(views) > 1 else self._probs(x)
+        return probs.reshape(len(views), x.shape[0], -1).mean(0)
 
 
 @dataclass
@@ -58,14 +76,14 @@ def _modality_export_spec(state: dict[str, Any]) -> tuple[torch.Tensor, dict[str
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
-                multilabel: bool = False, flip_tta: bool = False) -> Path:
+                multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0) -> Path:
     """Write `model` as ONNX with a dynamic batch axis and string metadata."""
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = ProbabilityHead(model.eval().float().to(memory_format=torch.contiguous_format),
-                              multilabel, flip_tta).eval()
+                              multilabel, flip_tta, shift_tta).eval()
     torch.onnx.export(
         wrapped, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
         dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
@@ -89,12 +107,13 @@ def set_metadata(path: str | Path, values: dict[str, str]) -> Path:
 
 
 def parity(model: nn.Module, onnx_path: str | Path, inputs: torch.Tensor, flip_tta: bool = False,
+           shift_tta: int = 0,
            multilabel: bool = False) -> float:
     """Largest absolute difference between torch (float32) and onnxruntime probabilities."""
     from emodetect.runtime import OnnxModel
 
     with torch.no_grad():
-        expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta)(inputs).numpy()
+        expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta, shift_tta)(inputs).numpy()
     got = OnnxModel(onnx_path).predict(inputs.numpy())
     return float(np.abs(expected - got).max())
 
@@ -133,7 +152,7 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     return out_path
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = True,
+def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = True, shift_tta: int = 0,
                       int8: bool = False, calibration: np.ndarray | None = None,
                       extra_metadata: dict[str, str] | None = None) -> ExportReport:
     """Export a training checkpoint; with int8, also write `<out stem>_int8.onnx`."""
@@ -147,7 +166,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     if hasattr(modality_data, "export_extras"):
         extras = modality_data.export_extras(state, model)  # e.g. text: thresholds tuned on validation
     # Flipping only means something for images (a voice log-mel is 4-D too, but time runs one way).
-    flip_tta = flip_tta and example.dim() == 4 and state.get("config", {}).get("modality", "vision") == "vision"
+    is_face = example.dim() == 4 and state.get("config", {}).get("modality", "vision") == "vision"
+    flip_tta, shift_tta = flip_tta and is_face, shift_tta if is_face else 0
     config = state.get("config", {})
     labels = state.get("labels") or ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     metadata = {
@@ -162,14 +182,15 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         "training_data": f"{Path(config.get('data', '')).name} ({config.get('train_split', '')})",
         "val_score": f"{state.get('val_acc', float('nan')):.4f}",
         "flip_tta": json.dumps(flip_tta),
+        "shift_tta": str(shift_tta),
         "precision": "float32",
         "extras": json.dumps(extras),
     } | (extra_metadata or {})
-    path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta)
+    path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
-    diff = parity(model, path, parity_batch, flip_tta, bool(state.get("multilabel")))
+    diff = parity(model, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")))
     int8_path = None
     if int8:
         if calibration is None:

@@ -119,3 +119,23 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert ev.returncode == 2 and "missing.csv" in ev.stderr and "Traceback" not in ev.stderr
     tr = _cli("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r"))
     assert tr.returncode == 2 and "no such file" in tr.stderr
+
+
+def test_shift_tta_averages_shifted_views_inside_the_graph(trained, tmp_path):
+    import torch
+
+    from emodetect.export import ProbabilityHead
+    from emodetect.train import load_checkpoint_model
+
+    _, checkpoint = trained
+    report = export_checkpoint(checkpoint, tmp_path / "m.onnx", flip_tta=True, shift_tta=2)
+    assert report.max_abs_diff < 1e-4
+    model = load_checkpoint_model(checkpoint)
+    x = torch.rand(2, 1, 48, 48) * 255
+    head = ProbabilityHead(model, flip_tta=True, shift_tta=2)
+    assert len(head._views(x)) == 10
+    with torch.no_grad():
+        plain = ProbabilityHead(model)(x)
+        averaged = head(x)
+    np.testing.assert_allclose(OnnxModel(report.path).predict(x.numpy()), averaged.numpy(), atol=1e-4)
+    assert not torch.allclose(plain, averaged)

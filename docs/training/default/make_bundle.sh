@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # How the bundled default face model was made: train, export (fp32 + int8), score on PrivateTest.
-# Run from the repository root with the train extra installed. DATA points at the FER-2013 files.
+# Run from the repository root with the train extra installed. DATA points at the FER-2013 files;
+# SHIFT_TTA is the shift chosen on PublicTest by choose_tta.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/fer2013}
 RUN=${RUN:-runs/default}
@@ -12,7 +13,7 @@ if [ "${SKIP_TRAIN:-0}" != 1 ]; then
 fi
 
 emodetect export "$RUN/best.pt" --out emodetect/assets/emotion_default.onnx --name default \
-  --flip-tta --int8 --calibration-data "$DATA/fer2013.csv.gz" --calibration-split Training
+  --flip-tta --shift-tta "${SHIFT_TTA:-0}" --int8 --calibration-data "$DATA/fer2013.csv.gz" --calibration-split Training
 
 mkdir -p "$DOCS"
 cp "$RUN/config.json" "$RUN/log.jsonl" "$DOCS/"

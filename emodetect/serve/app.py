@@ -42,6 +42,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "emodetect.serve.routes_health",
     "emodetect.serve.routes_vision",
     "emodetect.serve.routes_voice",
+    "emodetect.serve.routes_text",
 )
 
 

@@ -13,19 +13,13 @@ from fastapi.responses import Response
 
 from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody
 from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import FIELD, Upload, UploadError, read_upload
+from emodetect.serve.uploads import FIELD, openapi_upload_body, Upload, UploadError, read_upload
 
 SERVICE = "vision"
 router = APIRouter(tags=["faces"])
 
 READABLE = "JPEG, PNG, WebP, BMP, GIF, TIFF"
-_BINARY = {"type": "string", "format": "binary"}
-# The body is read by hand (see uploads.py), so it is described to OpenAPI here.
-UPLOAD_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD], "properties": {FIELD: _BINARY}}},
-    "image/*": {"schema": _BINARY},
-    "application/octet-stream": {"schema": _BINARY},
-}}}
+UPLOAD_BODY = openapi_upload_body("image/*")
 
 
 @dataclass

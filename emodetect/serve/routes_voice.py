@@ -11,18 +11,13 @@ from pydantic import BaseModel, Field
 
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import FIELD, MULTIPART_SLACK, UploadError, parse_multipart, read_body
+from emodetect.serve.uploads import FIELD, openapi_upload_body, MULTIPART_SLACK, UploadError, parse_multipart, read_body
 
 SERVICE = "voice"
 router = APIRouter(tags=["voice"])
 
 READABLE = "WAV, FLAC, OGG (Vorbis/Opus), AIFF"
-_BINARY = {"type": "string", "format": "binary"}
-UPLOAD_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": [FIELD], "properties": {FIELD: _BINARY}}},
-    "audio/*": {"schema": _BINARY},
-    "application/octet-stream": {"schema": _BINARY},
-}}}
+UPLOAD_BODY = openapi_upload_body("audio/*")
 
 
 class VoiceWindowOut(BaseModel):

@@ -142,3 +142,16 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         where = f"multipart field {FIELD!r}" if media_type == "multipart/form-data" else "request body"
         raise UploadError(400, f"empty upload: the {where} holds 0 bytes")
     return upload
+
+
+def openapi_upload_body(media_type: str) -> dict:
+    """OpenAPI description of an upload body (multipart `file`, or raw bytes of `media_type`).
+
+    Bodies are read by hand (see `read_upload`), so FastAPI cannot describe them itself.
+    """
+    binary = {"type": "string", "format": "binary"}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": [FIELD], "properties": {FIELD: binary}}},
+        media_type: {"schema": binary},
+        "application/octet-stream": {"schema": binary},
+    }}}

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody
 from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import FIELD, openapi_upload_body, Upload, UploadError, read_upload
+from emodetect.serve.uploads import Upload, UploadError, openapi_upload_body, read_upload
 
 SERVICE = "vision"
 router = APIRouter(tags=["faces"])

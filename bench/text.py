@@ -43,18 +43,11 @@ def throughput(name: str, texts: list[str], batch: int, runs: int, threads: int)
 
 def stamp(name: str, figures: dict) -> Path:
     """Store the measured test figures in the bundled model, where `emodetect models` shows them."""
-    import onnx
-
+    from emodetect.export import set_metadata
     from emodetect.runtime import bundled_model_path
 
     path = bundled_model_path(name, "text")
-    proto = onnx.load(str(path))
-    for entry in list(proto.metadata_props):
-        if entry.key == "test_figures":
-            proto.metadata_props.remove(entry)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "test_figures", json.dumps(figures)
-    onnx.save(proto, str(path))
+    set_metadata(path, {"test_figures": json.dumps(figures)})
     return path
 
 

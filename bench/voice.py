@@ -84,20 +84,6 @@ def long_recording(clips: list, seconds: float, folder: Path) -> Path:
     return path
 
 
-def set_metadata(path: Path, values: dict[str, str]) -> None:
-    """Add or replace ONNX metadata entries in place."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    for entry in list(proto.metadata_props):
-        if entry.key in values:
-            proto.metadata_props.remove(entry)
-    for key, value in values.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="timed passes for throughput")
@@ -137,6 +123,8 @@ def main() -> None:
     print(markdown_table(["model", "file", "test speakers of", "clips", "accuracy", "unweighted acc",
                           "macro-F1", "bar"], rows))
     if args.write_figures:
+        from emodetect.export import set_metadata
+
         for m in models:
             if m.name in results:
                 s = results[m.name]

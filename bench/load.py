@@ -183,8 +183,8 @@ def main() -> None:
 
     lat = report["latency_ms"]
     rss = report["server_rss_mb"]
-    print(f"| clients | seconds | requests ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms "
-          f"| RSS start MB | RSS peak MB | RSS end MB |")
+    print("| clients | seconds | requests ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms "
+          "| RSS start MB | RSS peak MB | RSS end MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.clients} | {report['elapsed_s']} | {report['requests_ok']} | {report['errors']} "
           f"| {report['requests_per_s']} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} "

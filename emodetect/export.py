@@ -78,7 +78,6 @@ def _modality_export_spec(state: dict[str, Any]) -> tuple[torch.Tensor, dict[str
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
                 multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0) -> Path:
     """Write `model` as ONNX with a dynamic batch axis and string metadata."""
-    import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

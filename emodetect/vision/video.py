@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from emodetect.results import Face, Result
+from emodetect.results import Result
 from emodetect.vision.faces import Detection, box_iou
 
 log = logging.getLogger(__name__)

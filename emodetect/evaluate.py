@@ -109,9 +109,11 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     per_class = [ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]),
                               int(actual[i])) for i in range(k)]
     present = actual > 0
+    # Unweighted accuracy (mean recall) is what speech-emotion papers quote: classes are unbalanced.
+    unweighted = round(float(recall[present].mean()), 4) if present.any() else 0.0
     return EvalReport(model, data, int(confusion.sum()), float(tp.sum() / max(confusion.sum(), 1)),
                       float(f1[present].mean()) if present.any() else 0.0, per_class,
-                      confusion.tolist(), list(labels))
+                      confusion.tolist(), list(labels), {"unweighted_accuracy": unweighted})
 
 
 def plot_confusion(confusion: np.ndarray, labels: list[str], path: str | Path) -> Path:

@@ -256,7 +256,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 correct += (logits.argmax(1) == target.argmax(1)).sum().item()
             seen += len(target)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{seen / (time.time() - t0):.0f}")
+                            img_s=f"{seen / (time.time() - t0):.0f}", refresh=False)
         bar.close()
         train_seconds = time.time() - t0
         val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)

@@ -87,6 +87,7 @@ def test_classification_report_metrics():
     assert (c.precision, c.recall, c.f1) == (0.5, 1.0, pytest.approx(2 / 3))
     assert report.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
     assert report.confusion == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert report.extra["unweighted_accuracy"] == pytest.approx((2 / 3 + 0.5 + 1.0) / 3, abs=1e-4)
 
 
 def _cli(*args):

@@ -54,6 +54,23 @@ def test_no_face_is_found_in_photos_without_people(detector, name):
     assert detector.detect(SAMPLES / name).faces == []
 
 
+def test_yunet_called_directly_matches_yuface_own_binding():
+    """We call libfacedetection with our own buffer (yuface's binding leaks one per call):
+    boxes, scores and landmarks must be exactly what the binding returns."""
+    yuface = pytest.importorskip("yuface")
+    from emodetect.vision.faces import YuNetDetector
+
+    ours_detector = YuNetDetector(min_score=0.3, max_side=0)
+    for name in ("group.jpg", "astronaut.jpg", "chelsea_cat.jpg"):
+        rgb = np.array(Image.open(SAMPLES / name).convert("RGB"))
+        theirs = yuface.c_detect(np.ascontiguousarray(rgb[..., ::-1]))
+        theirs = theirs[theirs[:, 0] >= 30, :15].astype(float)
+        theirs = theirs[np.lexsort((theirs[:, 2], theirs[:, 1]))]
+        ours = np.array([[d.score * 100, d.x, d.y, d.width, d.height, *np.ravel(d.landmarks)]
+                         for d in ours_detector.detect(rgb)]).reshape(-1, 15)
+        np.testing.assert_allclose(ours, theirs, err_msg=name)
+
+
 def test_no_face_in_noise_or_a_blank_image(detector):
     rng = np.random.default_rng(0)
     assert detector.detect(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).faces == []

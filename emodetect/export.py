@@ -19,7 +19,7 @@ from torch import nn
 
 from emodetect import __version__
 
-INPUT_NAME = "pixels"
+INPUT_NAME = "pixels"  # the face contract; text and voice name theirs in export_example
 OUTPUT_NAME = "probabilities"
 
 
@@ -76,7 +76,8 @@ def _modality_export_spec(state: dict[str, Any]) -> tuple[torch.Tensor, dict[str
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
-                multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0) -> Path:
+                multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0,
+                input_name: str = INPUT_NAME) -> Path:
     """Write `model` as ONNX with a dynamic batch axis and string metadata."""
 
     path = Path(path)
@@ -84,8 +85,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metad
     wrapped = ProbabilityHead(model.eval().float().to(memory_format=torch.contiguous_format),
                               multilabel, flip_tta, shift_tta).eval()
     torch.onnx.export(
-        wrapped, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
+        wrapped, (example,), str(path), input_names=[input_name], output_names=[OUTPUT_NAME],
+        dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
         dynamo=False,
     )
     return set_metadata(path, metadata)
@@ -129,9 +130,13 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from emodetect.runtime import OnnxModel
+
+    input_name = OnnxModel(onnx_path, threads=1).input_name
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{INPUT_NAME: calibration[i:i + 32]}
+            self.batches = iter([{input_name: calibration[i:i + 32]}
                                  for i in range(0, len(calibration), 32)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -185,7 +190,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         "precision": "float32",
         "extras": json.dumps(extras),
     } | (extra_metadata or {})
-    path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta)
+    path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
+                       input_spec["name"])
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255

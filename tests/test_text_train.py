@@ -74,6 +74,7 @@ def test_export_matches_torch_on_real_texts(single_label_run, tmp_path):
     got = onnx_model.predict(ids)
     assert np.abs(expected - got).max() < 1e-4
     assert json.loads(onnx_model.metadata["input"])["dtype"] == "int64"
+    assert onnx_model.input_name == json.loads(onnx_model.metadata["input"])["name"] == "token_ids"
     assert onnx_model.metadata["modality"] == "text"
 
 

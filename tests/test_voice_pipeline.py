@@ -95,6 +95,8 @@ def test_export_matches_torch_and_carries_the_voice_contract(exported):
     assert json.loads(meta["flip_tta"]) is False
     extras = json.loads(meta["extras"])
     assert extras["window_s"] == 3.0 and extras["n_mels"] == F.N_MELS
+    graph_input = onnx.load(str(report.path)).graph.input[0].name
+    assert graph_input == json.loads(meta["input"])["name"] == "log_mel"
 
 
 def test_training_learns_the_synthetic_classes_on_held_out_speakers(exported, corpus, engine):

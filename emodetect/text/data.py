@@ -204,7 +204,7 @@ def export_example(state: dict) -> tuple:
     max_tokens = state["extras"]["max_tokens"]
     vocab_size = state["model_kwargs"]["vocab_size"]
     example = torch.randint(0, vocab_size, (1, max_tokens), generator=torch.Generator().manual_seed(0))
-    spec = {"name": "pixels", "shape": ["N", max_tokens], "dtype": "int64",
+    spec = {"name": "token_ids", "shape": ["N", max_tokens], "dtype": "int64",
             "content": "token ids from the vocabulary in extras (emodetect.text.tokenize), 0 = padding"}
     return example, spec
 

@@ -240,7 +240,7 @@ def export_example(state: dict) -> tuple:
 
     window_s = float((state.get("extras") or {}).get("window_s", WINDOW_S))
     frames = F.n_frames(int(window_s * F.SAMPLE_RATE))
-    spec = {"name": "pixels", "shape": ["N", 1, F.N_MELS, frames], "dtype": "float32",
+    spec = {"name": "log_mel", "shape": ["N", 1, F.N_MELS, frames], "dtype": "float32",
             "range": "natural-log mel power of a 16 kHz window (emodetect.voice.features.log_mel)",
             "normalisation": "inside the graph (peak-relative, floored)"}
     return torch.zeros(1, 1, F.N_MELS, frames), spec

@@ -1,7 +1,7 @@
 """The whole face pipeline on a 640x480 frame with 1 and with 5 faces: detection, cropping and
 classification timed apart, medians over many runs.
 
-    python bench/pipeline.py [--runs 60] [--model PATH ...] [--detector yunet]
+    python bench/pipeline.py [--runs 60] [--model PATH ...] [--detector yunet] [--detect-size 320 ...]
 
 Frames come from bench/scenes.py (sample portraits pasted on noise; the 5 faces are 40 to 72 px
 high, the single face 120 px). Wall time and CPU time are both reported: on a machine busy with
@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--model", action="append", help="ONNX file(s); default: every bundled face model")
     parser.add_argument("--detector", default=None)
+    parser.add_argument("--detect-size", type=int, action="append",
+                        help="detector search size(s) in px (repeatable); default: the detector's own")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the classifier")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline.json"))
     args = parser.parse_args()
@@ -60,8 +62,11 @@ def main() -> None:
     rows = []
     print(f"load average {load_before:.1f} on {os.cpu_count()} CPUs; medians of {args.runs} runs; ms wall (ms CPU)")
     print(f"{'model':28} {'scene':8} {'found':>5} {'detect':>14} {'crop':>10} {'classify':>14} {'total':>14} {'frames/s':>9}")
-    for model in models:
-        detector = EmotionDetector(model, args.detector, threads=args.threads)
+    from emodetect.vision.faces import create_detector
+
+    for model, size in [(m, size) for m in models for size in (args.detect_size or [None])]:
+        face_detector = create_detector(args.detector, **({} if size is None else {"max_side": size}))
+        detector = EmotionDetector(model, face_detector, threads=args.threads)
         for scene, (frame, boxes) in frames.items():
             detections = detector.face_detector.detect(frame)
             crops = detector.crops(frame, detections)
@@ -78,7 +83,7 @@ def main() -> None:
                    "total_ms": round(t_total[0], 2), "total_cpu_ms": round(t_total[1], 2),
                    "frames_per_s": round(1000 / t_total[0], 1), "frames_per_s_cpu": round(1000 / t_total[1], 1)}
             rows.append(row)
-            print(f"{row['model']:28} {scene:8} {len(detections):>2}/{len(boxes):<2} "
+            print(f"{row['model'] + ' @' + str(row['detect_size']):28} {scene:8} {len(detections):>2}/{len(boxes):<2} "
                   f"{t_detect[0]:6.1f} ({t_detect[1]:5.1f}) {t_crop[0]:9.2f} "
                   f"{t_classify[0]:6.1f} ({t_classify[1]:5.1f}) {t_total[0]:6.1f} ({t_total[1]:5.1f}) "
                   f"{row['frames_per_s']:9.1f}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -191,7 +190,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
-    steps_per_epoch = math.ceil(len(data.train_targets) / cfg.batch_size)
+    # A last batch of one example is dropped: batch norm cannot train on a single value per channel.
+    full, rest = divmod(len(data.train_targets), cfg.batch_size)
+    steps_per_epoch = full + (rest > 1)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15,
         div_factor=20, final_div_factor=200,

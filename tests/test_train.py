@@ -28,6 +28,24 @@ def test_training_learns_the_synthetic_task(fer_csv, tmp_path):
     assert json.loads(lines[0])["images_per_s"] > 0
 
 
+def test_a_last_batch_of_one_example_does_not_break_batch_norm(tmp_path):
+    """33 training faces at batch 32 leave one example over; a BatchNorm1d head cannot train on it."""
+    from torch import nn
+
+    from emodetect.registry import _MODELS, register_model
+    from conftest import write_fer_csv
+
+    if "bn_head_toy" not in _MODELS:
+        @register_model
+        def bn_head_toy(num_classes: int = 7) -> nn.Module:
+            return nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                 nn.Linear(16, num_classes))
+
+    data = write_fer_csv(tmp_path / "fer.csv", {"Training": 33, "PublicTest": 14})
+    result = train(tiny_config(data, tmp_path / "run", model="bn_head_toy", epochs=1))
+    assert result.best_checkpoint.exists()
+
+
 def test_augmented_mixup_run_still_learns(fer_csv, tmp_path):
     result = train(tiny_config(fer_csv, tmp_path / "run", epochs=2, augment=True, mixup=0.2))
     assert result.best_val_acc > 0.3

@@ -299,7 +299,7 @@ def video(
 @app.command()
 def webcam(
     source: str = typer.Option("0", help="camera index, video file or stream URL"),
-    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: realtime)"),
     detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar"),
     every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
     smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
@@ -313,7 +313,7 @@ def webcam(
     from emodetect.vision.video import VideoError, run_webcam
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads, detect_size)
+    emotion_detector = _emotion_detector(model or _live_model(), detector, threads, detect_size)
 
     def show(index: int, t: float, result) -> None:
         faces = " ".join(f"#{f.id}:{f.emotion}:{f.confidence:.2f}" for f in result.faces) or "-"
@@ -324,7 +324,16 @@ def webcam(
                            max_frames=max_frames, window=window, on_result=None if window else show)
     except VideoError as err:
         _fail(str(err), 1)
-    typer.echo(f"{stats['frames']} frames, {stats['fps']} frames/s, {stats['faces']} face track(s)", err=True)
+    typer.echo(f"{stats['frames']} frames, {stats['fps']} frames/s, {stats['faces']} face track(s), "
+               f"model {emotion_detector.model_name}", err=True)
+
+
+def _live_model() -> Optional[str]:
+    """Live video wants speed: the bundled `realtime` face model when there is one."""
+    from emodetect.runtime import bundled_models
+
+    live = [m for m in bundled_models() if m.modality == "vision" and m.name == "realtime"]
+    return "realtime" if live else None
 
 
 def _register_voice() -> None:

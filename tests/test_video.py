@@ -119,6 +119,11 @@ def test_webcam_runs_headless_on_a_video_source(clip):
     lines = result.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == ["0", "1", "2"]
     assert "#0:" in lines[0] and "3 frames" in result.stderr
+    # Live video defaults to the small real-time face model when the package bundles one.
+    from emodetect.runtime import bundled_models
+
+    live = "realtime" in {m.name for m in bundled_models() if m.modality == "vision"}
+    assert f"model {'realtime' if live else 'default'}" in result.stderr
 
 
 def test_webcam_reports_a_missing_source_and_hands_results_to_the_callback(detector, tmp_path):

@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--detect-size", type=int, action="append",
                         help="detector search size(s) in px (repeatable); default: the detector's own")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the classifier")
+    parser.add_argument("--detect-every", type=int, nargs="+", default=[1, 3],
+                        help="stream mode: look for faces in every N-th frame only (frames/s columns 'fps d/N')")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline.json"))
     args = parser.parse_args()
 
@@ -61,8 +63,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     rows = []
     print(f"load average {load_before:.1f} on {os.cpu_count()} CPUs; medians of {args.runs} runs; ms wall (ms CPU)")
-    print(f"{'model':28} {'scene':8} {'found':>5} {'detect':>14} {'crop':>10} {'classify':>14} {'total':>14} {'frames/s':>9}")
+    print(f"{'model':28} {'scene':8} {'found':>5} {'detect':>14} {'crop':>10} {'classify':>14} {'total':>14} {'frames/s':>9}"
+          + "".join(f" {'fps d/' + str(every):>8}" for every in args.detect_every))
     from emodetect.vision.faces import create_detector
+    from emodetect.vision.video import FrameAnalyser
 
     for model, size in [(m, size) for m in models for size in (args.detect_size or [None])]:
         face_detector = create_detector(args.detector, **({} if size is None else {"max_side": size}))
@@ -74,6 +78,13 @@ def main() -> None:
             t_crop = timed(lambda: detector.crops(frame, detections), args.runs)
             t_classify = timed(lambda: detector.predict_crops(crops), args.runs)
             t_total = timed(lambda: detector.detect_rgb(frame), args.runs)
+            # A live stream that looks for faces in every N-th frame only (FrameAnalyser.detect_every):
+            # mean time per frame over whole detection periods.
+            stream = {}
+            for every in args.detect_every:
+                analyser = FrameAnalyser(detector, smoothing=0.5, detect_every=every)
+                period = timed(lambda: [analyser.analyse(frame, 0.0) for _ in range(every)], max(3, args.runs // every))
+                stream[every] = (period[0] / every, period[1] / every)
             row = {"model": Path(model).name, "detector": detector.detector_name,
                    "detect_size": detector.face_detector.max_side, "scene": scene, "faces": len(boxes),
                    "found": len(detections),
@@ -81,12 +92,15 @@ def main() -> None:
                    "crop_ms": round(t_crop[0], 3), "classify_ms": round(t_classify[0], 2),
                    "classify_cpu_ms": round(t_classify[1], 2),
                    "total_ms": round(t_total[0], 2), "total_cpu_ms": round(t_total[1], 2),
-                   "frames_per_s": round(1000 / t_total[0], 1), "frames_per_s_cpu": round(1000 / t_total[1], 1)}
+                   "frames_per_s": round(1000 / t_total[0], 1), "frames_per_s_cpu": round(1000 / t_total[1], 1),
+                   "stream": {f"detect_every_{every}": {"ms_per_frame": round(w, 2), "frames_per_s": round(1000 / w, 1),
+                                                        "frames_per_s_cpu": round(1000 / c, 1)}
+                              for every, (w, c) in stream.items()}}
             rows.append(row)
             print(f"{row['model'] + ' @' + str(row['detect_size']):28} {scene:8} {len(detections):>2}/{len(boxes):<2} "
                   f"{t_detect[0]:6.1f} ({t_detect[1]:5.1f}) {t_crop[0]:9.2f} "
                   f"{t_classify[0]:6.1f} ({t_classify[1]:5.1f}) {t_total[0]:6.1f} ({t_total[1]:5.1f}) "
-                  f"{row['frames_per_s']:9.1f}")
+                  f"{row['frames_per_s']:9.1f}" + "".join(f" {1000 / w:8.1f}" for w, _ in stream.values()))
     report = {"runs": args.runs, "classifier_threads": args.threads, "cpus": os.cpu_count(),
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
               "frame": "640x480", "results": rows}

@@ -208,6 +208,7 @@ def _emotion_detector(model: Optional[str], detector: Optional[str], threads: in
 
 
 _DETECT_SIZE_HELP = "longer side (px) of the copy faces are searched in; 0 = full size (default: the detector's)"
+_DETECT_EVERY_HELP = "look for faces in every N-th analysed frame only, reading emotions at the last boxes in between"
 
 
 @app.command()
@@ -282,6 +283,7 @@ def video(
     max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
 ) -> None:
     """Track faces through a video: per-frame CSV, emotion-over-time PNG, summary, annotated video."""
     from emodetect.vision.video import VideoError, analyse_video
@@ -290,7 +292,8 @@ def video(
     emotion_detector = _emotion_detector(model, detector, threads, detect_size)
     try:
         summary = analyse_video(emotion_detector, file, out, every=every, smoothing=smoothing, blur=blur,
-                                save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty())
+                                save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty(),
+                                detect_every=detect_every)
     except VideoError as err:
         _fail(str(err), 1)
     typer.echo(summary.to_text())
@@ -308,6 +311,7 @@ def webcam(
     window: bool = typer.Option(True, "--window/--no-window", help="--no-window: print one line per frame instead"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
 ) -> None:
     """Live emotions from a camera in an OpenCV window (q or Esc quits); --no-window runs headless."""
     from emodetect.vision.video import VideoError, run_webcam
@@ -321,7 +325,8 @@ def webcam(
 
     try:
         stats = run_webcam(emotion_detector, source, every=every, smoothing=smoothing, blur=blur,
-                           max_frames=max_frames, window=window, on_result=None if window else show)
+                           max_frames=max_frames, window=window, on_result=None if window else show,
+                           detect_every=detect_every)
     except VideoError as err:
         _fail(str(err), 1)
     typer.echo(f"{stats['frames']} frames, {stats['fps']} frames/s, {stats['faces']} face track(s), "

@@ -77,6 +77,37 @@ def test_video_gives_a_row_per_sampled_frame_and_face_with_stable_ids(detector, 
     video.release()
 
 
+def test_detect_every_n_frames_reads_emotions_every_frame_at_the_last_boxes(detector, clip):
+    import cv2
+
+    from emodetect.vision.video import FrameAnalyser
+
+    calls = []
+    face_detector = detector.face_detector
+    original = face_detector.detect
+    face_detector.detect = lambda rgb: calls.append(1) or original(rgb)
+    try:
+        analyser = FrameAnalyser(detector, smoothing=0, detect_every=3)
+        capture = cv2.VideoCapture(str(clip))
+        results = []
+        for i in range(FRAMES):
+            ok, bgr = capture.read()
+            assert ok
+            results.append(analyser.analyse(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), i / FPS))
+        capture.release()
+    finally:
+        face_detector.detect = original
+    assert len(calls) == FRAMES // 3
+    ids = [[f.id for f in r.faces] for r in results]
+    assert all(ids[i] == ids[i - i % 3] for i in range(FRAMES)) and min(map(len, ids)) >= 3
+    assert len({i for frame in ids for i in frame}) == max(map(len, ids))  # stable ids
+    # Between detections the boxes stay put, but the crops (and so the emotions) are re-read.
+    assert [f.box for f in results[1].faces] == [f.box for f in results[0].faces]
+    assert results[3].faces[0].box.x > results[0].faces[0].box.x  # re-detected: the clip drifts right
+    with pytest.raises(ValueError, match="detect_every"):
+        FrameAnalyser(detector, detect_every=0)
+
+
 def test_tracker_keeps_ids_and_smooths_with_a_time_constant():
     tracker = FaceTracker(smoothing=0.5)
     a, b = np.eye(7)[3], np.eye(7)[0]

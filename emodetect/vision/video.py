@@ -110,15 +110,28 @@ def _centre(box) -> tuple[float, float]:
 
 
 class FrameAnalyser:
-    """Detector + tracker for one stream: `analyse(rgb, t)` returns a Result with tracked ids."""
+    """Detector + tracker for one stream: `analyse(rgb, t)` returns a Result with tracked ids.
 
-    def __init__(self, detector, smoothing: float = 0.5, max_missed: int = 10):
+    `detect_every=N` looks for faces only in every N-th analysed frame and classifies the faces
+    at their last boxes in between: finding faces costs more than reading them, and at video
+    frame rates a face moves a few pixels between frames.
+    """
+
+    def __init__(self, detector, smoothing: float = 0.5, max_missed: int = 10, detect_every: int = 1):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, not {detect_every}")
         self.detector = detector
         self.tracker = FaceTracker(smoothing, max_missed)
+        self.detect_every = detect_every
+        self._frames = 0
+        self._detections: list[Detection] = []
 
     def analyse(self, rgb: np.ndarray, t: float) -> Result:
         det = self.detector
-        detections = det.face_detector.detect(rgb)
+        if self._frames % self.detect_every == 0:
+            self._detections = det.face_detector.detect(rgb)
+        self._frames += 1
+        detections = self._detections
         raw = det.predict_crops(det.crops(rgb, detections)) if detections else np.zeros((0, len(det.labels)))
         tracked = self.tracker.update(detections, raw, t)
         faces = det.classify_with(rgb, detections, [tid for tid, _ in tracked],
@@ -206,7 +219,7 @@ class VideoSummary:
 
 def analyse_video(detector, source: str | Path, out_dir: str | Path | None = None, every: int = 1,
                   smoothing: float = 0.5, blur: bool = False, save_video: bool = True,
-                  max_frames: int | None = None, progress: bool = False) -> VideoSummary:
+                  max_frames: int | None = None, progress: bool = False, detect_every: int = 1) -> VideoSummary:
     """Track faces through a video file and write the per-frame CSV, plot, summary and video.
 
     Outputs go to `out_dir` (default: next to the video): <stem>_emotions.csv, <stem>_emotions.png,
@@ -225,7 +238,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     stem = source.stem
     csv_path, png_path = out_dir / f"{stem}_emotions.csv", out_dir / f"{stem}_emotions.png"
     summary_path, video_path = out_dir / f"{stem}_summary.json", out_dir / f"{stem}_annotated.mp4"
-    analyser = FrameAnalyser(detector, smoothing)
+    analyser = FrameAnalyser(detector, smoothing, detect_every=detect_every)
     labels = list(detector.labels)
     writer = None
     series: list[tuple[float, int, np.ndarray]] = []
@@ -328,7 +341,8 @@ def plot_timeline(series: list[tuple[float, int, np.ndarray]], labels: list[str]
 
 def run_webcam(detector, source: str | int = 0, every: int = 1, smoothing: float = 0.5, blur: bool = False,
                max_frames: int | None = None, window: bool = True,
-               on_result: Callable[[int, float, Result], None] | None = None) -> dict[str, Any]:
+               on_result: Callable[[int, float, Result], None] | None = None,
+               detect_every: int = 1) -> dict[str, Any]:
     """Live analysis of a camera (index) or a video file/stream URL, drawn in an OpenCV window.
 
     `window=False` runs headless (no GUI needed) and hands each Result to `on_result`. Press q or
@@ -340,7 +354,7 @@ def run_webcam(detector, source: str | int = 0, every: int = 1, smoothing: float
         raise VideoError("this OpenCV build has no GUI (opencv-python-headless); run with --no-window, "
                          "or install opencv-python for a live window")
     capture = open_capture(source)
-    analyser = FrameAnalyser(detector, smoothing)
+    analyser = FrameAnalyser(detector, smoothing, detect_every=detect_every)
     count, started, fps = 0, time.perf_counter(), 0.0
     last = started
     try:

@@ -83,6 +83,12 @@ def mel_cnn_stats(num_classes: int = 8, dropout: float = 0.3, width: int = 16) -
 
 
 @register_model
+def mel_cnn_stats_wide(num_classes: int = 8, dropout: float = 0.3) -> nn.Module:
+    """mel_cnn_stats at 1.5x the widths (24-48-96-192): about 2.2x the arithmetic."""
+    return mel_cnn_stats(num_classes, dropout, width=24)
+
+
+@register_model
 def mel_cnn_fmean(num_classes: int = 8, dropout: float = 0.3, width: int = 16) -> nn.Module:
     """mel_cnn averaging over frequency before the head (the first design; kept for comparison)."""
     return MelCNN((width, width * 2, width * 4, width * 8), num_classes, dropout, flatten_freq=False)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = (24, 32, 40, 48, 64, 96, 160)
 FRAMES_PER_SIZE = 8
 MIN_IOU = 0.4
-CONFIGS = [("yunet", 320), ("yunet", 400), ("yunet", 480), ("yunet", 640), ("centerface", 320), ("centerface", 480),
+CONFIGS = [("yunet", 320), ("yunet", 352), ("yunet", 384), ("yunet", 400), ("yunet", 480), ("yunet", 640), ("centerface", 320), ("centerface", 480),
            ("centerface", 640), ("blazeface", 192), ("haar", 640)]
 
 

@@ -302,7 +302,7 @@ def video(
 @app.command()
 def webcam(
     source: str = typer.Option("0", help="camera index, video file or stream URL"),
-    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: realtime)"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: realtime-int8)"),
     detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar"),
     every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
     smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
@@ -334,11 +334,11 @@ def webcam(
 
 
 def _live_model() -> Optional[str]:
-    """Live video wants speed: the bundled `realtime` face model when there is one."""
+    """Live video wants speed: the bundled real-time face model (int8 first) when there is one."""
     from emodetect.runtime import bundled_models
 
-    live = [m for m in bundled_models() if m.modality == "vision" and m.name == "realtime"]
-    return "realtime" if live else None
+    names = {m.name for m in bundled_models() if m.modality == "vision"}
+    return next((name for name in ("realtime-int8", "realtime") if name in names), None)
 
 
 def _register_voice() -> None:

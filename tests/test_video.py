@@ -153,8 +153,8 @@ def test_webcam_runs_headless_on_a_video_source(clip):
     # Live video defaults to the small real-time face model when the package bundles one.
     from emodetect.runtime import bundled_models
 
-    live = "realtime" in {m.name for m in bundled_models() if m.modality == "vision"}
-    assert f"model {'realtime' if live else 'default'}" in result.stderr
+    live = "realtime-int8" in {m.name for m in bundled_models() if m.modality == "vision"}
+    assert f"model {'realtime-int8' if live else 'default'}" in result.stderr
 
 
 def test_webcam_reports_a_missing_source_and_hands_results_to_the_callback(detector, tmp_path):

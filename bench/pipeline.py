@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--model", action="append", help="ONNX file(s); default: every bundled face model")
     parser.add_argument("--detector", default=None)
+    parser.add_argument("--detect-threads", type=int, default=1, help="face detector threads")
     parser.add_argument("--detect-size", type=int, action="append",
                         help="detector search size(s) in px (repeatable); default: the detector's own")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the classifier")
@@ -69,7 +70,8 @@ def main() -> None:
     from emodetect.vision.video import FrameAnalyser
 
     for model, size in [(m, size) for m in models for size in (args.detect_size or [None])]:
-        face_detector = create_detector(args.detector, **({} if size is None else {"max_side": size}))
+        face_detector = create_detector(args.detector, threads=args.detect_threads,
+                                        **({} if size is None else {"max_side": size}))
         detector = EmotionDetector(model, face_detector, threads=args.threads)
         for scene, (frame, boxes) in frames.items():
             detections = detector.face_detector.detect(frame)
@@ -101,7 +103,7 @@ def main() -> None:
                   f"{t_detect[0]:6.1f} ({t_detect[1]:5.1f}) {t_crop[0]:9.2f} "
                   f"{t_classify[0]:6.1f} ({t_classify[1]:5.1f}) {t_total[0]:6.1f} ({t_total[1]:5.1f}) "
                   f"{row['frames_per_s']:9.1f}" + "".join(f" {1000 / w:8.1f}" for w, _ in stream.values()))
-    report = {"runs": args.runs, "classifier_threads": args.threads, "cpus": os.cpu_count(),
+    report = {"runs": args.runs, "classifier_threads": args.threads, "detector_threads": args.detect_threads, "cpus": os.cpu_count(),
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
               "frame": "640x480", "results": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -196,18 +196,23 @@ def serve(
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
 
 
-def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None):
+def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None,
+                      detect_threads: int = 2):
     from emodetect.vision.faces import create_detector
     from emodetect.vision.pipeline import EmotionDetector
 
+    options = {"threads": detect_threads} | ({"max_side": detect_size} if detect_size is not None else {})
     try:
-        face_detector = create_detector(detector, **({"max_side": detect_size} if detect_size is not None else {}))
+        face_detector = create_detector(detector, **options)
         return EmotionDetector(model, face_detector, threads)
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
         _fail(str(err))
 
 
 _DETECT_SIZE_HELP = "longer side (px) of the copy faces are searched in; 0 = full size (default: the detector's)"
+# One stream at a time on the command line: the detector may use two cores (yunet at 480 px: 22 ms
+# on one thread, 14 ms on two, bench/pipeline.py --detect-threads). The service keeps one per worker.
+_DETECT_THREADS_HELP = "threads of the face detector (0 = its library's default)"
 _DETECT_EVERY_HELP = "look for faces in every N-th analysed frame only, reading emotions at the last boxes in between"
 
 
@@ -222,13 +227,14 @@ def detect(
     blur: bool = typer.Option(False, help="blur the faces in the annotated copies"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
 ) -> None:
     """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
     from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads, detect_size)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
     csv_handle = open(csv_path, "w", newline="") if csv_path else None
     rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
     documents, failed, files = [], 0, 0
@@ -283,13 +289,14 @@ def video(
     max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
     detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
 ) -> None:
     """Track faces through a video: per-frame CSV, emotion-over-time PNG, summary, annotated video."""
     from emodetect.vision.video import VideoError, analyse_video
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads, detect_size)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
     try:
         summary = analyse_video(emotion_detector, file, out, every=every, smoothing=smoothing, blur=blur,
                                 save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty(),
@@ -311,13 +318,14 @@ def webcam(
     window: bool = typer.Option(True, "--window/--no-window", help="--no-window: print one line per frame instead"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
     detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
 ) -> None:
     """Live emotions from a camera in an OpenCV window (q or Esc quits); --no-window runs headless."""
     from emodetect.vision.video import VideoError, run_webcam
 
     _setup_logging(False)
-    emotion_detector = _emotion_detector(model or _live_model(), detector, threads, detect_size)
+    emotion_detector = _emotion_detector(model or _live_model(), detector, threads, detect_size, detect_threads)
 
     def show(index: int, t: float, result) -> None:
         faces = " ".join(f"#{f.id}:{f.emotion}:{f.confidence:.2f}" for f in result.faces) or "-"

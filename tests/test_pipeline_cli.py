@@ -87,3 +87,13 @@ def test_missing_path_and_unknown_detector_fail_clearly(tmp_path):
     assert result.exit_code != 0 and "no such file or folder" in result.stderr
     result = CliRunner().invoke(app, ["detect", str(SAMPLES / "astronaut.jpg"), "--detector", "nope"])
     assert result.exit_code == 2 and "unknown face detector 'nope'" in result.stderr
+
+
+def test_detector_threads_change_speed_not_results():
+    """`--detect-threads` (default 2 on the command line) must find the very same boxes as one thread."""
+    outputs = []
+    for threads in ("1", "2"):
+        result = CliRunner().invoke(app, ["detect", str(SAMPLES / "group.jpg"), "--json", "--detect-threads", threads])
+        assert result.exit_code == 0, result.output
+        outputs.append([face["box"] for face in json.loads(result.stdout)[0]["faces"]])
+    assert len(outputs[0]) == 5 and outputs[0] == outputs[1]

@@ -120,7 +120,9 @@ class YuNetDetector(FaceDetector):
             # OpenMP keeps the thread count per calling thread: set it in the thread that detects
             # (a web server calls from its worker threads, not the one that built us).
             self._set_threads(int(self._threads))
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        import cv2
+
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # 0.01 ms; a numpy channel flip costs 0.6 ms
         # yuface's own `detect` mallocs a 36 KB result buffer per call and never frees it (a
         # server leaked ~0.4 MB/s), so we call the library with a buffer numpy owns.
         buffer = np.zeros(_YUNET_BUFFER_BYTES, np.uint8)

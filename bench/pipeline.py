@@ -43,7 +43,9 @@ def main() -> None:
     import cv2
 
     from emodetect.runtime import bundled_models
+    from emodetect.vision.faces import create_detector
     from emodetect.vision.pipeline import EmotionDetector
+    from emodetect.vision.video import FrameAnalyser
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=60)
@@ -66,9 +68,6 @@ def main() -> None:
     print(f"load average {load_before:.1f} on {os.cpu_count()} CPUs; medians of {args.runs} runs; ms wall (ms CPU)")
     print(f"{'model':28} {'scene':8} {'found':>5} {'detect':>14} {'crop':>10} {'classify':>14} {'total':>14} {'frames/s':>9}"
           + "".join(f" {'fps d/' + str(every):>8}" for every in args.detect_every))
-    from emodetect.vision.faces import create_detector
-    from emodetect.vision.video import FrameAnalyser
-
     for model, size in [(m, size) for m in models for size in (args.detect_size or [None])]:
         face_detector = create_detector(args.detector, threads=args.detect_threads,
                                         **({} if size is None else {"max_side": size}))

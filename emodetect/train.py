@@ -37,7 +37,7 @@ class TrainConfig:
     ferplus: str = ""  # fer2013new.csv: train on FER+ labels
     soft_labels: bool = False  # with --ferplus, fit the vote shares instead of the majority
     train_split: str = "Training"
-    val_split: str = "PublicTest"  # model selection only ever looks here
+    val_split: str = "PublicTest"  # model selection only ever looks here; "none": keep the last epoch
     epochs: int = 50
     batch_size: int = 128
     optimizer: str = "sgd"  # sgd (Nesterov momentum) or adamw
@@ -260,12 +260,15 @@ def train(cfg: TrainConfig) -> TrainResult:
                             img_s=f"{seen / (time.time() - t0):.0f}", refresh=False)
         bar.close()
         train_seconds = time.time() - t0
-        val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
-        if data.multilabel:
-            val_loss = F.binary_cross_entropy_with_logits(val_logits, data.val_labels.float()).item()
+        if len(data.val_labels):
+            val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
+            if data.multilabel:
+                val_loss = F.binary_cross_entropy_with_logits(val_logits, data.val_labels.float()).item()
+            else:
+                val_loss = F.cross_entropy(val_logits, data.val_labels).item()
+            val_acc = selection_score(val_logits, data.val_labels, data.multilabel)
         else:
-            val_loss = F.cross_entropy(val_logits, data.val_labels).item()
-        val_acc = selection_score(val_logits, data.val_labels, data.multilabel)
+            val_loss = val_acc = float("nan")
         entry = EpochLog(epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc,
                          scheduler.get_last_lr()[0], seen / train_seconds, time.time() - t0)
         history.append(entry)
@@ -274,7 +277,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                  entry.images_per_s, entry.seconds)
         with open(out / "log.jsonl", "a") as handle:
             handle.write(json.dumps(asdict(entry)) + "\n")
-        is_best = val_acc > best_acc
+        # A final fit (--val-split none) has no validation: its recipe was chosen on validation
+        # before, so every epoch is the best so far and best.pt ends as the last one.
+        is_best = val_acc > best_acc or not len(data.val_labels)
         if is_best:
             best_acc, best_epoch = val_acc, epoch + 1
         payload = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -227,3 +228,22 @@ def test_inference_never_imports_torch(exported, tmp_path):
             "assert r.label, r; assert 'torch' not in sys.modules, 'torch was imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_final_fit_on_train_and_validation_speakers_keeps_the_last_epoch(corpus, tmp_path, monkeypatch):
+    """--val-split none: after choosing a recipe on validation, train on those speakers too."""
+    import torch
+
+    from emodetect.train import TrainConfig, train
+
+    monkeypatch.setenv("EMODETECT_CACHE", str(tmp_path / "cache"))
+    result = train(TrainConfig(data=str(corpus), modality="voice", model="mel_cnn_tiny", out=str(tmp_path / "run"),
+                               train_split="train+validation", val_split="none", epochs=3, batch_size=6,
+                               optimizer="adamw", lr=0.01, weight_decay=0.0, ema_decay=0.0, bf16=False,
+                               threads=1))
+    assert result.best_epoch == 3 and [h.epoch for h in result.history] == [1, 2, 3]
+    assert all(math.isnan(h.val_acc) for h in result.history)
+    best = torch.load(result.best_checkpoint, weights_only=False)
+    last = torch.load(result.last_checkpoint, weights_only=False)
+    assert best["epoch"] == last["epoch"] == 2
+    assert all(torch.equal(best["weights"][k], last["model"][k]) for k in best["weights"])

@@ -204,14 +204,18 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     from emodetect.train import TrainingData
 
     clips, labels = load_corpus(cfg.data)
-    train, val = select(clips, cfg.train_split), select(clips, cfg.val_split)
+    final_fit = cfg.val_split.strip().lower() == "none"  # no validation: keep the last epoch
+    train, val = select(clips, cfg.train_split), ([] if final_fit else select(clips, cfg.val_split))
     overlap = {(c.corpus, c.speaker) for c in train} & {(c.corpus, c.speaker) for c in val}
     if overlap:
         raise DataError(f"speakers {sorted(overlap)} are in both the training and validation split")
     if cfg.limit:
         train = train[:cfg.limit]
     x_train, y_train, _ = clip_rows(train, labels, WINDOW_S + 2 * JITTER_S, TRAIN_HOP_S, kind="train")
-    x_val, y_val, _ = clip_rows(val, labels, WINDOW_S, TRAIN_HOP_S)
+    if val:
+        x_val, y_val, _ = clip_rows(val, labels, WINDOW_S, TRAIN_HOP_S)
+    else:
+        x_val, y_val = np.zeros((0, *x_train.shape[1:]), np.float32), np.zeros(0, np.int64)
     log.info("voice train: %d windows from %d clips (speakers %s); val: %d windows from %d clips "
              "(speakers %s); labels %s", len(y_train), len(train), _speaker_note(train), len(y_val),
              len(val), _speaker_note(val), labels)

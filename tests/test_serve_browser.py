@@ -163,3 +163,86 @@ def test_live_camera_draws_labels_over_the_video(server, browser, shots):
     keep(shot)
     page.click("#live-stop")
     assert not errors
+
+
+def _model_labels(server: str, name: str, modality: str) -> list[str]:
+    import json
+
+    with urllib.request.urlopen(f"{server}/v1/models", timeout=10) as response:
+        models = json.load(response)["models"]
+    return next(m["labels"] for m in models if m["name"] == name and m["modality"] == modality)
+
+
+def test_text_tab_reads_each_line(server, browser, shots):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server)
+    page.click("#tab-text")
+    page.fill("#text-input", "Thank you so much, this made my day!\n\nThis is the worst service I have ever had.")
+    page.click("#text-go")
+    page.wait_for_selector("#text-results .face .label", timeout=20_000)
+    labels = page.locator("#text-results .face .label").all_inner_texts()
+    assert len(labels) == 2 and set(labels) <= set(_model_labels(server, "goemotions", "text"))
+    assert labels[0] in ("gratitude", "joy", "admiration", "excitement", "love")  # no neutral for thanks
+    assert page.locator("#text-results .face").first.locator(".bar").count() == 5
+    assert "2 text(s)" in page.inner_text("#text-status")
+    shot = shots / "text.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
+    page.fill("#text-input", "   ")
+    page.click("#text-go")
+    page.wait_for_selector("#text-status.error")
+    assert "Type a text" in page.inner_text("#text-status")
+    assert not errors
+
+
+def _voice_like_wav(path: Path, seconds: float = 2.5, rate: int = 16_000) -> Path:
+    """A gliding harmonic tone with a syllable-like loudness envelope: not silence, not speech."""
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 140 + 60 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
+    sf.write(path, (0.3 * wave / np.abs(wave).max()).astype(np.float32), rate)
+    return path
+
+
+def test_voice_tab_analyses_an_uploaded_recording(server, browser, tmp_path):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server)
+    page.click("#tab-voice")
+    page.set_input_files("#audio-input", str(_voice_like_wav(tmp_path / "hello.wav")))
+    page.wait_for_selector("#voice-result .face .label", timeout=20_000)
+    labels = _model_labels(server, "default", "voice")
+    assert page.inner_text("#voice-result .face .label") in labels
+    assert page.locator("#voice-result .bar").count() == len(labels)
+    assert "hello.wav, 2.5 s" in page.inner_text("#voice-result h3")
+    assert page.locator("#voice-result .timeline li").count() >= 1
+    assert not errors
+
+
+def test_voice_tab_records_from_the_microphone(server, browser, shots):
+    """Chromium's fake microphone plays a beep; the page records it as WAV and sends it."""
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server)
+    page.click("#tab-voice")
+    page.click("#rec-start")
+    page.wait_for_function("Number(document.getElementById('rec-seconds').textContent) >= 2", timeout=20_000)
+    page.click("#rec-stop")
+    page.wait_for_selector("#voice-result .face", timeout=20_000)
+    title = page.inner_text("#voice-result h3")
+    # About the 2 s recorded (the first audio callback may come a little after the start).
+    assert title.startswith("recording, ") and float(title.split(", ")[1].split(" s")[0]) >= 1.5
+    assert page.inner_text("#voice-result .face .label") in _model_labels(server, "default", "voice")
+    assert page.locator("#voice-result .bar").count() == len(_model_labels(server, "default", "voice"))
+    shot = shots / "voice.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
+    assert not errors

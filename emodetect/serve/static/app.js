@@ -1,4 +1,4 @@
-// emodetect web page: photo upload and live camera, both over POST /v1/detect.
+// emodetect web page: photo upload and live camera over POST /v1/detect (text and voice tabs: text_voice.js).
 // Plain browser JavaScript, no build step. Nothing is stored: frames go to the server and back.
 "use strict";
 
@@ -18,14 +18,7 @@ async function detect(blob, query = "") {
     method: "POST", body: blob,
     headers: { "Content-Type": blob.type || "application/octet-stream" },
   });
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      const body = await response.json();
-      message = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-    } catch (_) { /* not JSON: keep the status line */ }
-    throw new Error(message);
-  }
+  if (!response.ok) throw new Error(await errorMessage(response));
   return query ? response.blob() : response.json();
 }
 
@@ -59,14 +52,31 @@ function drawBoxes(overlay, result, mirror = false) {
   }
 }
 
-function faceCard(face) {
-  const bars = Object.entries(face.probabilities).map(([label, p]) => {
+// One bar per label (in the given order, or the `top` most probable ones).
+function probabilityBars(probabilities, top = 0) {
+  let entries = Object.entries(probabilities);
+  if (top) entries = entries.sort((a, b) => b[1] - a[1]).slice(0, top);
+  return entries.map(([label, p]) => {
     const fill = el("div", { class: "fill", style: { width: pct(p) } });
     fill.style.setProperty("--c", colorOf(label));
     return el("div", { class: "bar", "data-label": label }, [
       el("span", { text: label }), el("div", { class: "track" }, [fill]), el("span", { class: "pct", text: pct(p) }),
     ]);
   });
+}
+
+// A JSON error body's `detail` as a message, or the status line.
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  } catch (_) {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+function faceCard(face) {
+  const bars = probabilityBars(face.probabilities);
   const title = el("h3", {}, [`Face ${face.id}: `, el("span", { class: "label", text: face.emotion }),
     ` ${pct(face.confidence)}`]);
   return el("div", { class: "face", "data-emotion": face.emotion }, [title, ...bars]);
@@ -82,12 +92,15 @@ function setStatus(node, text, error = false) {
 }
 
 // ---- tabs
+const TABS = ["photo", "live", "text", "voice"];
+
 function selectTab(name) {
-  for (const tab of ["photo", "live"]) {
+  for (const tab of TABS) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
     $(`panel-${tab}`).hidden = tab !== name;
   }
   if (name !== "live") live.stop();
+  if (name !== "voice") recorder.stop(false);
 }
 
 // ---- photo
@@ -265,8 +278,7 @@ const live = {
 
 // ---- wiring
 document.addEventListener("DOMContentLoaded", () => {
-  $("tab-photo").addEventListener("click", () => selectTab("photo"));
-  $("tab-live").addEventListener("click", () => selectTab("live"));
+  for (const tab of TABS) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
 
   const input = $("file-input");
   input.addEventListener("change", () => photo.show(input.files[0]));

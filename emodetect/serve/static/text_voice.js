@@ -1,0 +1,126 @@
+// emodetect web page, text and voice tabs: POST /v1/text (JSON) and POST /v1/voice (an audio file,
+// or a WAV recorded from the microphone here). Uses the helpers of app.js (loaded first).
+"use strict";
+
+const MAX_RECORD_S = 60;
+
+function resultCard(title, label, confidence, probabilities, extra = [], top = 0) {
+  const head = el("h3", {}, [title, el("span", { class: "label", text: label ?? "no label" }),
+    label ? ` ${pct(confidence)}` : ""]);
+  return el("div", { class: "face", "data-emotion": label ?? "" }, [head, ...extra, ...probabilityBars(probabilities, top)]);
+}
+
+// ---- text
+const text = {
+  async read() {
+    const status = $("text-status");
+    const texts = $("text-input").value.split("\n").map((t) => t.trim()).filter(Boolean);
+    if (!texts.length) return setStatus(status, "Type a text first (one per line).", true);
+    setStatus(status, `Reading ${texts.length} text(s)...`);
+    const response = await fetch("/v1/text", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ texts }),
+    });
+    if (!response.ok) return setStatus(status, await errorMessage(response), true);
+    const body = await response.json();
+    $("text-results").replaceChildren(...body.results.map((r) => {
+      const notes = [];
+      if (r.group) notes.push(el("p", { class: "note", text: `Face-model group: ${r.group}` }));
+      if (r.labels.length > 1) notes.push(el("p", { class: "note", text: `All labels: ${r.labels.join(", ")}` }));
+      if (r.truncated) notes.push(el("p", { class: "note", text: `Only the first ${body.max_tokens} tokens were read.` }));
+      if (r.error) notes.push(el("p", { class: "note", text: r.error }));
+      const snippet = r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text;
+      return resultCard(`“${snippet}”: `, r.label, r.probabilities[r.label] ?? 0, r.probabilities, notes, 5);
+    }));
+    setStatus(status, `${body.results.length} text(s), model ${body.model}.`);
+  },
+};
+
+// ---- voice
+async function analyseAudio(blob, name) {
+  const status = $("voice-status");
+  setStatus(status, `Analysing ${name}...`);
+  const response = await fetch("/v1/voice", {
+    method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" },
+  });
+  if (!response.ok) return setStatus(status, await errorMessage(response), true);
+  const r = await response.json();
+  const voiced = r.windows.filter((w) => !w.silent);
+  const timeline = el("ol", { class: "timeline" }, voiced.map((w) =>
+    el("li", { text: `${w.start_s.toFixed(1)}-${w.end_s.toFixed(1)} s: ${w.label} ${pct(w.confidence)}` })));
+  const notes = r.notes.map((n) => el("p", { class: "note", text: n }));
+  $("voice-result").replaceChildren(resultCard(`${name}, ${r.duration_s.toFixed(1)} s: `, r.label, r.confidence,
+    r.probabilities, [...notes, timeline]));
+  setStatus(status, r.label ? `${voiced.length} voiced window(s), model ${r.model}.` : "All silent: nothing to read.",
+    !r.label);
+}
+
+// 16-bit mono PCM WAV from Float32 samples: what /v1/voice reads without any codec.
+function wavBlob(chunks, rate) {
+  const n = chunks.reduce((sum, c) => sum + c.length, 0);
+  const view = new DataView(new ArrayBuffer(44 + 2 * n));
+  const ascii = (offset, s) => [...s].forEach((ch, i) => view.setUint8(offset + i, ch.charCodeAt(0)));
+  ascii(0, "RIFF"); view.setUint32(4, 36 + 2 * n, true); ascii(8, "WAVEfmt ");
+  view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, rate, true); view.setUint32(28, 2 * rate, true); view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true); ascii(36, "data"); view.setUint32(40, 2 * n, true);
+  let offset = 44;
+  for (const chunk of chunks) {
+    for (const x of chunk) { view.setInt16(offset, Math.max(-1, Math.min(1, x)) * 0x7fff, true); offset += 2; }
+  }
+  return new Blob([view], { type: "audio/wav" });
+}
+
+const recorder = {
+  stream: null, context: null, node: null, chunks: [], timer: null,
+
+  async start() {
+    const status = $("voice-status");
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (err) {
+      return setStatus(status, `No microphone: ${err.message}`, true);
+    }
+    this.context = new AudioContext();
+    const source = this.context.createMediaStreamSource(this.stream);
+    // ScriptProcessor needs no extra module file; it hands over the samples as they come.
+    this.node = this.context.createScriptProcessor(4096, 1, 1);
+    this.chunks = [];
+    this.node.onaudioprocess = (event) => {
+      this.chunks.push(new Float32Array(event.inputBuffer.getChannelData(0)));
+      const seconds = this.seconds();
+      $("rec-seconds").textContent = seconds.toFixed(1);
+      if (seconds >= MAX_RECORD_S) this.stop(true);
+    };
+    source.connect(this.node);
+    this.node.connect(this.context.destination);
+    $("rec-start").disabled = true;
+    $("rec-stop").disabled = false;
+    setStatus(status, "Recording... speak, then press Stop.");
+  },
+
+  seconds() {
+    return this.context ? this.chunks.reduce((sum, c) => sum + c.length, 0) / this.context.sampleRate : 0;
+  },
+
+  stop(analyse) {
+    if (!this.context) return;
+    const rate = this.context.sampleRate;
+    this.node.disconnect();
+    this.stream.getTracks().forEach((track) => track.stop());
+    this.context.close();
+    const chunks = this.chunks;
+    this.context = this.node = this.stream = null;
+    this.chunks = [];
+    $("rec-start").disabled = false;
+    $("rec-stop").disabled = true;
+    if (analyse && chunks.length) analyseAudio(wavBlob(chunks, rate), "recording");
+  },
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("text-go").addEventListener("click", () => text.read());
+  const audio = $("audio-input");
+  audio.addEventListener("change", () => { if (audio.files[0]) analyseAudio(audio.files[0], audio.files[0].name); });
+  $("rec-start").addEventListener("click", () => recorder.start());
+  $("rec-stop").addEventListener("click", () => recorder.stop(true));
+});

@@ -101,11 +101,17 @@ def keep(shot: Path) -> None:
         shutil.copy(shot, Path(target) / shot.name)
 
 
-def test_uploaded_photo_shows_a_face_box_label_and_bars(server, browser, shots):
+def open_page(browser, url: str):
+    """A fresh tab on the page, and the list its JavaScript errors go to (tests end expecting none)."""
     page = browser.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
+    page.goto(url)
+    return page, errors
+
+
+def test_uploaded_photo_shows_a_face_box_label_and_bars(server, browser, shots):
+    page, errors = open_page(browser, server)
     assert "not kept" in page.inner_text("body") or "discarded" in page.inner_text("#privacy")
     page.set_input_files("#file-input", str(SAMPLES / "astronaut.jpg"))
     page.wait_for_selector("#photo-faces .face .label", timeout=20_000)
@@ -136,10 +142,7 @@ def test_an_error_is_shown_for_a_file_that_is_not_an_image(server, browser, tmp_
 
 
 def test_live_camera_draws_labels_over_the_video(server, browser, shots):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
+    page, errors = open_page(browser, server)
     page.click("#tab-live")
     assert "not kept" in page.inner_text("#panel-live")
     page.click("#live-start")
@@ -174,10 +177,7 @@ def _model_labels(server: str, name: str, modality: str) -> list[str]:
 
 
 def test_text_tab_reads_each_line(server, browser, shots):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
+    page, errors = open_page(browser, server)
     page.click("#tab-text")
     page.fill("#text-input", "Thank you so much, this made my day!\n\nThis is the worst service I have ever had.")
     page.click("#text-go")
@@ -211,10 +211,7 @@ def _voice_like_wav(path: Path, seconds: float = 2.5, rate: int = 16_000) -> Pat
 
 
 def test_voice_tab_analyses_an_uploaded_recording(server, browser, tmp_path):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
+    page, errors = open_page(browser, server)
     page.click("#tab-voice")
     page.set_input_files("#audio-input", str(_voice_like_wav(tmp_path / "hello.wav")))
     page.wait_for_selector("#voice-result .face .label", timeout=20_000)
@@ -228,10 +225,7 @@ def test_voice_tab_analyses_an_uploaded_recording(server, browser, tmp_path):
 
 def test_voice_tab_records_from_the_microphone(server, browser, shots):
     """Chromium's fake microphone plays a beep; the page records it as WAV and sends it."""
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto(server)
+    page, errors = open_page(browser, server)
     page.click("#tab-voice")
     page.click("#rec-start")
     page.wait_for_function("Number(document.getElementById('rec-seconds').textContent) >= 2", timeout=20_000)

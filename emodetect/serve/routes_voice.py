@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import FIELD, openapi_upload_body, MULTIPART_SLACK, UploadError, parse_multipart, read_body
+from emodetect.serve.uploads import UploadError, openapi_upload_body, read_upload
 
 SERVICE = "voice"
 router = APIRouter(tags=["voice"])
@@ -90,23 +90,10 @@ async def voice(
 
     The audio is held in memory for the request only: it is never written to disk or logged.
     """
-    limit = state.config.max_upload_bytes
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "multipart/form-data":
-        upload = parse_multipart(await read_body(request, limit + MULTIPART_SLACK), content_type)
-        if len(upload.data) > limit:
-            raise UploadError(413, f"upload too large: the limit is {limit:,} bytes")
-        data, name = upload.data, upload.filename or "upload"
-    elif media_type.startswith("audio/") or media_type in ("application/octet-stream", ""):
-        data, name = await read_body(request, limit), "upload"
-    else:
-        raise UploadError(415, f"unsupported Content-Type {media_type!r}: send audio as multipart field "
-                               f"{FIELD!r} or as the raw body (audio/wav, audio/flac, audio/ogg)")
-    if not data:
-        raise UploadError(400, "empty upload: 0 bytes received")
+    upload = await read_upload(request, state.config.max_upload_bytes, kind="audio",
+                               examples="audio/wav, audio/flac, audio/ogg")
     start = time.perf_counter()
-    body = await state.run(analyse, engine, data, name, timeline)
+    body = await state.run(analyse, engine, upload.data, upload.filename or "upload", timeline)
     headers = {"Cache-Control": "no-store",
                "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
     return Response(VoiceResponse.model_validate(body).model_dump_json(), media_type="application/json",

@@ -1,4 +1,4 @@
-"""Read an uploaded image from a request into memory, within limits, without touching the disk.
+"""Read an uploaded image or recording from a request into memory, within limits, without touching the disk.
 
 FastAPI's `UploadFile` spools anything over 1 MB to a temporary file, and the service promises that
 nothing uploaded is written to disk; so the body is read here, chunk by chunk up to the size limit,
@@ -120,11 +120,13 @@ def parse_multipart(body: bytes, content_type: str, field: str = FIELD) -> Uploa
                            f"send the image as {field}=@photo.jpg")
 
 
-async def read_upload(request: Request, max_bytes: int) -> Upload:
-    """The uploaded image bytes: multipart field `file`, or the raw body.
+async def read_upload(request: Request, max_bytes: int, kind: str = "image",
+                      examples: str = "image/jpeg, image/png, ...") -> Upload:
+    """The uploaded bytes: multipart field `file`, or the raw body.
 
-    Raw bodies are accepted with an image/* type, application/octet-stream or no type at all; any
-    other declared type (JSON, text, a form) is refused with 415 before the body is read.
+    Raw bodies are accepted with a `kind`/* type (image/*, audio/*), application/octet-stream or
+    no type at all; any other declared type (JSON, text, a form) is refused with 415 before the
+    body is read.
     """
     content_type = request.headers.get("content-type", "")
     media_type = _media_type(content_type)
@@ -133,11 +135,11 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
         upload = parse_multipart(body, content_type)
         if len(upload.data) > max_bytes:
             raise _too_large(max_bytes)
-    elif media_type.startswith("image/") or media_type in RAW_TYPES:
+    elif media_type.startswith(f"{kind}/") or media_type in RAW_TYPES:
         upload = Upload(await read_body(request, max_bytes), media_type)
     else:
-        raise UploadError(415, f"unsupported Content-Type {media_type!r}: send an image as multipart "
-                               f"field {FIELD!r} or as the raw body (image/jpeg, image/png, ...)")
+        raise UploadError(415, f"unsupported Content-Type {media_type!r}: send the {kind} as multipart "
+                               f"field {FIELD!r} or as the raw body ({examples})")
     if not upload.data:
         where = f"multipart field {FIELD!r}" if media_type == "multipart/form-data" else "request body"
         raise UploadError(400, f"empty upload: the {where} holds 0 bytes")

@@ -12,13 +12,19 @@ const $ = (id) => document.getElementById(id);
 const pct = (p) => `${Math.round(p * 100)}%`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// POST an image (File or Blob) as the raw body; JSON back, or an image Blob when query asks for one.
-async function detect(blob, query = "") {
-  const response = await fetch(`/v1/detect${query}`, {
+// POST a File or Blob as the raw body; the response, or an Error with the server's message.
+async function postBlob(path, blob) {
+  const response = await fetch(path, {
     method: "POST", body: blob,
     headers: { "Content-Type": blob.type || "application/octet-stream" },
   });
   if (!response.ok) throw new Error(await errorMessage(response));
+  return response;
+}
+
+// An image to /v1/detect: JSON back, or an image Blob when the query asks for one.
+async function detect(blob, query = "") {
+  const response = await postBlob(`/v1/detect${query}`, blob);
   return query ? response.blob() : response.json();
 }
 

@@ -39,11 +39,12 @@ const text = {
 async function analyseAudio(blob, name) {
   const status = $("voice-status");
   setStatus(status, `Analysing ${name}...`);
-  const response = await fetch("/v1/voice", {
-    method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" },
-  });
-  if (!response.ok) return setStatus(status, await errorMessage(response), true);
-  const r = await response.json();
+  let r;
+  try {
+    r = await (await postBlob("/v1/voice", blob)).json();
+  } catch (err) {
+    return setStatus(status, err.message, true);
+  }
   const voiced = r.windows.filter((w) => !w.silent);
   const timeline = el("ol", { class: "timeline" }, voiced.map((w) =>
     el("li", { text: `${w.start_s.toFixed(1)}-${w.end_s.toFixed(1)} s: ${w.label} ${pct(w.confidence)}` })));

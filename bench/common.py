@@ -18,7 +18,7 @@ RESULTS = REPO / "bench" / "results"
 FER2013_DIR = Path(os.environ.get("EMODETECT_DATA", REPO.parent / "shared" / "data")) / "fer2013"
 FER2013_CSV = FER2013_DIR / "fer2013.csv.gz"
 FERPLUS_CSV = FER2013_DIR / "fer2013new.csv"
-TRAINING_MARKER = "/tmp/launch.py"  # the background training run of the default model
+TRAINING_MARKER = "emodetect train|/tmp/launch.py"  # a background training run (pgrep -f pattern)
 
 
 def cpu_model() -> str:

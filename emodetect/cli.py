@@ -16,6 +16,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Emotion in faces, text and voice, offline, with CNNs.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from emodetect import __version__
+
+        typer.echo(f"emodetect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Emotion in faces, text and voice, offline, with CNNs."""
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -26,13 +40,37 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(message)s", stream=sys.stderr)
 
 
-def _train_command(**values) -> None:
-    from emodetect.train import TrainConfig, train
+_TRAIN_EXTRA = "install the train extra: pip install 'emodetect[train]'"
+
+
+def _needs_train_extra(err: ImportError) -> None:
+    """`train` and `export` need torch and onnx; without them say which extra to install."""
+    if err.name in ("torch", "onnx") or (err.name or "").startswith(("torch.", "onnx.")):
+        _fail(f"{err.name} is missing: {_TRAIN_EXTRA}")
+    raise err
+
+
+def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) -> None:
+    from emodetect.config import config_defaults, load_config
+
+    if config is not None:
+        # The saved recipe, with any flag given on the command line on top of it.
+        try:
+            recipe = load_config(config).__dict__
+        except (OSError, ValueError, TypeError) as err:
+            _fail(f"{config}: not a readable config.json ({err})")
+        given = {k: v for k, v in values.items()
+                 if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}
+        values = recipe | given
+    try:
+        from emodetect.train import TrainConfig, train
+    except ImportError as err:
+        _needs_train_extra(err)
     from emodetect.vision.data import DataError
 
     _setup_logging(True)
     try:
-        result = train(TrainConfig(**values))
+        result = train(TrainConfig(**(config_defaults() | values)))
     except (DataError, FileNotFoundError, ValueError, KeyError) as err:
         _fail(str(err))
     typer.echo(json.dumps({"best_checkpoint": str(result.best_checkpoint),
@@ -40,22 +78,28 @@ def _train_command(**values) -> None:
 
 
 def _train_signature() -> inspect.Signature:
-    """`emodetect train` flags are exactly the TrainConfig fields."""
-    from emodetect.train import TrainConfig
+    """`emodetect train` flags are exactly the TrainConfig fields, with the fields' help."""
+    from emodetect.config import TrainConfig
 
-    params = []
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+              inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+        default=typer.Option(None, "--config", help="rerun a recipe: a config.json from a run folder "
+                                                    "(flags given beside it override its values)"))]
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         kind = {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
         flag = f"--{f.name.replace('_', '-')}"  # booleans get --no-<flag> too, to turn a default off
         params.append(inspect.Parameter(
             f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
-            default=typer.Option(default, flag if kind is not bool else f"{flag}/--no-{flag[2:]}")))
+            default=typer.Option(default, flag if kind is not bool else f"{flag}/--no-{flag[2:]}",
+                                 help=f.metadata.get("help"))))
     return inspect.Signature(params)
 
 
 _train_command.__signature__ = _train_signature()  # type: ignore[attr-defined]
-app.command("train", help="Train a model; flags are the fields of emodetect.TrainConfig.")(_train_command)
+app.command("train", help="Train a model; flags are the fields of emodetect.TrainConfig "
+                          "(needs the train extra).")(_train_command)
 
 
 @app.command()
@@ -93,12 +137,15 @@ def export(
     calibration_split: str = typer.Option("Training"),
     name: str = typer.Option("", help="model name stored in the metadata (e.g. default)"),
 ) -> None:
-    """Export a checkpoint to ONNX (contract in the README) and check parity with torch."""
+    """Export a checkpoint to ONNX (contract in the README) and check parity with torch (needs the train extra)."""
     import importlib
 
-    import torch
+    try:
+        import torch
 
-    from emodetect.export import export_checkpoint
+        from emodetect.export import export_checkpoint
+    except ImportError as err:
+        _needs_train_extra(err)
 
     calibration = None
     if int8:

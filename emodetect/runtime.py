@@ -56,15 +56,44 @@ def assets_dir() -> Path:
     return Path(str(resources.files(ASSETS)))
 
 
-def bundled_models() -> list[BundledModel]:
-    """Every ONNX model shipped in the package, read from its own metadata."""
-    found = []
-    for path in sorted(assets_dir().rglob("*.onnx")):
+# The bundled models' names, labels and metadata, copied from the ONNX files by write_catalog():
+# listing them, or finding one by name, then opens no inference session.
+CATALOG = "models.json"
+# Assets that are ONNX files but not emotion models (the face detector's weights).
+_NOT_MODELS = ("detectors",)
+
+
+def _model_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.onnx") if p.relative_to(root).parts[0] not in _NOT_MODELS)
+
+
+def read_catalog_entries(root: Path) -> list[dict[str, Any]]:
+    """Catalogue entries made from the ONNX files themselves (opens each one)."""
+    entries = []
+    for path in _model_files(root):
         model = OnnxModel(path, threads=1)
         meta = model.metadata
-        found.append(BundledModel(meta.get("name", path.stem), meta.get("modality", "vision"), path,
-                                  model.labels, meta))
-    return found
+        entries.append({"name": meta.get("name", path.stem), "modality": meta.get("modality", "vision"),
+                        "file": path.relative_to(root).as_posix(), "labels": list(model.labels),
+                        "metadata": meta})
+    return entries
+
+
+def write_catalog(root: Path | None = None) -> Path:
+    """Rewrite assets/models.json from the bundled ONNX files; run after adding or changing one:
+    python -c "from emodetect.runtime import write_catalog; write_catalog()"."""
+    root = root or assets_dir()
+    path = root / CATALOG
+    path.write_text(json.dumps(read_catalog_entries(root), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def bundled_models() -> list[BundledModel]:
+    """Every ONNX model shipped in the package, from the catalogue: no model is opened."""
+    root = assets_dir()
+    entries = json.loads((root / CATALOG).read_text())
+    return [BundledModel(e["name"], e["modality"], root / e["file"], tuple(e["labels"]), e["metadata"])
+            for e in entries]
 
 
 def bundled_model_path(name: str = "default", modality: str = "vision") -> Path:

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,38 +21,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from emodetect.config import TrainConfig, config_from_dict  # noqa: F401  (re-exported)
 from emodetect.registry import create_model
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Every field is an `emodetect train` flag."""
-
-    data: str = ""  # FER-2013 CSV(.gz) or an image folder with train/ and val/ (or test/)
-    modality: str = "vision"  # vision, text or voice: which subpackage reads --data
-    out: str = "runs/default"  # run folder: checkpoints, config, log
-    model: str = "vgg_fer"
-    ferplus: str = ""  # fer2013new.csv: train on FER+ labels
-    soft_labels: bool = False  # with --ferplus, fit the vote shares instead of the majority
-    train_split: str = "Training"
-    val_split: str = "PublicTest"  # model selection only ever looks here; "none": keep the last epoch
-    epochs: int = 50
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd (Nesterov momentum) or adamw
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    mixup: float = 0.0  # Beta(alpha, alpha) mixup strength; 0 turns it off
-    ema_decay: float = 0.999  # 0 turns weight averaging off
-    augment: bool = True
-    bf16: bool = True  # bfloat16 autocast + channels_last (AMX on recent Intel CPUs)
-    threads: int = 0  # 0 = all cores
-    seed: int = 0
-    limit: int = 0  # use only the first N training images (smoke runs)
-    stop_after: int = 0  # stop after this many epochs of this invocation (tests kill runs so)
-    resume: bool = False
 
 
 @dataclass
@@ -74,11 +46,6 @@ class TrainResult:
     best_val_acc: float
     best_epoch: int
     history: list[EpochLog] = field(default_factory=list)
-
-
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass
@@ -198,6 +165,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         div_factor=20, final_div_factor=200,
     )
     start_epoch, best_acc, best_epoch, history = 0, -1.0, -1, []
+    if cfg.init and not (cfg.resume and last_path.exists()):
+        init_weights(model, cfg.init)
+        if ema is not None:
+            ema.load_state_dict(model.state_dict())
+        log.info("weights initialised from %s", cfg.init)
     if cfg.resume and last_path.exists():
         state = torch.load(last_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
@@ -298,6 +270,19 @@ def train(cfg: TrainConfig) -> TrainResult:
                   | {"weights": eval_model.state_dict(), "val_acc": val_acc})
         epochs_run += 1
     return TrainResult(best_path, last_path, best_acc, best_epoch, history)
+
+
+def init_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a checkpoint's weights into a model of the same architecture (fine-tuning)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint (--init)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    weights = state.get("weights") or state.get("ema") or state["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: its weights do not fit this model ({err})") from err
 
 
 def load_checkpoint_model(path: str | Path) -> torch.nn.Module:

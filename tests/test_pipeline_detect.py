@@ -54,13 +54,13 @@ def test_no_face_is_found_in_photos_without_people(detector, name):
     assert detector.detect(SAMPLES / name).faces == []
 
 
-def test_yunet_called_directly_matches_yuface_own_binding():
+def test_yuface_called_directly_matches_yuface_own_binding():
     """We call libfacedetection with our own buffer (yuface's binding leaks one per call):
     boxes, scores and landmarks must be exactly what the binding returns."""
     yuface = pytest.importorskip("yuface")
-    from emodetect.vision.faces import YuNetDetector
+    from emodetect.vision.faces import YuFaceDetector
 
-    ours_detector = YuNetDetector(min_score=0.3, max_side=0)
+    ours_detector = YuFaceDetector(min_score=0.3, max_side=0)
     for name in ("group.jpg", "astronaut.jpg", "chelsea_cat.jpg"):
         rgb = np.array(Image.open(SAMPLES / name).convert("RGB"))
         theirs = yuface.c_detect(np.ascontiguousarray(rgb[..., ::-1]))

@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from emodetect.serve.state import ServeConfig, ServeState
 from emodetect.serve.uploads import UploadError
@@ -74,9 +75,10 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] =
             state.ready = False
             state.services.clear()
 
-    app = FastAPI(title="emodetect", version=__version__, lifespan=lifespan,
-                  description="Emotion in faces (and soon text and voice) with CNNs, on bundled models. "
-                              "Uploads are processed in memory and never stored or logged.")
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the installed package, not a CDN.
+    app = FastAPIOffline(title="emodetect", version=__version__, lifespan=lifespan,
+                         description="Emotion in faces, text and voice with CNNs, on bundled models. "
+                                     "Uploads are processed in memory and never stored or logged.")
     app.state.emodetect = ServeState(config)
 
     @app.exception_handler(UploadError)

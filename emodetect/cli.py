@@ -268,7 +268,7 @@ def detect(
     paths: list[Path] = typer.Argument(..., help="image files and/or folders (searched recursively)"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
     detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar (default: best installed)"),
-    json_out: bool = typer.Option(False, "--json", help="print JSON (one object per file) instead of a table"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON lines (one object per file, as it is done) instead of a table"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per face to this CSV file"),
     save_dir: Optional[Path] = typer.Option(None, help="save annotated copies of the images here"),
     blur: bool = typer.Option(False, help="blur the faces in the annotated copies"),
@@ -284,7 +284,7 @@ def detect(
     emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
     csv_handle = open(csv_path, "w", newline="") if csv_path else None
     rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
-    documents, failed, files = [], 0, 0
+    failed, files = 0, 0
     if not json_out:
         typer.echo(f"{'file':40} {'face':>4} {'emotion':9} {'conf':>5} {'score':>5}  box (x,y,w,h)")
     try:
@@ -294,11 +294,12 @@ def detect(
                 failed += 1
                 typer.secho(f"{outcome.path}: skipped: {outcome.error}", fg=typer.colors.YELLOW, err=True)
                 if json_out:
-                    documents.append({"source": str(outcome.path), "error": outcome.error})
+                    typer.echo(json.dumps({"source": str(outcome.path), "error": outcome.error}))
                 continue
             result = outcome.result
+            # Written as they are made (JSON lines, CSV rows): a kill or a later failure loses nothing.
             if json_out:
-                documents.append({"source": str(outcome.path), **result.to_dict()})
+                typer.echo(json.dumps({"source": str(outcome.path), **result.to_dict()}))
             else:
                 if not result.faces:
                     typer.echo(f"{str(outcome.path)[-40:]:40} {'-':>4} no face")
@@ -308,14 +309,13 @@ def detect(
                                f"{face.confidence:5.2f} {face.score:5.2f}  {b.x},{b.y},{b.width},{b.height}")
             if rows is not None:
                 rows.writerows(result.to_rows())
+                csv_handle.flush()
             if save_dir is not None:
                 save_annotated(result, annotated_path(save_dir, outcome.path, paths), blur)
             result.image = None  # a folder of photos must not pile up in memory
     finally:
         if csv_handle:
             csv_handle.close()
-    if json_out:
-        typer.echo(json.dumps(documents, indent=1))
     if files == 0:
         _fail("no image files found in " + ", ".join(map(str, paths)))
     if failed:

@@ -145,8 +145,11 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     out_path = Path(out_path)
     prepared = out_path.with_suffix(".prep.onnx")
     quant_pre_process(str(onnx_path), str(prepared))
+    # reduce_range: 7-bit weights. Without it, x86 CPUs without VNNI (AVX2 only, e.g. many AMD
+    # EPYC) saturate u8 x s8 products in onnxruntime and lose accuracy: the default model scored
+    # 0.7024 on PrivateTest there against 0.7172 on a VNNI machine.
     quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8,
+                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
     prepared.unlink()
     # Keep the float model's metadata (labels, input spec) on the int8 copy.

@@ -45,8 +45,8 @@ def test_inference_verbs_run_without_torch(no_torch_env, args):
     proc = run_cli(no_torch_env, *args)
     assert proc.returncode == 0, proc.stderr
     if args[0] == "detect":
-        faces = json.loads(proc.stdout)[0]["faces"]
-        assert len(faces) == 5 and json.loads(proc.stdout)[0]["detector"] == "yunet"
+        document = json.loads(proc.stdout.splitlines()[0])
+        assert len(document["faces"]) == 5 and document["detector"] == "yunet"
 
 
 def test_version_matches_the_package(no_torch_env):

@@ -67,7 +67,7 @@ def test_bad_files_are_reported_and_skipped_and_the_rest_kept(folder, tmp_path):
 def test_json_output_lists_results_and_errors(folder):
     result = CliRunner().invoke(app, ["detect", str(folder / "astronaut.jpg"), str(folder / "notes.jpg"), "--json"])
     assert result.exit_code == 1
-    documents = json.loads(result.stdout)
+    documents = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(d["source"]).name for d in documents] == ["astronaut.jpg", "notes.jpg"]
     assert documents[0]["image"] == {"width": 512, "height": 512} and len(documents[0]["faces"]) == 1
     assert "not an image" in documents[1]["error"]
@@ -95,5 +95,57 @@ def test_detector_threads_change_speed_not_results():
     for threads in ("1", "2"):
         result = CliRunner().invoke(app, ["detect", str(SAMPLES / "group.jpg"), "--json", "--detect-threads", threads])
         assert result.exit_code == 0, result.output
-        outputs.append([face["box"] for face in json.loads(result.stdout)[0]["faces"]])
+        outputs.append([face["box"] for face in json.loads(result.stdout.splitlines()[0])["faces"]])
     assert len(outputs[0]) == 5 and outputs[0] == outputs[1]
+
+
+def test_odd_files_in_a_batch_are_reported_and_every_good_result_is_kept(tmp_path):
+    """Malformed PPM/PGM (a bare ValueError inside PIL), a FIFO, a dangling link and a link loop:
+    each is reported on stderr and in the JSON lines, and both photos' results come out."""
+    import os
+
+    root = tmp_path / "batch"
+    (root / "deep").mkdir(parents=True)
+    shutil.copy(SAMPLES / "astronaut.jpg", root / "a.jpg")
+    shutil.copy(SAMPLES / "grace_hopper.jpg", root / "deep" / "z.jpg")
+    (root / "bad.pgm").write_bytes(b"P5\n3 3\n70000\n" + bytes(9))
+    (root / "bad.ppm").write_bytes(b"P6\n3 3\n0\n" + bytes(27))
+    os.mkfifo(root / "pipe.jpg")
+    (root / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "deep" / "loop").symlink_to(root, target_is_directory=True)
+    result = CliRunner().invoke(app, ["detect", str(root), "--json"])
+    assert result.exit_code == 1
+    documents = [json.loads(line) for line in result.stdout.splitlines()]
+    good = {Path(d["source"]).name for d in documents if "faces" in d}
+    bad = {Path(d["source"]).name: d["error"] for d in documents if "error" in d}
+    assert good == {"a.jpg", "z.jpg"}
+    assert "unreadable image" in bad["bad.pgm"] and "maxval" in bad["bad.pgm"]
+    assert "bad.ppm" in bad
+    assert bad["pipe.jpg"] == "not a regular file" and bad["gone.png"] == "dangling symbolic link"
+    assert bad["loop"] == "symbolic link loop, not followed"
+    for name in bad:
+        assert f"{name}: skipped" in result.stderr
+
+
+def test_json_lines_are_written_as_each_file_is_done(monkeypatch, tmp_path):
+    """A failure after the first file (here: an unexpected error) must not lose the first result."""
+    from emodetect.vision.pipeline import EmotionDetector
+
+    shutil.copy(SAMPLES / "astronaut.jpg", tmp_path / "a.jpg")
+    shutil.copy(SAMPLES / "astronaut.jpg", tmp_path / "b.jpg")
+    real = EmotionDetector.detect
+    calls = []
+
+    def detect_then_break(self, image, **options):
+        calls.append(image)
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # as a user's Ctrl-C half way through
+        return real(self, image, **options)
+
+    monkeypatch.setattr(EmotionDetector, "detect", detect_then_break)
+    csv_path = tmp_path / "faces.csv"
+    result = CliRunner().invoke(app, ["detect", str(tmp_path), "--json", "--csv", str(csv_path)])
+    assert result.exit_code != 0
+    first = json.loads(result.stdout.splitlines()[0])
+    assert Path(first["source"]).name == "a.jpg" and len(first["faces"]) == 1
+    assert len(list(csv.DictReader(open(csv_path)))) == 1

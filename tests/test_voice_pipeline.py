@@ -247,3 +247,26 @@ def test_a_final_fit_on_train_and_validation_speakers_keeps_the_last_epoch(corpu
     last = torch.load(result.last_checkpoint, weights_only=False)
     assert best["epoch"] == last["epoch"] == 2
     assert all(torch.equal(best["weights"][k], last["model"][k]) for k in best["weights"])
+
+
+def test_readme_json_and_window_examples_run_on_the_bundled_model(tmp_path):
+    """`emodetect voice call.wav --window 2 --hop 0.5 --json` (the README's example) and --json on
+    a voiced file: both crashed once (numpy bools in JSON; a window the network was not built for)."""
+    from emodetect.cli import app
+
+    rng = np.random.default_rng(9)
+    call = tmp_path / "call.wav"
+    sf.write(call, with_silence(np.concatenate([synth("happy", 3.0, rng), synth("angry", 3.0, rng)])), RATE)
+    for extra in ([], ["--window", "2", "--hop", "0.5"], ["--window", "0.7"]):
+        run = CliRunner().invoke(app, ["voice", str(call), "--json", *extra])
+        assert run.exit_code == 0, run.output
+        document = json.loads(run.stdout.strip().splitlines()[-1])
+        voiced = [w for w in document["windows"] if not w["silent"]]
+        assert document["label"] in document["probabilities"] and voiced
+        assert all(isinstance(w["silent"], bool) for w in document["windows"])
+        if extra[:2] == ["--window", "2"]:
+            assert all(abs(w["end_s"] - w["start_s"] - 2) < 1e-6 for w in voiced[:-1])
+            starts = [w["start_s"] for w in document["windows"]]
+            assert starts[1] - starts[0] == pytest.approx(0.5)
+    run = CliRunner().invoke(app, ["voice", str(call), "--window", "5"])
+    assert run.exit_code == 2 and "window must be 0.5 to 3 s" in run.output

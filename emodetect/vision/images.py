@@ -7,6 +7,8 @@ report the file and go on.
 from __future__ import annotations
 
 import io
+import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,12 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 class ImageError(ValueError):
     """The input is not a usable image: missing, empty, corrupt, truncated, too large, or not one."""
+
+
+# What PIL's decoders raise on malformed bytes (its own fuzzers see all of these): a bad file is
+# an ImageError that names it, never a crash of a batch.
+PIL_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError,
+                     ZeroDivisionError, struct.error)
 
 
 def load_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "rgb") -> np.ndarray:
@@ -42,7 +50,11 @@ def load_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "
             raise ImageError(f"{path}: not a file")
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes)")
-        with open(path, "rb") as handle:
+        try:
+            handle = open(path, "rb")
+        except OSError as err:  # permission denied, a folder turned file, ...
+            raise ImageError(f"{path}: cannot read ({err.strerror or err})") from err
+        with handle:
             return _from_pil_file(handle, max_pixels)
     from PIL import Image
 
@@ -68,15 +80,15 @@ def _from_pil_file(handle: Any, max_pixels: int) -> np.ndarray:
         raise ImageError("not an image (unrecognised format)") from err
     except Image.DecompressionBombError as err:
         raise ImageError(f"too many pixels ({err})") from err
-    except OSError as err:
-        raise ImageError(f"unreadable image ({err})") from err
+    except PIL_DECODE_ERRORS as err:
+        raise ImageError(f"unreadable image ({type(err).__name__}: {err})") from err
     # The header is read; refuse huge images before decoding a single pixel.
     _check_size(*image.size, max_pixels)
     try:
         image.load()
     except Image.DecompressionBombError as err:
         raise ImageError(f"too many pixels ({err})") from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except PIL_DECODE_ERRORS as err:
         reason = "truncated image" if "truncated" in str(err) else "corrupt image"
         raise ImageError(f"{reason} ({err})") from err
     return _from_pil(image, max_pixels)
@@ -103,7 +115,7 @@ def _from_pil(image: Any, max_pixels: int) -> np.ndarray:
         image = Image.alpha_composite(background, rgba)
     try:
         return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-    except (OSError, ValueError) as err:
+    except PIL_DECODE_ERRORS as err:
         raise ImageError(f"corrupt image ({err})") from err
 
 
@@ -146,20 +158,53 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 
 def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Expand files and folders (recursively) into image files, in a stable order.
+    """Expand files and folders (recursively, following links once) into image files, in a stable order.
 
-    Returns the files to read and the (path, reason) of arguments that do not exist. Inside a
-    folder, files are picked by suffix so that a stray notes.txt is not an error, but a file named
-    .jpg that is not a JPEG is (it is reported when it fails to load).
+    Returns the files to read and the (path, reason) of what cannot be read: arguments that do not
+    exist, folders that cannot be listed, dangling links, link loops, and FIFOs or devices named
+    like images. Inside a folder, files are picked by suffix so that a stray notes.txt is not an
+    error, but a file named .jpg that is not a JPEG is (it is reported when it fails to load).
     """
     files: list[Path] = []
-    missing: list[tuple[Path, str]] = []
+    problems: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            _walk(path, files, problems)
         elif path.is_file():
             files.append(path)
+        elif path.is_symlink():
+            problems.append((path, "dangling symbolic link"))
+        elif path.exists():
+            problems.append((path, "not a regular file"))
         else:
-            missing.append((path, "no such file or folder"))
-    return files, missing
+            problems.append((path, "no such file or folder"))
+    return files, problems
+
+
+def _walk(root: Path, files: list[Path], problems: list[tuple[Path, str]]) -> None:
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+
+    def unreadable(err: OSError) -> None:
+        problems.append((Path(err.filename), f"cannot list folder ({err.strerror or err})"))
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:  # a link back to a folder already walked
+            problems.append((Path(folder), "symbolic link loop, not followed"))
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if path.is_file():
+                found.append(path)
+            elif path.is_symlink() and not path.exists():
+                problems.append((path, "dangling symbolic link"))
+            else:
+                problems.append((path, "not a regular file"))
+    files.extend(sorted(found))

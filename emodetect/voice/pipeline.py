@@ -32,7 +32,7 @@ class VoiceWindow:
     probabilities: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "silent": self.silent,
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "silent": bool(self.silent),
                 "label": self.label, "confidence": round(float(self.confidence), 4),
                 "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()}}
 
@@ -136,10 +136,14 @@ class VoiceEmotion:
         self.model_name = self.model.metadata.get("name", self.model.path.stem)
         self.model_file = self.model.path.name  # lets the service's /v1/models mark the file in use
         self.labels = self.model.labels
-        self.window_s = float(window_s or extras.get("window_s", 3.0))
+        # The network reads windows of the length it was trained on; a shorter window is centred
+        # in one of that length, as short training clips were.
+        self.model_window_s = float(extras.get("window_s", 3.0))
+        self.window_s = float(window_s or self.model_window_s)
         self.hop_s = float(hop_s or self.window_s / 2)
-        if self.window_s < 0.5 or self.hop_s <= 0:
-            raise ValueError(f"window_s must be >= 0.5 s and hop_s > 0 (got {self.window_s}, {self.hop_s})")
+        if not 0.5 <= self.window_s <= self.model_window_s or self.hop_s <= 0:
+            raise ValueError(f"window must be 0.5 to {self.model_window_s:g} s (the length {self.model_name} "
+                             f"was trained on) and hop above 0 s; got window {self.window_s:g} s, hop {self.hop_s:g} s")
         self.min_voiced = min_voiced
         self.stream_above_s = stream_above_s
         self.batch_size = batch_size
@@ -227,7 +231,8 @@ class VoiceEmotion:
         def flush() -> None:
             if not pending:
                 return
-            mels = F.window_log_mels(np.stack([p[2] for p in pending]))
+            model_window = int(round(self.model_window_s * F.SAMPLE_RATE))
+            mels = F.window_log_mels(np.stack([F.fit_window(p[2], model_window) for p in pending]))
             probs = self.model.predict(mels)
             for (index, _, _), row in zip(pending, probs):
                 top = int(row.argmax())
@@ -240,7 +245,7 @@ class VoiceEmotion:
         for start, samples, loudest in self._windows(blocks):
             voiced = F.active_frames(samples, reference_db=loudest).mean()
             start_s = offset_s + start / F.SAMPLE_RATE
-            results.append(VoiceWindow(start_s, start_s + window_len / F.SAMPLE_RATE, voiced < self.min_voiced))
+            results.append(VoiceWindow(start_s, start_s + window_len / F.SAMPLE_RATE, bool(voiced < self.min_voiced)))
             if voiced >= self.min_voiced:
                 pending.append((len(results) - 1, start, samples))
                 if len(pending) >= self.batch_size:

@@ -91,3 +91,40 @@ def test_texts_on_the_command_line_and_empty_input(toy_model):
 def test_unknown_model_name_lists_the_bundled_ones():
     result = runner.invoke(app, ["text", "hello", "--model", "no-such-model"])
     assert result.exit_code == 2 and "no-such-model" in result.output
+
+
+def test_csv_with_empty_texts_and_a_label_column_on_the_default_model(tmp_path, monkeypatch):
+    """The GoEmotions default (it has groups): an empty text first and between others, and an input
+    column named `label` that must survive beside the predicted one."""
+    import csv as csv_module
+
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,label\n1,,x\n2,thank you so much!,y\n3,,z\n4,this is awful,w\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["text", "--file", str(source), "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv_module.DictReader(open(out, encoding="utf-8")))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"] and [r["label"] for r in rows] == ["x", "y", "z", "w"]
+    assert all("group" in r and "predicted_label" in r for r in rows)
+    assert rows[0]["predicted_label"] == "" and rows[0]["error"] == "empty text"
+    assert rows[1]["predicted_label"] and rows[1]["group"]
+    assert "thank you so much!" in result.stdout  # every text's result is printed, not only a summary
+    assert (tmp_path / "out_labels.png").is_file()
+
+    result = runner.invoke(app, ["text", "--file", str(source)])
+    assert result.exit_code == 0, result.output
+    assert not list(tmp_path.glob("in_labels.png"))  # nothing written unasked
+
+    args_csv = tmp_path / "args.csv"
+    result = runner.invoke(app, ["text", "I love it", "", "--csv", str(args_csv)])
+    assert result.exit_code == 0, result.output
+    assert [r["text"] for r in csv_module.DictReader(open(args_csv, encoding="utf-8"))] == ["I love it", ""]
+
+
+def test_a_huge_csv_cell_is_a_clear_error(tmp_path):
+    source = tmp_path / "big.csv"
+    source.write_text("text\nshort\n" + "a" * 1_000_000 + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["text", "--file", str(source)])
+    assert result.exit_code == 2
+    assert f"{source}:3: unreadable CSV row" in result.stderr and "Traceback" not in result.output

@@ -21,9 +21,9 @@ def text(
     csv: Optional[Path] = typer.Option(None, "--csv", help="write the input rows with label, labels and "
                                                             "p_<label> columns added"),
     chart: Optional[Path] = typer.Option(None, help="bar chart PNG of label shares for --file "
-                                                    "(default: beside --csv, or <file>_labels.png here)"),
+                                                    "(default: <csv>_labels.png beside --csv; none without --csv)"),
     model: str = typer.Option("goemotions", help="bundled text model (goemotions, dair-emotion) or ONNX file"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object per text"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per text) instead of a table"),
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
@@ -41,31 +41,32 @@ def text(
     if file is None:
         if not any(t.strip() for t in texts):
             _fail("every text given is empty or whitespace")
-        results = reader.predict(texts)
-        _report_problems(results, reader.max_tokens, [f"text {i + 1}" for i in range(len(results))])
-        typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table())
-        return
-    try:
-        header, rows, file_texts = read_texts(file, column)
-    except DataError as err:
-        _fail(str(err))
-    if not file_texts:
-        _fail(f"{file}: no rows")
-    results: TextResults = reader.predict(file_texts, progress=True)
-    first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
-    _report_problems(results, reader.max_tokens, [f"{file}: row at line {first_line + i}" for i in range(len(results))])
-    if as_json:
-        typer.echo("\n".join(r.to_json() for r in results))
+        header, rows, inputs, where = ["text"], [{"text": t} for t in texts], texts, "text {}"
+    else:
+        try:
+            header, rows, inputs = read_texts(file, column)
+        except DataError as err:
+            _fail(str(err))
+        if not inputs:
+            _fail(f"{file}: no rows")
+        first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
+        where = f"{file}: row at line {{}}"
+    results: TextResults = reader.predict(inputs, progress=file is not None)
+    start = 1 if file is None else first_line
+    _report_problems(results, reader.max_tokens, [where.format(start + i) for i in range(len(results))])
+    typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table())
     if csv is not None:
         write_results_csv(csv, header, rows, results)
         typer.echo(f"wrote {csv} ({len(results)} rows)", err=True)
-    chart = chart or (csv.with_name(csv.stem + "_labels.png") if csv else Path(f"{file.stem}_labels.png"))
+    if file is None:
+        return
     valid = sum(r.error is None for r in results)
-    if valid:
-        results.plot_shares(chart, title=f"{file.name}: {valid} texts, model {reader.name}")
     _print_summary(results, reader, valid)
-    if valid:
-        typer.echo(f"chart: {chart}")
+    # A chart only where asked for: --chart, or beside the --csv output.
+    chart = chart or (csv.with_name(csv.stem + "_labels.png") if csv else None)
+    if chart is not None and valid:
+        results.plot_shares(chart, title=f"{file.name}: {valid} texts, model {reader.name}")
+        typer.echo(f"chart: {chart}", err=True)
 
 
 def _report_problems(results, max_tokens: int, where: list[str]) -> None:

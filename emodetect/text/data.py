@@ -86,7 +86,10 @@ def read_csv_rows(path: str | Path, required: tuple[str, ...] = ()) -> tuple[lis
     if missing:
         raise DataError(f"{path}: no column {', '.join(repr(c) for c in missing)}; "
                         f"the columns are: {', '.join(header)}")
-    return header, list(reader)
+    try:
+        return header, list(reader)
+    except csv.Error as err:  # e.g. a cell over the csv module's field size limit (128 K characters)
+        raise DataError(f"{path}:{reader.line_num + 1}: unreadable CSV row ({err})") from err
 
 
 def _label_order(path: Path, rows: list[dict[str, str]], column: str) -> tuple[str, ...]:

@@ -53,8 +53,8 @@ class TextResults(list):
         rows = []
         for r in self:
             row: dict[str, Any] = {"text": r.text, "label": r.label or "", "labels": ";".join(r.labels)}
-            if r.group is not None:
-                row["group"] = r.group
+            if r.group_probabilities is not None:  # the model has groups: every row has the column
+                row["group"] = r.group or ""
             row.update({f"{prefix}{k}": (round(v, 4) if r.error is None else "")
                         for k, v in r.probabilities.items()})
             row["truncated"] = r.truncated
@@ -198,15 +198,19 @@ def read_texts(path: str | Path, column: str = "text") -> tuple[list[str], list[
 
 def write_results_csv(path: str | Path, header: list[str], rows: list[dict[str, str]],
                       results: TextResults) -> Path:
-    """The input rows with label, labels, group (if any) and one p_<label> column per label added."""
+    """The input rows with label, labels, group (if any) and one p_<label> column per label added.
+
+    An input column with the name of an added one (a `label` column of the user's, say) is kept
+    as it is, and the added column is called `predicted_<name>`.
+    """
     import csv
 
     path = Path(path)
     added = results.to_rows()
-    extra_columns = [c for c in (added[0] if added else {}) if c != "text" and c not in header]
+    columns = {c: (c if c not in header else f"predicted_{c}") for c in (added[0] if added else {}) if c != "text"}
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header + extra_columns, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=header + list(columns.values()), extrasaction="ignore")
         writer.writeheader()
         for row, new in zip(rows, added):
-            writer.writerow({**row, **{c: new[c] for c in extra_columns}})
+            writer.writerow({**row, **{name: new[c] for c, name in columns.items()}})
     return path

@@ -66,7 +66,7 @@ def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) 
         from emodetect.train import TrainConfig, train
     except ImportError as err:
         _needs_train_extra(err)
-    from emodetect.vision.data import DataError
+    from emodetect.errors import DataError
 
     _setup_logging(True)
     try:
@@ -113,7 +113,7 @@ def evaluate(
 ) -> None:
     """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix."""
     from emodetect.evaluate import evaluate as run_evaluate
-    from emodetect.vision.data import DataError
+    from emodetect.errors import DataError
 
     _setup_logging(False)
     options = {"ferplus": ferplus} if ferplus else {}
@@ -210,6 +210,8 @@ def serve(
     workers: int = typer.Option(0, help="inferences at the same time (0 = one per core, at most 4)"),
     max_upload_mb: float = typer.Option(10.0, help="largest upload accepted, in MB (413 above)"),
     max_pixels: int = typer.Option(40_000_000, help="largest image accepted, in pixels (decompression bombs)"),
+    max_audio_seconds: float = typer.Option(600.0, help="longest recording accepted by /v1/voice, in seconds "
+                                                        "(413 above; checked on the header before decoding)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
     ssl_certfile: Optional[Path] = typer.Option(None, help="HTTPS certificate: browsers allow the camera "
                                                        "only over HTTPS or on localhost"),
@@ -227,7 +229,8 @@ def serve(
     try:
         config = ServeConfig(model=model, detector=detector, threads=threads,
                              workers=workers or default_workers(),
-                             max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
+                             max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
+                             max_audio_seconds=max_audio_seconds)
     except ValueError as err:
         _fail(str(err))
     if model and not Path(model).exists():

@@ -88,3 +88,28 @@ def test_models_marks_the_loaded_voice_model(client):
     listed = client.get("/v1/models").json()["models"]
     loaded = [m["file"] for m in listed if m["loaded"] and m["modality"] == "voice"]
     assert loaded == ["voice_default.onnx"]
+
+
+def test_an_audio_bomb_is_refused_before_it_is_decoded():
+    """A FLAC of an hour of stereo silence is a few hundred KB; decoded it would be over a GB."""
+    import resource
+
+    app = create_app(ServeConfig(workers=1, max_audio_seconds=120), route_modules=ROUTES)
+    rate = 8_000
+    out = io.BytesIO()
+    with sf.SoundFile(out, "w", rate, 2, format="FLAC") as handle:
+        block = np.zeros((rate * 60, 2), np.float32)
+        for _ in range(60):
+            handle.write(block)
+    bomb = out.getvalue()
+    assert len(bomb) < 2_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with TestClient(app) as c:
+        answer = c.post("/v1/voice", content=bomb, headers={"Content-Type": "audio/flac"})
+        assert answer.status_code == 413
+        assert "3,600 s of audio is over the limit of 120 s" in answer.json()["detail"]
+        ok = c.post("/v1/voice", content=audio_bytes(voice_like(3.0, 16_000), 16_000),
+                    headers={"Content-Type": "audio/wav"})
+        assert ok.status_code == 200
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, f"peak memory grew {grown_mb:.0f} MB"

@@ -49,19 +49,20 @@ def load(config: ServeConfig) -> Any:
     return VoiceEmotion(threads=config.threads)
 
 
-def analyse(engine: Any, data: bytes, name: str, timeline: bool) -> dict[str, Any]:
+def analyse(engine: Any, data: bytes, name: str, timeline: bool, max_seconds: float) -> dict[str, Any]:
     """Blocking work of one request, run in a worker thread: decode, window, score."""
+    from emodetect.errors import http_status
     from emodetect.voice.features import AudioError, decode_audio
 
     try:
-        samples, rate = decode_audio(data, name)
+        samples, rate = decode_audio(data, name, max_seconds=max_seconds)
     except AudioError as err:
-        status = 400 if "0 bytes" in str(err) or "zero length" in str(err) else 415
-        raise UploadError(status, f"{err} (this service reads {READABLE})") from err
+        hint = f" (this service reads {READABLE})" if err.reason == "unsupported" else ""
+        raise UploadError(http_status(err), f"{err}{hint}") from err
     try:
         result = engine.predict(samples, rate)
     except AudioError as err:
-        raise UploadError(422, f"{name}: {err}") from err
+        raise UploadError(http_status(err), f"{name}: {err}") from err
     result.source = name
     body = result.to_dict()
     if not timeline:
@@ -74,7 +75,7 @@ def analyse(engine: Any, data: bytes, name: str, timeline: bool) -> dict[str, An
     openapi_extra=UPLOAD_BODY,
     responses={
         400: {"model": ErrorBody, "description": "empty or malformed upload, or audio with no samples"},
-        413: {"model": ErrorBody, "description": "upload over the byte limit"},
+        413: {"model": ErrorBody, "description": "upload over the byte limit, or audio over the seconds limit"},
         415: {"model": ErrorBody, "description": "not a readable audio format, or an unsupported Content-Type"},
         422: {"model": ErrorBody, "description": "no 'file' field, or a bad query parameter"},
         503: {"model": ErrorBody, "description": "the voice model is not loaded yet"},
@@ -93,7 +94,8 @@ async def voice(
     upload = await read_upload(request, state.config.max_upload_bytes, kind="audio",
                                examples="audio/wav, audio/flac, audio/ogg")
     start = time.perf_counter()
-    body = await state.run(analyse, engine, upload.data, upload.filename or "upload", timeline)
+    body = await state.run(analyse, engine, upload.data, upload.filename or "upload", timeline,
+                           state.config.max_audio_seconds)
     headers = {"Cache-Control": "no-store",
                "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
     return Response(VoiceResponse.model_validate(body).model_dump_json(), media_type="application/json",

@@ -20,6 +20,8 @@ T = TypeVar("T")
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # 40 MP covers an 8K frame or a modern phone photo; decoded RGB that is 120 MB per request in flight.
 DEFAULT_MAX_PIXELS = 40_000_000
+# 10 minutes: at 48 kHz that is 115 MB of mono float32 per request in flight, checked from the header.
+DEFAULT_MAX_AUDIO_SECONDS = 600.0
 
 
 def default_workers() -> int:
@@ -37,9 +39,10 @@ class ServeConfig:
     workers: int = field(default_factory=default_workers)  # inferences run at the same time
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
 
     def __post_init__(self) -> None:
-        for name in ("workers", "max_upload_bytes", "max_pixels"):
+        for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.threads < 0:

@@ -28,7 +28,7 @@ def text(
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
     from emodetect.text.pipeline import TextEmotion, TextResults, read_texts, write_results_csv
-    from emodetect.vision.data import DataError
+    from emodetect.errors import DataError
 
     if not texts and file is None:
         _fail("give texts as arguments or a file with --file")

@@ -20,7 +20,7 @@ import numpy as np
 
 from emodetect.labels import GOEMOTIONS_EKMAN
 from emodetect.text.tokenize import Vocabulary
-from emodetect.vision.data import DataError
+from emodetect.errors import DataError
 
 log = logging.getLogger(__name__)
 

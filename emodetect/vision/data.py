@@ -5,6 +5,8 @@ A bad row or file is reported (line number or path) and skipped; the caller sees
 
 from __future__ import annotations
 
+from emodetect.errors import DataError  # noqa: F401  (raised here, imported from here by older code)
+
 import csv
 import gzip
 import io
@@ -28,9 +30,6 @@ SPLIT_ALIASES = {
     "test": "PrivateTest", "private": "PrivateTest", "privatetest": "PrivateTest",
 }
 
-
-class DataError(ValueError):
-    """Data that cannot be used at all: a missing file, an empty split, an unreadable header."""
 
 
 @dataclass

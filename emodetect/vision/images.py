@@ -6,6 +6,8 @@ report the file and go on.
 
 from __future__ import annotations
 
+from emodetect.errors import InputError
+
 import io
 import os
 import struct
@@ -18,7 +20,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """The input is not a usable image: missing, empty, corrupt, truncated, too large, or not one."""
 
 

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from emodetect.errors import InputError
+
 import csv
 import json
 import logging
@@ -24,7 +26,7 @@ from emodetect.vision.faces import Detection, box_iou
 log = logging.getLogger(__name__)
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """A video file or camera that cannot be opened or read."""
 
 

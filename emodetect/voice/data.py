@@ -15,6 +15,8 @@ RAVDESS), which is how leave-one-speaker-out folds are built.
 
 from __future__ import annotations
 
+from emodetect.errors import DataError  # noqa: F401  (raised here, imported from here by older code)
+
 import csv
 import hashlib
 import logging
@@ -46,9 +48,6 @@ TRAIN_HOP_S = 1.0  # long clips give one training window per second
 JITTER_S = 0.25  # training windows are cut this much longer, then randomly cropped back
 FEATURE_VERSION = "logmel-v1"
 
-
-class DataError(ValueError):
-    """A manifest or split that cannot be used at all."""
 
 
 @dataclass

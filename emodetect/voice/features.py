@@ -6,6 +6,8 @@ no torch, and the log-mel a model was trained on is bit-for-bit the one it sees 
 
 from __future__ import annotations
 
+from emodetect.errors import InputError
+
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +29,7 @@ SILENCE_DBFS = -65.0  # RAVDESS speech peaks near -35 dBFS; its softest clips ne
 SILENCE_RELATIVE_DB = 40.0
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """Audio that cannot be used: unreadable, not audio, empty, or an unsupported format."""
 
 
@@ -108,21 +110,47 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     return prepare(x, rate)
 
 
-def decode_audio(data: bytes, name: str = "upload") -> tuple[np.ndarray, int]:
-    """Decode an in-memory audio file (an upload): (samples x channels float32, sample rate)."""
+def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode an in-memory audio file (an upload): (mono float32 samples, sample rate).
+
+    With `max_seconds`, a longer recording is refused from its header before decoding, and, where
+    the header does not tell, as soon as the decoded length passes the limit: a small FLAC of an
+    hour of silence must not become gigabytes of samples. Channels are mixed block by block, so a
+    many-channel file costs no more than a mono one.
+    """
     import io
 
     sf = _soundfile()
     if not data:
-        raise AudioError(f"{name}: empty (0 bytes)")
+        raise AudioError(f"{name}: empty (0 bytes)", "empty")
+    unreadable = (f"{name}: not a readable audio file (supported: wav, flac, ogg/vorbis/opus, "
+                  "aiff and other libsndfile formats; mp3/m4a need converting)")
     try:
-        x, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{name}: not a readable audio file (supported: wav, flac, ogg/vorbis/opus, "
-                         f"aiff and other libsndfile formats; mp3/m4a need converting): {err}") from err
-    if len(x) == 0:
-        raise AudioError(f"{name}: the file holds no audio samples (zero length)")
-    return x, int(rate)
+        raise AudioError(f"{unreadable}: {err}", "unsupported") from err
+    rate = int(info.samplerate)
+    limit = int(max_seconds * rate) if max_seconds else None
+
+    def too_long(seconds: float) -> AudioError:
+        return AudioError(f"{name}: {seconds:,.0f} s of audio is over the limit of {max_seconds:,.0f} s",
+                          "too_large")
+
+    if limit is not None and 0 < info.frames < 2**62 and info.frames > limit:
+        raise too_long(info.frames / rate)
+    blocks, total = [], 0
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            for block in handle.blocks(blocksize=max(1, 10 * rate), dtype="float32", always_2d=True):
+                total += len(block)
+                if limit is not None and total > limit:
+                    raise too_long(total / rate)
+                blocks.append(to_mono(block))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{name}: decoding failed: {err}", "invalid") from err
+    if total == 0:
+        raise AudioError(f"{name}: the file holds no audio samples (zero length)", "empty")
+    return np.concatenate(blocks), rate
 
 
 def stream_audio(path: str | Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:

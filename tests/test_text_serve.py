@@ -55,3 +55,34 @@ def test_oversized_text_is_413(client):
 def test_openapi_documents_the_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert "post" in paths["/v1/text"]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_parsed():
+    app = create_app(ServeConfig(workers=1, max_upload_bytes=100_000),
+                     route_modules=("emodetect.serve.routes_health", "emodetect.serve.routes_text"))
+    padded = b'{"texts": ["hello"]' + b" " * 200_000 + b"}"
+    with TestClient(app) as c:
+        declared = c.post("/v1/text", content=padded, headers={"Content-Type": "application/json"})
+        assert declared.status_code == 413 and "100,000 bytes" in declared.json()["detail"]
+
+        def chunks():  # no Content-Length: refused while streaming
+            yield b'{"texts": ["hello"]'
+            for _ in range(50):
+                yield b" " * 4096
+            yield b"}"
+
+        streamed = c.post("/v1/text", content=chunks(), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413
+        assert c.post("/v1/text", json={"texts": ["hello"]}).status_code == 200
+
+
+def test_an_unpaired_surrogate_is_a_422_not_a_500(client):
+    response = client.post("/v1/text", content=b'{"texts": ["ok", "bad \\ud800 text"]}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "Invalid JSON" in response.json()["detail"] or "surrogate" in response.json()["detail"]
+
+
+def test_a_422_does_not_echo_a_huge_input(client):
+    response = client.post("/v1/text", json={"texts": "x" * 1_000_000})
+    assert response.status_code == 422 and len(response.text) < 2_000

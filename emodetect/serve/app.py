@@ -92,7 +92,8 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] =
         for e in err.errors():
             where = " ".join(str(part) for part in e.get("loc", ()))
             where = where.replace("query ", "query parameter ", 1)
-            got = f" (got {e['input']!r})" if isinstance(e.get("input"), (str, int, float)) else ""
+            got = repr(e["input"]) if isinstance(e.get("input"), (str, int, float)) else ""
+            got = f" (got {got[:60]}{'...' if len(got) > 60 else ''})" if got else ""  # never echo a huge input
             problems.append(f"{where}: {e.get('msg', 'invalid')}{got}")
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
+from emodetect.serve.uploads import UploadError, read_body
 
 SERVICE = "text"
 router = APIRouter(tags=["text"])
@@ -61,27 +62,54 @@ def _predict(model: Any, texts: list[str]) -> dict[str, Any]:
             "max_tokens": model.max_tokens, "results": [r.to_dict() for r in results]}
 
 
+def _parse(raw: bytes) -> TextRequest:
+    """The request body as a TextRequest, or a 422 that says what is wrong (without echoing it)."""
+    from pydantic import ValidationError
+
+    try:
+        body = TextRequest.model_validate_json(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{' '.join(map(str, e.get('loc', ()))) or 'body'}: {e.get('msg', 'invalid')}"
+                             for e in err.errors()[:5])
+        raise UploadError(422, f"not a JSON object with a non-empty list 'texts' of strings: {problems}") from err
+    for i, text in enumerate(body.texts):
+        if len(text) > MAX_CHARS:
+            raise UploadError(413, f"text {i} has {len(text):,} characters; the limit is {MAX_CHARS:,}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone "\ud800" escape: not text in any encoding
+            raise UploadError(422, f"text {i} holds an unpaired UTF-16 surrogate at character {err.start}; "
+                                   "send valid Unicode") from err
+    return body
+
+
 @router.post(
     "/v1/text", response_model=TextResponse, summary="Emotion in a list of texts",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": TextRequest.model_json_schema()}}}},
     responses={
-        413: {"model": ErrorBody, "description": f"a text over {MAX_CHARS:,} characters"},
+        413: {"model": ErrorBody, "description": f"a body over the upload limit, or a text over {MAX_CHARS:,} characters"},
+        415: {"model": ErrorBody, "description": "a Content-Type other than application/json"},
         422: {"model": ErrorBody, "description": "not a JSON object with a non-empty list `texts` of strings"},
         503: {"model": ErrorBody, "description": "the text model is not loaded yet"},
     },
 )
 async def read_texts(
-    body: TextRequest,
+    request: Request,
     state: ServeState = Depends(get_state),
     model: Any = Depends(service(SERVICE)),
 ) -> Any:
     """Labels and per-label probabilities for each text, in order.
 
-    Empty or whitespace-only texts come back with `label: null` and `error`; texts longer than the
-    model reads are cut and marked `truncated`. Texts are never stored or logged.
+    Send `{"texts": ["...", ...]}` (at most 1000 texts of at most 20,000 characters; the whole body
+    at most the service's upload limit, refused from Content-Length or while streaming, before it
+    is parsed). Empty or whitespace-only texts come back with `label: null` and `error`; texts
+    longer than the model reads are cut and marked `truncated`. Texts are never stored or logged.
     """
-    for i, text in enumerate(body.texts):
-        if len(text) > MAX_CHARS:
-            raise HTTPException(413, f"text {i} has {len(text):,} characters; the limit is {MAX_CHARS:,}")
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in ("application/json", ""):
+        raise UploadError(415, f"unsupported Content-Type {media_type!r}: send application/json")
+    body = _parse(await read_body(request, state.config.max_upload_bytes))
     start = time.perf_counter()
     out = await state.run(_predict, model, body.texts)
     headers = {"Cache-Control": "no-store",

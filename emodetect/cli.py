@@ -213,6 +213,11 @@ def serve(
     max_audio_seconds: float = typer.Option(600.0, help="longest recording accepted by /v1/voice, in seconds "
                                                         "(413 above; checked on the header before decoding)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None, help="a Host name this server answers to (repeat for several); default on a loopback "
+                   "address: 127.0.0.1, localhost, ::1 (against DNS rebinding); elsewhere any"),
+    max_connections: int = typer.Option(100, min=1, help="connections at once; more are answered 503"),
+    body_timeout: float = typer.Option(30.0, help="seconds an upload may take to arrive (408 after)"),
     ssl_certfile: Optional[Path] = typer.Option(None, help="HTTPS certificate: browsers allow the camera "
                                                        "only over HTTPS or on localhost"),
     ssl_keyfile: Optional[Path] = typer.Option(None, help="HTTPS private key"),
@@ -230,7 +235,8 @@ def serve(
         config = ServeConfig(model=model, detector=detector, threads=threads,
                              workers=workers or default_workers(),
                              max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
-                             max_audio_seconds=max_audio_seconds)
+                             max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,
+                             allowed_hosts=_allowed_hosts(host, allowed_host))
     except ValueError as err:
         _fail(str(err))
     if model and not Path(model).exists():
@@ -242,8 +248,18 @@ def serve(
             _fail(f"--model {model}: no such file, and {err.args[0]}")
     typer.echo(f"emodetect serve: http://{host}:{port}/ (API docs at /docs); uploads are never stored", err=True)
     uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="warning",
+                limit_concurrency=max_connections, timeout_keep_alive=5,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
+def _allowed_hosts(bind: str, given: Optional[list[str]]) -> Optional[tuple[str, ...]]:
+    """Host names to answer to: those given, else the loopback names on a loopback bind."""
+    from emodetect.serve.security import LOOPBACK_HOSTS
+
+    if given:
+        return tuple(given)
+    return LOOPBACK_HOSTS if bind in LOOPBACK_HOSTS else None
 
 
 def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None,

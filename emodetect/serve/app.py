@@ -36,6 +36,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from emodetect.serve.security import SecurityMiddleware
 from emodetect.serve.state import ServeConfig, ServeState
 from emodetect.serve.uploads import UploadError
 
@@ -107,4 +108,5 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] =
         return FileResponse(static / "index.html")
 
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(SecurityMiddleware, allowed_hosts=config.allowed_hosts)
     return app

@@ -40,9 +40,13 @@ class ServeConfig:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    # Host header names answered (DNS rebinding); None answers any. `emodetect serve` on a
+    # loopback address sets the loopback names.
+    allowed_hosts: tuple[str, ...] | None = None
+    body_timeout_s: float = 30.0  # an upload must arrive within this; slow clients get 408
 
     def __post_init__(self) -> None:
-        for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds"):
+        for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.threads < 0:

@@ -15,6 +15,7 @@ from fastapi import Request
 # Multipart framing (boundaries, part headers) on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
 RAW_TYPES = {"application/octet-stream", ""}
+MAX_PARTS = 16  # a multipart upload needs one part (`file`); a few more are tolerated
 FIELD = "file"
 
 
@@ -42,17 +43,30 @@ def _too_large(limit: int) -> UploadError:
     return UploadError(413, f"upload too large: the limit is {limit:,} bytes ({limit / 2**20:.1f} MB)")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes, and with 408 when it
+    has not all arrived within `timeout_s` (default: the service's body timeout), so that a slow
+    client cannot hold a worker's memory for ever."""
+    import anyio
+    from starlette.requests import ClientDisconnect
+
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    if timeout_s is None:
+        timeout_s = request.app.state.emodetect.config.body_timeout_s
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError as err:
+        raise UploadError(408, f"the upload did not arrive within {timeout_s:g} s ({size:,} bytes received)") from err
+    except ClientDisconnect as err:  # nobody is left to answer; no traceback in the log either
+        raise UploadError(400, "the client disconnected before its upload was complete") from err
     return b"".join(chunks)
 
 
@@ -71,6 +85,9 @@ def parse_multipart(body: bytes, content_type: str, field: str = FIELD) -> Uploa
     header_value: list[bytes] = []
 
     def on_part_begin() -> None:
+        # Thousands of tiny parts would keep the event loop parsing: stop at MAX_PARTS.
+        if len(parts) >= MAX_PARTS:
+            raise UploadError(400, f"multipart upload with more than {MAX_PARTS} parts; send one field {field!r}")
         parts.append({"headers": {}, "data": io.BytesIO(), "complete": False})
 
     def on_header_field(data: bytes, start: int, end: int) -> None:

@@ -1,0 +1,109 @@
+"""The service against hostile clients: foreign Host and Origin headers, missing security headers,
+many-part multipart bodies, slow uploads and connection floods, on a real uvicorn server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import warnings
+
+import pytest
+
+pytest.importorskip("fastapi")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from emodetect.serve import ServeConfig, create_app
+from emodetect.serve.security import LOOPBACK_HOSTS
+
+ROUTES = ("emodetect.serve.routes_health", "emodetect.serve.routes_text")
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(ServeConfig(workers=1, allowed_hosts=("testserver",)), route_modules=ROUTES)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_a_foreign_host_header_is_refused(client):
+    assert client.get("/healthz").status_code == 200
+    answer = client.get("/healthz", headers={"Host": "attacker.example:8000"})
+    assert answer.status_code == 400 and "attacker.example" in answer.json()["detail"]
+
+
+def test_cross_origin_posts_are_refused_and_same_origin_ones_pass(client):
+    body = {"texts": ["great news"]}
+    assert client.post("/v1/text", json=body, headers={"Origin": "http://testserver"}).status_code == 200
+    answer = client.post("/v1/text", json=body, headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403 and "cross-origin" in answer.json()["detail"]
+    assert client.post("/v1/text", json=body).status_code == 200  # curl and scripts send no Origin
+
+
+def test_the_page_and_the_api_carry_security_headers(client):
+    page = client.get("/")
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["x-frame-options"] == "DENY"
+    assert client.get("/healthz").headers["x-content-type-options"] == "nosniff"
+    assert client.get("/docs").status_code == 200
+
+
+def test_a_multipart_body_with_thousands_of_parts_is_refused():
+    app = create_app(ServeConfig(workers=1), route_modules=("emodetect.serve.routes_health",
+                                                            "emodetect.serve.routes_vision"))
+    boundary = "b0undary"
+    parts = "".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n" for i in range(5000))
+    body = (parts + f"--{boundary}--\r\n").encode()
+    with TestClient(app) as c:
+        started = time.perf_counter()
+        answer = c.post("/v1/detect", content=body,
+                        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert answer.status_code == 400 and "more than 16 parts" in answer.json()["detail"]
+        assert time.perf_counter() - started < 2
+
+
+@pytest.fixture
+def live_server():
+    import uvicorn
+
+    app = create_app(ServeConfig(workers=1, body_timeout_s=1.0, allowed_hosts=LOOPBACK_HOSTS), route_modules=ROUTES)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=20))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def _get(port: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n".encode())
+        return s.recv(65536)
+
+
+def test_a_slow_upload_gets_408_and_health_checks_still_answer(live_server):
+    port = live_server
+    slow = []
+    for _ in range(5):  # half-sent uploads: headers, then a trickle, then silence
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(f"POST /v1/text HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: 100000\r\n\r\n{{\"texts\": [".encode())
+        slow.append(s)
+    assert _get(port, "/healthz").split(b"\r\n")[0].endswith(b"200 OK")
+    time.sleep(1.5)
+    for s in slow:
+        answer = s.recv(65536)
+        assert answer.split(b"\r\n")[0].endswith(b"408 Request Timeout"), answer[:200]
+        assert b"did not arrive within 1 s" in answer
+        s.close()
+    assert _get(port, "/healthz").split(b"\r\n")[0].endswith(b"200 OK")

@@ -270,3 +270,24 @@ def test_readme_json_and_window_examples_run_on_the_bundled_model(tmp_path):
             assert starts[1] - starts[0] == pytest.approx(0.5)
     run = CliRunner().invoke(app, ["voice", str(call), "--window", "5"])
     assert run.exit_code == 2 and "window must be 0.5 to 3 s" in run.output
+
+
+def test_odd_arrays_give_a_correct_result_or_a_clear_error(engine, tmp_path):
+    rng = np.random.default_rng(11)
+    voiced = synth("happy", 3.0, rng)
+    huge = engine.predict(voiced * 1e30, sample_rate=RATE)  # far past full scale: clipped, finite
+    assert huge.label is not None and all(np.isfinite(list(huge.probabilities.values())))
+    with pytest.raises(F.AudioError, match="channels-first"):
+        engine.predict(np.stack([voiced, voiced]), sample_rate=RATE)
+    stereo = engine.predict(np.stack([voiced, voiced], axis=1), sample_rate=RATE)
+    assert stereo.label is not None and stereo.duration_s == pytest.approx(3.0, abs=0.01)
+    broken = voiced.copy()
+    broken[100] = np.nan
+    with pytest.raises(F.AudioError, match="NaN"):
+        engine.predict(broken, sample_rate=RATE)
+    long = tmp_path / "long_nan.wav"  # over stream_above_s: read block by block, checked all the same
+    samples = np.tile(voiced, 45)
+    samples[-5] = np.inf
+    sf.write(long, samples, RATE, subtype="FLOAT")
+    with pytest.raises(F.AudioError, match="NaN or infinite"):
+        engine.predict(long)

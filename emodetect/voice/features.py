@@ -70,11 +70,14 @@ def audio_info(path: str | Path) -> AudioInfo:
 def to_mono(x: np.ndarray) -> np.ndarray:
     """Average channels: frames x channels -> frames (a 1-D input is returned as float32)."""
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1, dtype=np.float32)
-    elif x.ndim != 1:
+    if x.ndim not in (1, 2):
         raise AudioError(f"audio must be 1-D (mono) or 2-D (frames x channels), got shape {x.shape}")
-    return x
+    # Every path (arrays, whole files, streamed blocks) comes through here: NaN or infinity is an
+    # error, and samples past full scale are clipped as a player would, so the log-mel stays finite.
+    if not np.isfinite(x).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    x = np.clip(x, -1.0, 1.0)
+    return x.mean(axis=1, dtype=np.float32) if x.ndim == 2 else x
 
 
 def resample(x: np.ndarray, sample_rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -90,10 +93,11 @@ def resample(x: np.ndarray, sample_rate: int, target: int = SAMPLE_RATE) -> np.n
 
 def prepare(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Any array (frames or frames x channels) at any rate -> 16 kHz mono float32 in [-1, 1]."""
-    x = to_mono(x)
-    if not np.all(np.isfinite(x)):
-        raise AudioError("audio contains NaN or infinite samples")
-    return resample(x, int(sample_rate))
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape[0] <= 8 < x.shape[1]:
+        raise AudioError(f"audio array of shape {x.shape} looks channels-first; pass frames x channels "
+                         "(transpose it: x.T)")
+    return resample(to_mono(x), int(sample_rate))
 
 
 def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:

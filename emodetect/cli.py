@@ -66,12 +66,12 @@ def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) 
         from emodetect.train import TrainConfig, train
     except ImportError as err:
         _needs_train_extra(err)
-    from emodetect.errors import DataError
+    from emodetect.errors import EmodetectError
 
     _setup_logging(True)
     try:
         result = train(TrainConfig(**(config_defaults() | values)))
-    except (DataError, FileNotFoundError, ValueError, KeyError) as err:
+    except (EmodetectError, FileNotFoundError, ValueError, KeyError) as err:
         _fail(str(err))
     typer.echo(json.dumps({"best_checkpoint": str(result.best_checkpoint),
                            "best_val_score": result.best_val_acc, "best_epoch": result.best_epoch}))
@@ -147,18 +147,23 @@ def export(
     except ImportError as err:
         _needs_train_extra(err)
 
+    from emodetect.errors import EmodetectError
+    from emodetect.train import read_checkpoint
+
     calibration = None
-    if int8:
-        if calibration_data is None:
-            _fail("--int8 needs --calibration-data")
-        modality = torch.load(checkpoint, map_location="cpu", weights_only=False)["config"].get("modality", "vision")
-        inputs = importlib.import_module(f"emodetect.{modality}.data").evaluation_data(
-            calibration_data, calibration_split)[0]
-        calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
-    if not checkpoint.is_file():
-        _fail(f"{checkpoint}: no such checkpoint")
-    report = export_checkpoint(checkpoint, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8, calibration=calibration,
-                               extra_metadata={"name": name} if name else None)
+    try:
+        state = read_checkpoint(checkpoint)
+        if int8:
+            if calibration_data is None:
+                _fail("--int8 needs --calibration-data")
+            modality = state["config"].get("modality", "vision")
+            inputs = importlib.import_module(f"emodetect.{modality}.data").evaluation_data(
+                calibration_data, calibration_split)[0]
+            calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
+        report = export_checkpoint(checkpoint, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
+                                   calibration=calibration, extra_metadata={"name": name} if name else None)
+    except EmodetectError as err:
+        _fail(str(err))
     typer.echo(f"wrote {report.path} (max |torch - onnxruntime| = {report.max_abs_diff:.2e})")
     if report.int8_path:
         typer.echo(f"wrote {report.int8_path}")

@@ -216,9 +216,9 @@ def _model_extras(model: str | Path, modality: str) -> dict[str, Any]:
     """The `extras` a model carries (thresholds, label groups): ONNX metadata or checkpoint."""
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
-        import torch
+        from emodetect.train import read_checkpoint
 
-        return dict(torch.load(path, map_location="cpu", weights_only=False).get("extras") or {})
+        return dict(read_checkpoint(path).get("extras") or {})
     from emodetect.runtime import load_model
 
     return load_model(model, modality, threads=1).extras()
@@ -231,9 +231,9 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray,
     if path.suffix in (".pt", ".pth"):
         import torch
 
-        from emodetect.train import load_checkpoint_model, predict_logits
+        from emodetect.train import load_checkpoint_model, predict_logits, read_checkpoint
 
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         logits = predict_logits(load_checkpoint_model(path), inputs, bf16=False)
         probs = torch.sigmoid(logits) if state.get("multilabel") else logits.softmax(1)
         return probs.numpy(), list(state.get("labels") or []), str(path)

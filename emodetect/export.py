@@ -163,9 +163,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
                       int8: bool = False, calibration: np.ndarray | None = None,
                       extra_metadata: dict[str, str] | None = None) -> ExportReport:
     """Export a training checkpoint; with int8, also write `<out stem>_int8.onnx`."""
-    from emodetect.train import load_checkpoint_model
+    from emodetect.train import load_checkpoint_model, read_checkpoint
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     model = load_checkpoint_model(checkpoint)
     example, input_spec = _modality_export_spec(state)
     extras = state.get("extras") or {}

@@ -101,10 +101,48 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
-    # Write then rename, so a kill mid-save never leaves a broken checkpoint behind.
+    """Write then rename, so a kill mid-save never leaves a broken checkpoint behind; a sha256
+    beside it (`<name>.sha256`) lets a later load tell a damaged file from a good one."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
     tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
+    tmp.write_bytes(data)
+    checksum = path.with_name(path.name + ".sha256")
+    checksum_tmp = checksum.with_suffix(".tmp256")
+    checksum_tmp.write_text(hashlib.sha256(data).hexdigest() + "\n")
     os.replace(tmp, path)
+    os.replace(checksum_tmp, checksum)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents, or a DataError that names the file and what is wrong with it."""
+    import hashlib
+
+    from emodetect.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such checkpoint", "missing")
+    data = path.read_bytes()
+    if not data:
+        raise DataError(f"{path}: empty checkpoint (0 bytes); delete it to start over", "empty")
+    checksum = path.with_name(path.name + ".sha256")
+    if checksum.is_file() and checksum.read_text().strip() != hashlib.sha256(data).hexdigest():
+        raise DataError(f"{path}: damaged checkpoint (its sha256 does not match {checksum.name}); "
+                        "restore a copy or delete it to start over")
+    import io
+
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    except Exception as err:  # torch and pickle raise many types on bad bytes
+        raise DataError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or not ({"weights", "model"} & set(state)):
+        raise DataError(f"{path}: not an emodetect checkpoint (no weights in it)")
+    return state
 
 
 @torch.no_grad()
@@ -171,14 +209,29 @@ def train(cfg: TrainConfig) -> TrainResult:
             ema.load_state_dict(model.state_dict())
         log.info("weights initialised from %s", cfg.init)
     if cfg.resume and last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(last_path)
         model.load_state_dict(state["model"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_acc, best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
+        planned = state["config"].get("epochs", cfg.epochs)
+        if planned == cfg.epochs:
+            scheduler.load_state_dict(state["scheduler"])
+        else:
+            # Extending (or shortening) a run: the one-cycle curve is redrawn for the new length
+            # and continued from the step the run had reached.
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in range(min(start_epoch * steps_per_epoch, scheduler.total_steps - 1)):
+                    scheduler.step()
+            log.info("run planned for %d epochs continues to %d", planned, cfg.epochs)
         history = [EpochLog(**h) for h in state["history"]]
+        # The log is rewritten from the checkpoint: a kill after a log line but before the
+        # checkpoint of that epoch must not leave the epoch twice in it.
+        (out / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
@@ -247,8 +300,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s %.0fs",
                  entry.epoch, cfg.epochs, entry.train_loss, entry.train_acc, val_loss, val_acc,
                  entry.images_per_s, entry.seconds)
-        with open(out / "log.jsonl", "a") as handle:
-            handle.write(json.dumps(asdict(entry)) + "\n")
         # A final fit (--val-split none) has no validation: its recipe was chosen on validation
         # before, so every epoch is the best so far and best.pt ends as the last one.
         is_best = val_acc > best_acc or not len(data.val_labels)
@@ -263,21 +314,22 @@ def train(cfg: TrainConfig) -> TrainResult:
             "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
             "history": [asdict(h) for h in history],
         }
-        _save(last_path, payload)
+        # best.pt before last.pt: a kill between the two reruns this epoch on resume, which
+        # rewrites best.pt, instead of leaving a stale one behind a newer last.pt.
         if is_best:
             _save(best_path, {k: payload[k] for k in ("config", "model_name", "num_classes", "labels", "model_kwargs",
                                        "extras", "multilabel", "epoch")}
                   | {"weights": eval_model.state_dict(), "val_acc": val_acc})
+        _save(last_path, payload)
+        with open(out / "log.jsonl", "a") as handle:
+            handle.write(json.dumps(asdict(entry)) + "\n")
         epochs_run += 1
     return TrainResult(best_path, last_path, best_acc, best_epoch, history)
 
 
 def init_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a checkpoint's weights into a model of the same architecture (fine-tuning)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (--init)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     weights = state.get("weights") or state.get("ema") or state["model"]
     try:
         model.load_state_dict(weights)
@@ -287,7 +339,7 @@ def init_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 def load_checkpoint_model(path: str | Path) -> torch.nn.Module:
     """Rebuild the model a checkpoint (best.pt or last.pt) holds, in eval mode."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     model = create_model(state["model_name"], num_classes=state["num_classes"],
                          **state.get("model_kwargs", {}))
     weights = state.get("weights") or state.get("ema") or state["model"]

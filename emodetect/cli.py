@@ -40,6 +40,15 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(message)s", stream=sys.stderr)
 
 
+def _detector_help() -> str:
+    """Built from the detector table itself, so the help never goes stale."""
+    from emodetect.vision.faces import DEFAULT_ORDER
+
+    return (f"face detector: {', '.join(DEFAULT_ORDER)} (default: the first that can run here, "
+            f"{DEFAULT_ORDER[0]} everywhere; the others need optional packages, see docs/pipeline.md)")
+
+
+_DETECTOR_HELP = _detector_help()
 _TRAIN_EXTRA = "install the train extra: pip install 'emodetect[train]'"
 
 
@@ -210,7 +219,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
     port: int = typer.Option(8000, help="TCP port"),
     model: Optional[str] = typer.Option(None, help="bundled face model name or ONNX file"),
-    detector: Optional[str] = typer.Option(None, help="face detector (yunet, centerface, haar)"),
+    detector: Optional[str] = typer.Option(None, help=_DETECTOR_HELP),
     threads: int = typer.Option(1, help="onnxruntime threads per worker"),
     workers: int = typer.Option(0, help="inferences at the same time (0 = one per core, at most 4)"),
     max_upload_mb: float = typer.Option(10.0, help="largest upload accepted, in MB (413 above)"),
@@ -287,11 +296,17 @@ _DETECT_THREADS_HELP = "threads of the face detector (0 = its library's default)
 _DETECT_EVERY_HELP = "look for faces in every N-th analysed frame only, reading emotions at the last boxes in between"
 
 
+def _fit_path(path: Path, width: int) -> str:
+    """The path, or its last characters after an ellipsis when it is longer than the column."""
+    text = str(path)
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
 @app.command()
 def detect(
     paths: list[Path] = typer.Argument(..., help="image files and/or folders (searched recursively)"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
-    detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar (default: best installed)"),
+    detector: Optional[str] = typer.Option(None, help=_DETECTOR_HELP),
     json_out: bool = typer.Option(False, "--json", help="print JSON lines (one object per file, as it is done) instead of a table"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per face to this CSV file"),
     save_dir: Optional[Path] = typer.Option(None, help="save annotated copies of the images here"),
@@ -325,11 +340,12 @@ def detect(
             if json_out:
                 typer.echo(json.dumps({"source": str(outcome.path), **result.to_dict()}))
             else:
+                shown = _fit_path(outcome.path, 40)
                 if not result.faces:
-                    typer.echo(f"{str(outcome.path)[-40:]:40} {'-':>4} no face")
+                    typer.echo(f"{shown:40} {'-':>4} no face")
                 for face in result.faces:
                     b = face.box
-                    typer.echo(f"{str(outcome.path)[-40:]:40} {face.id:>4} {face.emotion:9} "
+                    typer.echo(f"{shown:40} {face.id:>4} {face.emotion:9} "
                                f"{face.confidence:5.2f} {face.score:5.2f}  {b.x},{b.y},{b.width},{b.height}")
             if rows is not None:
                 rows.writerows(result.to_rows())
@@ -352,7 +368,7 @@ def video(
     file: Path = typer.Argument(..., help="video file"),
     out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
-    detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar"),
+    detector: Optional[str] = typer.Option(None, help=_DETECTOR_HELP),
     every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
     smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
     blur: bool = typer.Option(False, help="blur the faces in the annotated video"),
@@ -381,7 +397,7 @@ def video(
 def webcam(
     source: str = typer.Option("0", help="camera index, video file or stream URL"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: realtime-int8)"),
-    detector: Optional[str] = typer.Option(None, help="face detector: yunet, centerface, haar"),
+    detector: Optional[str] = typer.Option(None, help=_DETECTOR_HELP),
     every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
     smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
     blur: bool = typer.Option(False, help="blur the faces in the window"),

@@ -118,14 +118,14 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
 
 def plot_confusion(confusion: np.ndarray, labels: list[str], path: str | Path) -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: no backend switch, no global figure state (a notebook
+    # user keeps their backend).
+    from matplotlib.figure import Figure
 
     rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
     size = max(4.0, 0.7 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = Figure(figsize=(size, size * 0.85))
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -137,7 +137,6 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: str | Path) -
                     fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)
 
 

@@ -123,3 +123,21 @@ def test_api_docs_page_needs_no_internet():
         assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
         for asset in assets:
             assert client.get(asset).status_code == 200, asset
+
+
+def test_plotting_never_switches_the_callers_matplotlib_backend(tmp_path):
+    """A notebook user's backend must survive our plots (once, library code called matplotlib.use)."""
+    code = f"""
+import matplotlib
+matplotlib.use("svg")
+import numpy as np
+from emodetect.evaluate import plot_confusion
+from emodetect.text.pipeline import TextResults, TextResult
+plot_confusion(np.eye(3, dtype=int), ["a", "b", "c"], {str(tmp_path / 'c.png')!r})
+TextResults([TextResult("x", "a", ["a"], {{"a": 0.9, "b": 0.1}}, "m")]).plot_shares({str(tmp_path / 's.png')!r})
+print(matplotlib.get_backend())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "svg"
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "s.png").stat().st_size > 1000

@@ -91,13 +91,13 @@ class TextResults(list):
 
     def plot_shares(self, path: str | Path, title: str = "", groups: bool = False) -> Path:
         """A horizontal bar chart of label shares, as a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # A Figure of its own, not pyplot: no backend switch, no global figure state (a notebook
+        # user keeps their backend).
+        from matplotlib.figure import Figure
 
         shares = sorted(self.shares(groups).items(), key=lambda kv: kv[1])
-        fig, ax = plt.subplots(figsize=(7, 0.28 * len(shares) + 1.2))
+        fig = Figure(figsize=(7, 0.28 * len(shares) + 1.2))
+        ax = fig.subplots()
         ax.barh([k for k, _ in shares], [v * 100 for _, v in shares], color="#4c72b0")
         for i, (_, v) in enumerate(shares):
             ax.text(v * 100, i, f" {v:.1%}", va="center", fontsize=8)
@@ -106,7 +106,6 @@ class TextResults(list):
         ax.margins(x=0.15)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
-        plt.close(fig)
         return Path(path)
 
 

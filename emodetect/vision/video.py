@@ -310,10 +310,7 @@ def plot_timeline(series: list[tuple[float, int, np.ndarray]], labels: list[str]
     """PNG of each face's (smoothed) emotion probabilities over time; False when there is no face."""
     if not series:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: no backend switch for the caller
 
     from emodetect.vision.draw import COLOURS
 

@@ -90,13 +90,13 @@ class VoiceResult:
 
     def plot(self, path: str | Path) -> Path:
         """Emotion over time: one line per label across the windows (gaps where silent), as a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # A Figure of its own, not pyplot: no backend switch, no global figure state (a notebook
+        # user keeps their backend).
+        from matplotlib.figure import Figure
 
         centres = np.array([(w.start_s + w.end_s) / 2 for w in self.windows])
-        fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 2 + 0.25 * len(self.windows))), 3.6))
+        fig = Figure(figsize=(max(6.0, min(16.0, 2 + 0.25 * len(self.windows))), 3.6))
+        ax = fig.subplots()
         for label in self.labels:
             values = np.array([w.probabilities.get(label, np.nan) for w in self.windows], dtype=float)
             ax.plot(centres, values, marker="o", markersize=3, label=label)
@@ -107,7 +107,6 @@ class VoiceResult:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         return Path(path)
 
     def __str__(self) -> str:

@@ -57,8 +57,9 @@ class SecurityMiddleware:
                                      f"({', '.join(sorted(self.allowed_hosts))}); see emodetect serve --allowed-host")
             return
         origin = _header(scope, b"origin")
-        if scope["method"] == "POST" and origin not in (None, "null"):
-            if urlsplit(origin).netloc.lower() != host:
+        # "null" is what a sandboxed frame sends: as foreign as any other site.
+        if scope["method"] == "POST" and origin is not None:
+            if origin == "null" or urlsplit(origin).netloc.lower() != host:
                 await _refuse(send, 403, f"cross-origin request from {origin[:100]!r} refused: "
                                          "only pages served by this server may post to it")
                 return

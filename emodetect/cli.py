@@ -179,19 +179,26 @@ def export(
 
 
 @app.command()
-def models() -> None:
-    """List every bundled model with its modality, labels and test figures."""
+def models(
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per model) instead of a table"),
+) -> None:
+    """List every bundled model with its modality, labels and test figures (no model is opened)."""
     from emodetect.runtime import bundled_models
 
     for m in bundled_models():
         figures = m.metadata.get("test_figures", "")
-        typer.echo(f"{m.modality:7} {m.name:14} {m.path.name:28} labels={','.join(m.labels)} {figures}")
+        if as_json:
+            typer.echo(json.dumps({"name": m.name, "modality": m.modality, "file": m.path.name,
+                                   "labels": list(m.labels), "test_figures": figures}))
+        else:
+            typer.echo(f"{m.modality:7} {m.name:14} {m.path.name:28} labels={','.join(m.labels)} {figures}")
 
 
 @app.command()
 def predict(
     images: list[Path] = typer.Argument(..., help="face crops (any size; made 48x48 grey)"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per crop) instead of a table"),
 ) -> None:
     """Classify face crops that are already cut out (no face detection)."""
     import numpy as np
@@ -210,7 +217,12 @@ def predict(
             continue
         probs = onnx_model.predict(face[None, None].astype(np.float32))[0]
         top = int(probs.argmax())
-        typer.echo(f"{path}\t{onnx_model.labels[top]}\t{probs[top]:.3f}")
+        if as_json:
+            typer.echo(json.dumps({"source": str(path), "emotion": onnx_model.labels[top],
+                                   "confidence": round(float(probs[top]), 4),
+                                   "probabilities": {k: round(float(v), 4) for k, v in zip(onnx_model.labels, probs)}}))
+        else:
+            typer.echo(f"{path}\t{onnx_model.labels[top]}\t{probs[top]:.3f}")
     raise typer.Exit(1 if failed else 0)
 
 

@@ -141,3 +141,21 @@ print(matplotlib.get_backend())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "svg"
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_models_and_predict_speak_json_lines(tmp_path):
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+    from emodetect.runtime import bundled_models
+
+    listed = [json.loads(line) for line in CliRunner().invoke(app, ["models", "--json"]).stdout.splitlines()]
+    assert [m["file"] for m in listed] == [m.path.name for m in bundled_models()]
+    assert {"name", "modality", "labels", "test_figures"} <= set(listed[0])
+    from PIL import Image
+
+    Image.open(SAMPLES / "astronaut.jpg").convert("L").crop((176, 56, 276, 176)).save(tmp_path / "face.png")
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "face.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["emotion"] == max(document["probabilities"], key=document["probabilities"].get)

@@ -128,3 +128,14 @@ def test_a_huge_csv_cell_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["text", "--file", str(source)])
     assert result.exit_code == 2
     assert f"{source}:3: unreadable CSV row" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_top_label_is_always_one_of_the_labels_above_threshold():
+    from emodetect.text.pipeline import TextEmotion
+
+    reader = TextEmotion()
+    texts = ["ugh, this again", "fine.", "I am so annoyed and angry right now", "ok thanks I guess", "what?!",
+             "meh", "wow", "I miss her so much", "that is disgusting", "lol", "hmm interesting"]  # the last contradicted once
+    for r in reader.predict(texts):
+        assert r.label == r.labels[0] and r.label in r.labels
+        assert r.group == next(g for g, members in reader.groups.items() if r.label in members)

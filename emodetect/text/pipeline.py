@@ -169,6 +169,9 @@ class TextEmotion:
             chosen = np.flatnonzero(probs >= self.thresholds)
             chosen = chosen[np.argsort(-probs[chosen])] if len(chosen) else np.array([top])
             labels = [self.labels[j] for j in chosen]
+            # The top label is the most probable of the labels above their thresholds, so that
+            # `label` is always one of `labels` (the raw argmax may sit under its own threshold).
+            top = int(chosen[0])
         else:
             labels = [self.labels[top]]
         probabilities = {name: float(p) for name, p in zip(self.labels, probs)}

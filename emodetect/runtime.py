@@ -59,6 +59,7 @@ def assets_dir() -> Path:
 # The bundled models' names, labels and metadata, copied from the ONNX files by write_catalog():
 # listing them, or finding one by name, then opens no inference session.
 CATALOG = "models.json"
+CATALOG_LEAVES_OUT = ("extras",)
 # Assets that are ONNX files but not emotion models (the face detector's weights).
 _NOT_MODELS = ("detectors",)
 
@@ -73,9 +74,11 @@ def read_catalog_entries(root: Path) -> list[dict[str, Any]]:
     for path in _model_files(root):
         model = OnnxModel(path, threads=1)
         meta = model.metadata
+        # `extras` (a text model's vocabulary: hundreds of KB) stays in the ONNX file, read by
+        # OnnxModel.extras() once the model is opened.
         entries.append({"name": meta.get("name", path.stem), "modality": meta.get("modality", "vision"),
                         "file": path.relative_to(root).as_posix(), "labels": list(model.labels),
-                        "metadata": meta})
+                        "metadata": {k: v for k, v in meta.items() if k not in CATALOG_LEAVES_OUT}})
     return entries
 
 

@@ -82,6 +82,7 @@ def test_listing_models_opens_none_and_the_catalogue_matches_the_files(monkeypat
            [(e["name"], e["modality"], Path(e["file"]).name, e["labels"], e["metadata"]) for e in entries], \
            "emodetect/assets/models.json is stale: run emodetect.runtime.write_catalog()"
     assert not any("detectors" in str(m.path) for m in listed)
+    assert all("extras" not in m.metadata for m in listed)
 
 
 def test_the_bundled_face_detector_is_the_default_and_ships_with_its_licence():

@@ -203,3 +203,19 @@ def test_every_nth_frame_is_decoded_and_every_frame_counted(n, every, max_frames
     assert [t for _, t, _ in got] == pytest.approx([i / 10 for i in indices])
     assert capture.decoded == len(indices)  # skipped frames are grabbed, not decoded
     assert counter["read"] == read
+
+
+def test_timeline_chart_says_when_it_leaves_faces_out(tmp_path, monkeypatch):
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from emodetect.vision.video import plot_timeline
+
+    titles = []
+    real = Figure.suptitle
+    monkeypatch.setattr(Figure, "suptitle", lambda self, t, **k: (titles.append(t), real(self, t, **k))[1])
+    labels = ["angry", "happy"]
+    series = [(t / 10, face, np.array([0.3, 0.7])) for face in range(8) for t in range(face + 2)]
+    assert plot_timeline(series, labels, tmp_path / "t.png", title="clip.mp4")
+    assert titles == ["clip.mp4; the 6 longest-tracked of 8 faces shown (all are in the CSV)"]
+    assert (tmp_path / "t.png").stat().st_size > 1000

@@ -318,6 +318,9 @@ def plot_timeline(series: list[tuple[float, int, np.ndarray]], labels: list[str]
     for _, face_id, _ in series:
         counts[face_id] = counts.get(face_id, 0) + 1
     ids = sorted(sorted(counts, key=lambda i: -counts[i])[:max_faces])
+    if len(counts) > len(ids):  # say so on the chart rather than drop faces silently
+        shown = f"the {len(ids)} longest-tracked of {len(counts)} faces shown (all are in the CSV)"
+        title = f"{title}; {shown}" if title else shown
     fig = Figure(figsize=(9, 2.2 * len(ids) + 0.6), dpi=100)
     axes = fig.subplots(len(ids), 1, sharex=True, squeeze=False)[:, 0]
     for ax, face_id in zip(axes, ids):

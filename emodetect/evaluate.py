@@ -243,14 +243,27 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray,
     return probs, list(onnx_model.labels), str(onnx_model.path)
 
 
+def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean probabilities and the label of each example, from rows tagged with their example."""
+    ids, inverse = np.unique(example, return_inverse=True)
+    sums = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(sums, inverse, probs)
+    counts = np.bincount(inverse, minlength=len(ids))[:, None]
+    first = np.zeros(len(ids), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    return sums / counts, y_true[first]
+
+
 def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTest",
              modality: str = "vision", out_dir: str | Path | None = None, **data_options: Any) -> EvalReport:
     """Score a model on a dataset split; write the reports when out_dir is given."""
     module = importlib.import_module(f"emodetect.{modality}.data")
     if getattr(module, "EVALUATION_NEEDS_MODEL", False):
         data_options["model"] = model  # e.g. text: the model's vocabulary encodes the data
-    inputs, y_true, labels, source = module.evaluation_data(data, split, **data_options)
+    inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)
     probs, model_labels, model_name = predict_probabilities(model, inputs, modality)
+    if rest:  # rows are parts of examples (a clip's windows): score each example once, on its mean
+        probs, y_true = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]))
     if model_labels and list(model_labels) != list(labels):
         raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
     if np.ndim(y_true) == 2:  # multi-hot rows: multi-label data

@@ -291,3 +291,24 @@ def test_odd_arrays_give_a_correct_result_or_a_clear_error(engine, tmp_path):
     sf.write(long, samples, RATE, subtype="FLOAT")
     with pytest.raises(F.AudioError, match="NaN or infinite"):
         engine.predict(long)
+
+
+def test_evaluate_scores_clips_not_windows(exported, tmp_path, monkeypatch):
+    """Long clips are cut into several windows; `emodetect evaluate --modality voice` counts clips."""
+    from emodetect.evaluate import evaluate
+
+    monkeypatch.setenv("EMODETECT_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(12)
+    (tmp_path / "audio").mkdir()
+    rows = []
+    for take, kind in enumerate(["sad", "happy", "angry"]):
+        name = f"audio/9_{kind}_{take}.flac"
+        sf.write(tmp_path / name, with_silence(synth(kind, 7.0, rng)), RATE)
+        rows.append({"path": name, "label": kind, "speaker": "9", "split": "test"})
+    with open(tmp_path / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "speaker", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    report = evaluate(exported[1].path, tmp_path, "test", modality="voice")
+    assert report.n == 3
+    assert sum(c.support for c in report.per_class) == 3

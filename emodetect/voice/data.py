@@ -251,11 +251,10 @@ def export_example(state: dict) -> tuple:
 
 def evaluation_data(data: str | Path, split: str | None, window_s: float = WINDOW_S,
                     hop_s: float = TRAIN_HOP_S):
-    """Window-level inputs (N x 1 x mels x frames), labels, label names and a source description.
-
-    Scores here are per window; `bench/voice.py` scores whole clips through the pipeline.
-    """
+    """Window-level inputs (N x 1 x mels x frames), labels, label names, a source description, and
+    each window's clip: `evaluate` scores every clip once, on the mean of its windows, as users
+    (and the README's figures) count clips."""
     clips, labels = load_corpus(data)
     chosen = select(clips, split or "test")
-    x, y, _ = clip_rows(chosen, labels, window_s, hop_s)
-    return x.astype(np.float32), y, labels, f"{data}[{split}] speakers {_speaker_note(chosen)}"
+    x, y, clip = clip_rows(chosen, labels, window_s, hop_s)
+    return x.astype(np.float32), y, labels, f"{data}[{split}] speakers {_speaker_note(chosen)}", clip

@@ -31,14 +31,17 @@ class Outcome:
 
 def detect_files(detector, paths: list[str | Path], progress: bool | None = None) -> Iterator[Outcome]:
     """An Outcome per image file found under `paths` (files, or folders searched recursively)."""
-    from tqdm import tqdm
-
     files, missing = find_images(paths)
     for path, reason in missing:
         yield Outcome(path, error=reason)
-    # By default the bar shows on long runs only, and only on a terminal (tqdm's disable=None).
+    # By default the bar shows on long runs only, and only on a terminal (tqdm's disable=None);
+    # tqdm is not even imported for a few files (start-up time of `emodetect detect one.jpg`).
     disable = (True if len(files) <= 20 else None) if progress is None else not progress
-    for path in tqdm(files, unit="img", disable=disable, leave=False):
+    if disable is not True:
+        from tqdm import tqdm
+
+        files = tqdm(files, unit="img", disable=disable, leave=False)
+    for path in files:
         try:
             yield Outcome(path, result=detector.detect(path))
         except ImageError as err:

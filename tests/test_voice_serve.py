@@ -77,6 +77,7 @@ def test_bad_uploads_are_refused_with_a_message(client, content, content_type, s
     response = client.post("/v1/voice", content=content, headers={"content-type": content_type})
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
+    assert " object at 0x" not in response.json()["detail"]  # no internal address leaves the server
 
 
 def test_zero_length_wav_is_a_400(client):

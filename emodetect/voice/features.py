@@ -114,6 +114,14 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     return prepare(x, rate)
 
 
+def _without_addresses(err: Exception) -> str:
+    """libsndfile's message names the in-memory file as `<_io.BytesIO object at 0x...>`: an
+    internal address that means nothing to a client and should not leave the server."""
+    import re
+
+    return re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the upload", str(err))
+
+
 def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode an in-memory audio file (an upload): (mono float32 samples, sample rate).
 
@@ -132,7 +140,7 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{unreadable}: {err}", "unsupported") from err
+        raise AudioError(f"{unreadable}: {_without_addresses(err)}", "unsupported") from err
     rate = int(info.samplerate)
     limit = int(max_seconds * rate) if max_seconds else None
 
@@ -151,7 +159,7 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
                     raise too_long(total / rate)
                 blocks.append(to_mono(block))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{name}: decoding failed: {err}", "invalid") from err
+        raise AudioError(f"{name}: decoding failed: {_without_addresses(err)}", "invalid") from err
     if total == 0:
         raise AudioError(f"{name}: the file holds no audio samples (zero length)", "empty")
     return np.concatenate(blocks), rate

@@ -1,11 +1,17 @@
-"""Load test for `emodetect serve`: N concurrent clients posting a photo for T seconds.
+"""Load and soak test for `emodetect serve`: N concurrent clients posting a photo for T seconds,
+beside hostile ones.
 
 Starts `emodetect serve` as a subprocess on a free localhost port (or uses --url), then N asyncio
-clients each post the image to /v1/detect back to back. Reports requests/s, latency percentiles,
-errors, and the server's resident memory (RSS: at start, peak while loaded, at the end), read from
-/proc so that it needs no extra package. Writes bench/results/load.json.
+clients each post the image to /v1/detect back to back. With --slow-clients, that many more open
+an upload, send a trickle and stall (the server must answer 408 after its body timeout and free
+the memory); with --oversize-clients, that many post a body over the upload limit again and again
+(the server must answer 413 without reading it). Reports requests/s, latency percentiles of the
+normal clients, errors (any answer a client did not expect), the hostile clients' answers, and the
+server's resident memory over time (RSS, read from /proc). Writes bench/results/load.json.
 
     nice -n 15 python bench/load.py --clients 50 --duration 60
+    python bench/load.py --clients 20 --slow-clients 20 --oversize-clients 5 --duration 180 --body-timeout 5 \
+        --out bench/results/soak.json
 
 Client and server share the machine, so requests/s is a floor for a dedicated server.
 """
@@ -45,11 +51,11 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, threads: int, extra: list[str] = ()) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("emodetect")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "emodetect"]
     proc = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", str(workers),
-                             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--threads", str(threads), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -94,7 +100,42 @@ class MemoryWatch:
             self._thread.join()
 
 
-async def run_clients(url: str, image: bytes, clients: int, duration: float, timeout: float) -> dict:
+async def slow_client(url: str, deadline: float, answers: dict[str, int]) -> None:
+    """Open an upload, send its first bytes, stall; count what the server answers; repeat."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    while time.perf_counter() < deadline:
+        reader, writer = await asyncio.open_connection(where.hostname, where.port)
+        writer.write(f"POST /v1/detect HTTP/1.1\r\nHost: {where.netloc}\r\nContent-Type: image/jpeg\r\n"
+                     "Content-Length: 1000000\r\n\r\n".encode() + b"\xff\xd8\xff")
+        await writer.drain()
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout=max(1.0, deadline - time.perf_counter()) + 60)
+            key = f"HTTP {line.split()[1].decode()}" if len(line.split()) > 1 else "closed without an answer"
+        except asyncio.TimeoutError:
+            key = "no answer"
+        answers[key] = answers.get(key, 0) + 1
+        writer.close()
+
+
+async def oversize_client(http, limit: int, deadline: float, answers: dict[str, int]) -> None:
+    """Post a body one byte over the upload limit again and again; count the answers."""
+    import httpx
+
+    body = b"\xff" * (limit + 1)
+    while time.perf_counter() < deadline:
+        try:
+            r = await http.post("/v1/detect", content=body, headers={"content-type": "image/jpeg"})
+            key = f"HTTP {r.status_code}"
+        except httpx.HTTPError as err:  # the server may close before the body is all sent
+            key = f"refused mid-send ({type(err).__name__})"
+        answers[key] = answers.get(key, 0) + 1
+        await asyncio.sleep(0.2)
+
+
+async def run_clients(url: str, image: bytes, clients: int, duration: float, timeout: float,
+                      slow: int = 0, oversize: int = 0, upload_limit: int = 10 * 2**20) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -121,8 +162,12 @@ async def run_clients(url: str, image: bytes, clients: int, duration: float, tim
                     key = f"HTTP {r.status_code}"
                     errors[key] = errors.get(key, 0) + 1
 
+        slow_answers: dict[str, int] = {}
+        oversize_answers: dict[str, int] = {}
         began = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(client() for _ in range(clients)),
+                             *(slow_client(url, deadline, slow_answers) for _ in range(slow)),
+                             *(oversize_client(http, upload_limit, deadline, oversize_answers) for _ in range(oversize)))
         elapsed = time.perf_counter() - began
     ms = np.array(latencies) * 1000
     pct = (lambda q: round(float(np.percentile(ms, q)), 1)) if len(ms) else (lambda q: None)
@@ -131,6 +176,8 @@ async def run_clients(url: str, image: bytes, clients: int, duration: float, tim
         "elapsed_s": round(elapsed, 2), "requests_per_s": round(len(latencies) / elapsed, 2),
         "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": pct(100)},
         "faces_per_response": sorted(set(faces)),
+        "slow_clients": slow, "slow_client_answers": slow_answers,
+        "oversize_clients": oversize, "oversize_client_answers": oversize_answers,
     }
 
 
@@ -143,8 +190,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="server workers (0 = its default)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per server worker")
     parser.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
+    parser.add_argument("--slow-clients", type=int, default=0, help="clients that start an upload and stall")
+    parser.add_argument("--oversize-clients", type=int, default=0, help="clients posting over the upload limit")
+    parser.add_argument("--body-timeout", type=float, default=None, help="the server's --body-timeout")
+    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="the server's --max-upload-mb")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
+    extra = ["--max-upload-mb", str(args.max_upload_mb)]
+    if args.body_timeout is not None:
+        extra += ["--body-timeout", str(args.body_timeout)]
+    if args.slow_clients:  # each stalled upload holds a connection: leave room for them all
+        extra += ["--max-connections", str(100 + args.clients + args.slow_clients + args.oversize_clients)]
 
     image = args.image.read_bytes()
     proc = None
@@ -152,13 +208,15 @@ def main() -> None:
         url = args.url.rstrip("/")
     else:
         port = free_port()
-        proc = start_server(port, args.workers, args.threads)
+        proc = start_server(port, args.workers, args.threads, extra)
         url = f"http://127.0.0.1:{port}"
     try:
         pid = proc.pid if proc else None
         rss_start = rss_kb(pid) if pid else None
         with MemoryWatch(pid) as watch:
-            stats = asyncio.run(run_clients(url, image, args.clients, args.duration, args.timeout))
+            stats = asyncio.run(run_clients(url, image, args.clients, args.duration, args.timeout,
+                                            args.slow_clients, args.oversize_clients,
+                                            int(args.max_upload_mb * 1024 * 1024)))
         rss_end = rss_kb(pid) if pid else None
         rss_hwm = rss_kb(pid, "VmHWM") if pid else None
     finally:
@@ -190,6 +248,9 @@ def main() -> None:
           f"| {report['requests_per_s']} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} "
           f"| {rss['start']} | {rss['peak_vmhwm']} | {rss['end']} |")
     print(f"server RSS every {watch.every_s:g} s (MB): {report['server_rss_timeline_mb']['samples']}")
+    if args.slow_clients or args.oversize_clients:
+        print(f"slow clients ({args.slow_clients}): {report['slow_client_answers']}; "
+              f"oversize clients ({args.oversize_clients}): {report['oversize_client_answers']}")
     print(f"wrote {args.out}")
 
 

@@ -161,11 +161,10 @@ def export(
 
     calibration = None
     try:
-        state = read_checkpoint(checkpoint)
         if int8:
             if calibration_data is None:
                 _fail("--int8 needs --calibration-data")
-            modality = state["config"].get("modality", "vision")
+            modality = read_checkpoint(checkpoint)["config"].get("modality", "vision")
             inputs = importlib.import_module(f"emodetect.{modality}.data").evaluation_data(
                 calibration_data, calibration_split)[0]
             calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]

@@ -8,6 +8,8 @@ same batches an uninterrupted one would.
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import json
 import logging
 import os
@@ -103,9 +105,6 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 def _save(path: Path, payload: dict[str, Any]) -> None:
     """Write then rename, so a kill mid-save never leaves a broken checkpoint behind; a sha256
     beside it (`<name>.sha256`) lets a later load tell a damaged file from a good one."""
-    import hashlib
-    import io
-
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -120,8 +119,6 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint's contents, or a DataError that names the file and what is wrong with it."""
-    import hashlib
-
     from emodetect.errors import DataError
 
     path = Path(path)
@@ -134,8 +131,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if checksum.is_file() and checksum.read_text().strip() != hashlib.sha256(data).hexdigest():
         raise DataError(f"{path}: damaged checkpoint (its sha256 does not match {checksum.name}); "
                         "restore a copy or delete it to start over")
-    import io
-
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as err:  # torch and pickle raise many types on bad bytes

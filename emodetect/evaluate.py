@@ -233,7 +233,7 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray,
         from emodetect.train import load_checkpoint_model, predict_logits, read_checkpoint
 
         state = read_checkpoint(path)
-        logits = predict_logits(load_checkpoint_model(path), inputs, bf16=False)
+        logits = predict_logits(load_checkpoint_model(state), inputs, bf16=False)
         probs = torch.sigmoid(logits) if state.get("multilabel") else logits.softmax(1)
         return probs.numpy(), list(state.get("labels") or []), str(path)
     from emodetect.runtime import load_model

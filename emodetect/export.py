@@ -166,7 +166,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     from emodetect.train import load_checkpoint_model, read_checkpoint
 
     state = read_checkpoint(checkpoint)
-    model = load_checkpoint_model(checkpoint)
+    model = load_checkpoint_model(state)
     example, input_spec = _modality_export_spec(state)
     extras = state.get("extras") or {}
     modality_data = importlib.import_module(f"emodetect.{state.get('config', {}).get('modality', 'vision')}.data")

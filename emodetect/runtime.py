@@ -60,12 +60,12 @@ def assets_dir() -> Path:
 # listing them, or finding one by name, then opens no inference session.
 CATALOG = "models.json"
 CATALOG_LEAVES_OUT = ("extras",)
-# Assets that are ONNX files but not emotion models (the face detector's weights).
-_NOT_MODELS = ("detectors",)
+# Assets that are ONNX files but not emotion models: the face detector's weights, in this folder.
+DETECTORS_DIR = "detectors"
 
 
 def _model_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.onnx") if p.relative_to(root).parts[0] not in _NOT_MODELS)
+    return sorted(p for p in root.rglob("*.onnx") if p.relative_to(root).parts[0] != DETECTORS_DIR)
 
 
 def read_catalog_entries(root: Path) -> list[dict[str, Any]]:

@@ -332,9 +332,10 @@ def init_weights(model: torch.nn.Module, path: str | Path) -> None:
         raise ValueError(f"{path}: its weights do not fit this model ({err})") from err
 
 
-def load_checkpoint_model(path: str | Path) -> torch.nn.Module:
-    """Rebuild the model a checkpoint (best.pt or last.pt) holds, in eval mode."""
-    state = read_checkpoint(path)
+def load_checkpoint_model(checkpoint: str | Path | dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the model a checkpoint (best.pt or last.pt, or what read_checkpoint read from one)
+    holds, in eval mode."""
+    state = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     model = create_model(state["model_name"], num_classes=state["num_classes"],
                          **state.get("model_kwargs", {}))
     weights = state.get("weights") or state.get("ema") or state["model"]

@@ -86,11 +86,11 @@ def test_listing_models_opens_none_and_the_catalogue_matches_the_files(monkeypat
 
 
 def test_the_bundled_face_detector_is_the_default_and_ships_with_its_licence():
-    from emodetect.vision.faces import YUNET_ONNX, create_detector
+    from emodetect.vision.faces import create_detector, yunet_onnx
 
     assert create_detector().name == "yunet"
-    assert YUNET_ONNX.is_file() and (YUNET_ONNX.parent / "LICENSE-yunet.txt").is_file()
-    assert "MIT" in (YUNET_ONNX.parent / "LICENSE-yunet.txt").read_text()
+    assert yunet_onnx().is_file() and (yunet_onnx().parent / "LICENSE-yunet.txt").is_file()
+    assert "MIT" in (yunet_onnx().parent / "LICENSE-yunet.txt").read_text()
 
 
 def test_train_reruns_a_saved_recipe_with_flags_on_top(fer_csv, tmp_path):

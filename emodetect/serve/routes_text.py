@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import UploadError, read_body
+from emodetect.serve.uploads import UploadError, media_type_of, read_body
 
 SERVICE = "text"
 router = APIRouter(tags=["text"])
@@ -72,14 +72,10 @@ def _parse(raw: bytes) -> TextRequest:
         problems = "; ".join(f"{' '.join(map(str, e.get('loc', ()))) or 'body'}: {e.get('msg', 'invalid')}"
                              for e in err.errors()[:5])
         raise UploadError(422, f"not a JSON object with a non-empty list 'texts' of strings: {problems}") from err
+    # pydantic's JSON parser already refuses an unpaired surrogate ("\ud800"): a 422 above.
     for i, text in enumerate(body.texts):
         if len(text) > MAX_CHARS:
             raise UploadError(413, f"text {i} has {len(text):,} characters; the limit is {MAX_CHARS:,}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as err:  # a lone "\ud800" escape: not text in any encoding
-            raise UploadError(422, f"text {i} holds an unpaired UTF-16 surrogate at character {err.start}; "
-                                   "send valid Unicode") from err
     return body
 
 
@@ -106,7 +102,7 @@ async def read_texts(
     is parsed). Empty or whitespace-only texts come back with `label: null` and `error`; texts
     longer than the model reads are cut and marked `truncated`. Texts are never stored or logged.
     """
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type = media_type_of(request.headers.get("content-type", ""))
     if media_type not in ("application/json", ""):
         raise UploadError(415, f"unsupported Content-Type {media_type!r}: send application/json")
     body = _parse(await read_body(request, state.config.max_upload_bytes))

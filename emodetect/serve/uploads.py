@@ -35,7 +35,7 @@ class Upload:
     filename: str | None = None
 
 
-def _media_type(header: str) -> str:
+def media_type_of(header: str) -> str:
     return header.split(";", 1)[0].strip().lower()
 
 
@@ -130,7 +130,7 @@ def parse_multipart(body: bytes, content_type: str, field: str = FIELD) -> Uploa
         if not part["complete"]:
             raise UploadError(400, f"multipart field {field!r} is truncated (no closing boundary)")
         filename = options.get(b"filename")
-        return Upload(part["data"].getvalue(), _media_type(part["headers"].get("content-type", "")),
+        return Upload(part["data"].getvalue(), media_type_of(part["headers"].get("content-type", "")),
                       filename.decode("utf-8", "replace") if filename is not None else None)
     found = ", ".join(repr(n) for n in names) or "none"
     raise UploadError(422, f"multipart upload has no field {field!r} (fields found: {found}); "
@@ -146,7 +146,7 @@ async def read_upload(request: Request, max_bytes: int, kind: str = "image",
     body is read.
     """
     content_type = request.headers.get("content-type", "")
-    media_type = _media_type(content_type)
+    media_type = media_type_of(content_type)
     if media_type == "multipart/form-data":
         body = await read_body(request, max_bytes + MULTIPART_SLACK)
         upload = parse_multipart(body, content_type)

@@ -41,7 +41,8 @@ def text(
     if file is None:
         if not any(t.strip() for t in texts):
             _fail("every text given is empty or whitespace")
-        header, rows, inputs, where = ["text"], [{"text": t} for t in texts], texts, "text {}"
+        header, rows, inputs = ["text"], [{"text": t} for t in texts], texts
+        where = [f"text {i + 1}" for i in range(len(texts))]
     else:
         try:
             header, rows, inputs = read_texts(file, column)
@@ -50,10 +51,9 @@ def text(
         if not inputs:
             _fail(f"{file}: no rows")
         first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
-        where = f"{file}: row at line {{}}"
+        where = [f"{file}: row at line {first_line + i}" for i in range(len(inputs))]
     results: TextResults = reader.predict(inputs, progress=file is not None)
-    start = 1 if file is None else first_line
-    _report_problems(results, reader.max_tokens, [where.format(start + i) for i in range(len(results))])
+    _report_problems(results, reader.max_tokens, where)
     typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table())
     if csv is not None:
         write_results_csv(csv, header, rows, results)

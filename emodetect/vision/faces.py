@@ -127,7 +127,7 @@ class YuNetDetector(FaceDetector):
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
-            self._net = cv2.FaceDetectorYN.create(str(YUNET_ONNX), "", (320, 320), min(0.3, min_score), 0.3, 5000)
+            self._net = cv2.FaceDetectorYN.create(str(yunet_onnx()), "", (320, 320), min(0.3, min_score), 0.3, 5000)
         finally:
             cv2.utils.logging.setLogLevel(level)
         self._size = (320, 320)
@@ -149,7 +149,14 @@ class YuNetDetector(FaceDetector):
                 for r in rows]
 
 
-YUNET_ONNX = Path(__file__).resolve().parent.parent / "assets" / "detectors" / "face_detection_yunet_2023mar.onnx"
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+
+
+def yunet_onnx() -> Path:
+    """The bundled YuNet weights (emodetect/assets/detectors/, with their licence and provenance)."""
+    from emodetect.runtime import DETECTORS_DIR, assets_dir
+
+    return assets_dir() / DETECTORS_DIR / YUNET_FILE
 
 
 class YuFaceDetector(FaceDetector):

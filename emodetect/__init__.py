@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from emodetect.labels import EMOTIONS  # noqa: E402  (the one label list; a tiny module)
 
 _LAZY = {
     "train": ("emodetect.train", "train"),

@@ -22,7 +22,8 @@ class TrainConfig:
 
     data: str = _option("", "training data: FER-2013 CSV(.gz), an image folder with train/ and val/, "
                             "a text CSV or a speech folder")
-    modality: str = _option("vision", "vision, text or voice: which subpackage reads --data")
+    modality: str = _option("", "which modality reads --data (vision, text, voice, ...); "
+                                "default: the modality of --model's architecture")
     out: str = _option("runs/default", "run folder: config.json, last.pt, best.pt, log.jsonl")
     model: str = _option("vgg_fer", "registered architecture (emodetect.registry)")
     init: str = _option("", "start from these weights: a best.pt/last.pt checkpoint of the same architecture "

@@ -7,7 +7,6 @@ people, and the confusion matrix as a PNG.
 from __future__ import annotations
 
 import html
-import importlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -255,9 +254,14 @@ def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray) 
 
 
 def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTest",
-             modality: str = "vision", out_dir: str | Path | None = None, **data_options: Any) -> EvalReport:
-    """Score a model on a dataset split; write the reports when out_dir is given."""
-    module = importlib.import_module(f"emodetect.{modality}.data")
+             modality: str | None = None, out_dir: str | Path | None = None, **data_options: Any) -> EvalReport:
+    """Score a model on a dataset split; write the reports when out_dir is given. The modality
+    follows from the model (a file's metadata, a bundled name) unless given."""
+    from emodetect.modalities import get_modality
+    from emodetect.runtime import modality_of
+
+    modality = modality_of(model, modality)
+    module = get_modality(modality).data_module()
     if getattr(module, "EVALUATION_NEEDS_MODEL", False):
         data_options["model"] = model  # e.g. text: the model's vocabulary encodes the data
     inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)

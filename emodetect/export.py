@@ -7,7 +7,6 @@ training data go into the ONNX metadata.
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ import torch
 from torch import nn
 
 from emodetect import __version__
+from emodetect.labels import EMOTIONS
+from emodetect.modalities import get_modality
 
 INPUT_NAME = "pixels"  # the face contract; text and voice name theirs in export_example
 OUTPUT_NAME = "probabilities"
@@ -66,13 +67,6 @@ class ExportReport:
     path: Path
     max_abs_diff: float  # torch vs onnxruntime on the parity batch
     int8_path: Path | None = None
-
-
-def _modality_export_spec(state: dict[str, Any]) -> tuple[torch.Tensor, dict[str, str]]:
-    """The example input and input description for the checkpoint's modality."""
-    modality = state.get("config", {}).get("modality", "vision")
-    module = importlib.import_module(f"emodetect.{modality}.data")
-    return module.export_example(state)
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
@@ -167,23 +161,23 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
 
     state = read_checkpoint(checkpoint)
     model = load_checkpoint_model(state)
-    example, input_spec = _modality_export_spec(state)
+    config = state.get("config", {})
+    modality = get_modality(config.get("modality") or "vision")
+    modality_data = modality.data_module()
+    example, input_spec = modality_data.export_example(state)
     extras = state.get("extras") or {}
-    modality_data = importlib.import_module(f"emodetect.{state.get('config', {}).get('modality', 'vision')}.data")
     if hasattr(modality_data, "export_extras"):
         extras = modality_data.export_extras(state, model)  # e.g. text: thresholds tuned on validation
-    # Flipping only means something for images (a voice log-mel is 4-D too, but time runs one way).
-    is_face = example.dim() == 4 and state.get("config", {}).get("modality", "vision") == "vision"
-    flip_tta, shift_tta = flip_tta and is_face, shift_tta if is_face else 0
-    config = state.get("config", {})
-    labels = state.get("labels") or ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    # Mirroring only means something for images (a voice log-mel is 4-D too, but time runs one way).
+    flip_tta, shift_tta = flip_tta and modality.mirror_tta, shift_tta if modality.mirror_tta else 0
+    labels = state.get("labels") or list(EMOTIONS)
     metadata = {
         "labels": json.dumps(labels),
         "input": json.dumps(input_spec),
         "output": "probabilities N x %d (%s)" % (len(labels),
                                                   "sigmoid" if state.get("multilabel") else "softmax"),
         "multilabel": json.dumps(bool(state.get("multilabel", False))),
-        "modality": config.get("modality", "vision"),
+        "modality": modality.name,
         "architecture": state["model_name"],
         "emodetect_version": __version__,
         "training_data": f"{Path(config.get('data', '')).name} ({config.get('train_split', '')})",

@@ -1,7 +1,12 @@
-"""Model registry: each architecture is a function registered by name, built with create_model."""
+"""Model registry: each architecture is a function registered by name, built with create_model.
+
+Each modality's `architectures` module (the modality table) registers its networks, so the
+registry knows every model's modality from its name, as timm knows a model's family.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 _MODELS: dict[str, Callable[..., Any]] = {}
@@ -15,20 +20,28 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-# One module per model family; importing it runs its @register_model decorators (needs torch).
-FAMILY_MODULES = ("emodetect.vision.models", "emodetect.text.models", "emodetect.voice.models")
-
-
 def _import_families() -> None:
-    import importlib
+    from emodetect.modalities import modalities
 
-    for module in FAMILY_MODULES:
-        importlib.import_module(module)
+    for modality in modalities():
+        importlib.import_module(modality.architectures)
 
 
 def list_models() -> list[str]:
     _import_families()
     return sorted(_MODELS)
+
+
+def model_modality(name: str) -> str | None:
+    """The modality whose architectures module registered `name` (None: registered elsewhere,
+    e.g. by a script)."""
+    from emodetect.modalities import modalities
+
+    _import_families()
+    if name not in _MODELS:
+        raise KeyError(f"unknown model {name!r}; registered: {sorted(_MODELS)}")
+    module = _MODELS[name].__module__
+    return next((m.name for m in modalities() if m.architectures == module), None)
 
 
 def create_model(name: str, **kwargs: Any) -> Any:

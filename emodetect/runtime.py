@@ -91,16 +91,32 @@ def write_catalog(root: Path | None = None) -> Path:
     return path
 
 
+def _asset_roots() -> list[Path]:
+    """The asset packages of every modality (built-in ones share emodetect.assets)."""
+    from emodetect.modalities import modalities
+
+    packages = dict.fromkeys(m.assets for m in modalities())
+    return [Path(str(resources.files(package))) for package in packages]
+
+
 def bundled_models() -> list[BundledModel]:
-    """Every ONNX model shipped in the package, from the catalogue: no model is opened."""
-    root = assets_dir()
-    entries = json.loads((root / CATALOG).read_text())
-    return [BundledModel(e["name"], e["modality"], root / e["file"], tuple(e["labels"]), e["metadata"])
-            for e in entries]
+    """Every ONNX model shipped in the package (and in packages that add a modality), from the
+    catalogues: no model is opened."""
+    found = []
+    for root in _asset_roots():
+        if (root / CATALOG).is_file():
+            entries = json.loads((root / CATALOG).read_text())
+            found += [BundledModel(e["name"], e["modality"], root / e["file"], tuple(e["labels"]),
+                                   e["metadata"]) for e in entries]
+    return found
 
 
-def bundled_model_path(name: str = "default", modality: str = "vision") -> Path:
-    """Path of a bundled model by name ("default", "fast", ...) for a modality."""
+def bundled_model_path(name: str | None = None, modality: str = "vision") -> Path:
+    """Path of a bundled model by name ("default", "realtime-int8", ...) for a modality; None is
+    the modality's default model."""
+    from emodetect.modalities import get_modality
+
+    name = name or get_modality(modality).default_model
     candidates = [m for m in bundled_models() if m.modality == modality]
     for model in candidates:
         if model.name == name or model.path.stem == name:
@@ -109,10 +125,35 @@ def bundled_model_path(name: str = "default", modality: str = "vision") -> Path:
     raise KeyError(f"no bundled {modality} model named {name!r}; bundled: {names}")
 
 
-def load_model(model: str | Path | None = None, modality: str = "vision", threads: int = 0) -> OnnxModel:
-    """A bundled model by name, or any ONNX file by path."""
+def modality_of(model: str | Path | None, modality: str | None = None) -> str:
+    """The modality of a model reference: the one given, else a checkpoint's or ONNX file's own,
+    else the bundled model's of that name (a name several modalities share, such as "default",
+    is the first modality's in the table: vision)."""
+    from emodetect.modalities import get_modality, modality_names
+
+    if modality:
+        return get_modality(modality).name
     if model is None:
-        return OnnxModel(bundled_model_path("default", modality), threads)
+        return modality_names()[0]
+    path = Path(model)
+    if path.suffix in (".pt", ".pth"):
+        from emodetect.train import read_checkpoint
+
+        return read_checkpoint(path).get("config", {}).get("modality") or "vision"
+    if path.suffix == ".onnx" or path.exists():
+        return OnnxModel(path, threads=1).metadata.get("modality", "vision")
+    owners = {m.modality for m in bundled_models() if str(model) in (m.name, m.path.stem)}
+    for name in modality_names():
+        if name in owners:
+            return name
+    raise KeyError(f"{model}: no such file, and no bundled model has that name "
+                   f"(bundled: {sorted({m.name for m in bundled_models()})})")
+
+
+def load_model(model: str | Path | None = None, modality: str = "vision", threads: int = 0) -> OnnxModel:
+    """A bundled model by name (None: the modality's default), or any ONNX file by path."""
+    if model is None:
+        return OnnxModel(bundled_model_path(None, modality), threads)
     path = Path(model)
     if path.suffix == ".onnx" or path.exists():
         return OnnxModel(path, threads)

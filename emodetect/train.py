@@ -8,6 +8,7 @@ same batches an uninterrupted one would.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from emodetect.config import TrainConfig, config_from_dict  # noqa: F401  (re-exported)
+from emodetect.modalities import get_modality
 from emodetect.registry import create_model
 
 log = logging.getLogger(__name__)
@@ -65,12 +67,24 @@ class TrainingData:
     extras: dict[str, Any] = field(default_factory=dict)  # saved with checkpoints (a vocabulary)
 
 
+def resolve_modality(cfg: TrainConfig) -> str:
+    """The modality of the run: the one whose architectures registered --model, or --modality
+    for a model registered elsewhere; a mismatch between the two is refused."""
+    from emodetect.errors import InputError
+    from emodetect.registry import model_modality
+
+    owner = model_modality(cfg.model)
+    if owner and cfg.modality and cfg.modality != owner:
+        raise InputError(f"--model {cfg.model} is a {owner} architecture, not {cfg.modality}")
+    if not (owner or cfg.modality):
+        raise InputError(f"--model {cfg.model} belongs to no modality: give --modality")
+    get_modality(owner or cfg.modality)  # an unknown --modality is named here
+    return owner or cfg.modality
+
+
 def load_training_data(cfg: TrainConfig) -> TrainingData:
     """Dispatch to the modality that owns the data: each knows its readers and augmentation."""
-    import importlib
-
-    module = importlib.import_module(f"emodetect.{cfg.modality}.data")
-    return module.training_data(cfg)
+    return get_modality(cfg.modality or resolve_modality(cfg)).data_module().training_data(cfg)
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor, multilabel: bool, smoothing: float) -> torch.Tensor:
@@ -168,6 +182,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         torch.set_num_threads(cfg.threads)
     if not cfg.data:
         raise ValueError("no training data given (--data)")
+    cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))  # saved with the run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out / "last.pt", out / "best.pt"

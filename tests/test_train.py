@@ -42,7 +42,7 @@ def test_a_last_batch_of_one_example_does_not_break_batch_norm(tmp_path):
                                  nn.Linear(16, num_classes))
 
     data = write_fer_csv(tmp_path / "fer.csv", {"Training": 33, "PublicTest": 14})
-    result = train(tiny_config(data, tmp_path / "run", model="bn_head_toy", epochs=1))
+    result = train(tiny_config(data, tmp_path / "run", model="bn_head_toy", modality="vision", epochs=1))
     assert result.best_checkpoint.exists()
 
 

@@ -3,7 +3,7 @@
 `create_app(ServeConfig(...))` returns a FastAPI app; see `emodetect.serve.app` for how to add routes.
 """
 
-from emodetect.serve.app import ROUTE_MODULES, create_app
+from emodetect.serve.app import create_app, default_route_modules
 from emodetect.serve.state import ServeConfig
 
-__all__ = ["ROUTE_MODULES", "ServeConfig", "create_app"]
+__all__ = ["ServeConfig", "create_app", "default_route_modules"]

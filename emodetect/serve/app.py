@@ -5,9 +5,10 @@ each route module's `load(config)` runs once, in a thread, and what it returns i
 `ServeState`; routes reach it through `Depends(service(name))`. Blocking work (decoding, inference)
 goes through `state.run(...)`, which runs it in a worker thread so the event loop stays free.
 
-Adding a modality (e.g. `POST /v1/text`, `POST /v1/voice`) is one new module and one line here:
+A modality's routes are one module, named as `router` in its row of the modality table
+(emodetect/modalities.py); `create_app` mounts every row's router:
 
-1. Write `emodetect/serve/routes_text.py` with
+1. Write the module (e.g. `emodetect/serve/routes_text.py`) with
    - `SERVICE = "text"`;
    - `router = APIRouter(tags=["text"])` carrying the routes;
    - optionally `def load(config: ServeConfig) -> object`: load the model once (e.g. a
@@ -16,8 +17,8 @@ Adding a modality (e.g. `POST /v1/text`, `POST /v1/voice`) is one new module and
      and `await state.run(blocking_function, ...)` for the inference.
    Request/response bodies are Pydantic models (add them to schemas.py or the module), errors are
    `HTTPException` or `UploadError(status, message)` with a message naming the problem.
-2. Append `"emodetect.serve.routes_text"` to `ROUTE_MODULES` below. /readyz then waits for its
-   model too, and /v1/models marks the bundled model it loaded (its `model_name` attribute).
+2. Name it in the modality's row (`router="emodetect.serve.routes_text"`). /readyz then waits for
+   its model too, and /v1/models marks the bundled model it loaded (its `model_name` attribute).
    New settings go into `ServeConfig` (state.py) and the `emodetect serve` flags in cli.py.
 """
 
@@ -40,25 +41,27 @@ from emodetect.serve.security import SecurityMiddleware
 from emodetect.serve.state import ServeConfig, ServeState
 from emodetect.serve.uploads import UploadError
 
-ROUTE_MODULES: tuple[str, ...] = (
-    "emodetect.serve.routes_health",
-    "emodetect.serve.routes_vision",
-    "emodetect.serve.routes_voice",
-    "emodetect.serve.routes_text",
-)
+HEALTH_ROUTES = "emodetect.serve.routes_health"
+
+
+def default_route_modules() -> tuple[str, ...]:
+    """Health and the models list, then each modality's router from the modality table."""
+    from emodetect.modalities import modalities
+
+    return (HEALTH_ROUTES, *(m.router for m in modalities() if m.router))
 
 
 def static_dir() -> Path:
     return Path(str(resources.files("emodetect.serve"))) / "static"
 
 
-def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] = ROUTE_MODULES,
+def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] | None = None,
                **settings: Any) -> FastAPI:
     """A new service app. Pass a `ServeConfig`, or its fields as keywords (`max_pixels=...`)."""
     from emodetect import __version__
 
     config = config or ServeConfig(**settings)
-    modules = [importlib.import_module(name) for name in route_modules]
+    modules = [importlib.import_module(name) for name in (route_modules or default_route_modules())]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

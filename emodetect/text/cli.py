@@ -8,10 +8,7 @@ from typing import Optional
 
 import typer
 
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+from emodetect.console import fail
 
 
 def text(
@@ -31,25 +28,25 @@ def text(
     from emodetect.errors import DataError
 
     if not texts and file is None:
-        _fail("give texts as arguments or a file with --file")
+        fail("give texts as arguments or a file with --file")
     if texts and file is not None:
-        _fail("give texts as arguments or --file, not both")
+        fail("give texts as arguments or --file, not both")
     try:
         reader = TextEmotion(model, threads=threads)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        _fail(str(err.args[0] if isinstance(err, KeyError) else err))
+        fail(str(err.args[0] if isinstance(err, KeyError) else err))
     if file is None:
         if not any(t.strip() for t in texts):
-            _fail("every text given is empty or whitespace")
+            fail("every text given is empty or whitespace")
         header, rows, inputs = ["text"], [{"text": t} for t in texts], texts
         where = [f"text {i + 1}" for i in range(len(texts))]
     else:
         try:
             header, rows, inputs = read_texts(file, column)
         except DataError as err:
-            _fail(str(err))
+            fail(str(err))
         if not inputs:
-            _fail(f"{file}: no rows")
+            fail(f"{file}: no rows")
         first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
         where = [f"{file}: row at line {first_line + i}" for i in range(len(inputs))]
     results: TextResults = reader.predict(inputs, progress=file is not None)

@@ -16,8 +16,6 @@ import numpy as np
 
 from emodetect.text.tokenize import Vocabulary
 
-DEFAULT_MODEL = "goemotions"
-
 
 @dataclass
 class TextResult:
@@ -115,7 +113,7 @@ class TextEmotion:
     >>> TextEmotion().predict(["I can't believe you did this for me, thank you!"])[0].labels
     """
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL, threads: int = 0):
+    def __init__(self, model: str | Path | None = None, threads: int = 0):
         from emodetect.runtime import load_model
 
         self.model = load_model(model, modality="text", threads=threads)

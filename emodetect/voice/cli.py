@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from emodetect.console import fail
+
 
 def voice(
     files: list[Path] = typer.Argument(..., help="audio files: wav, flac, ogg (any rate, any channels)"),
@@ -27,8 +29,7 @@ def voice(
     try:
         engine = VoiceEmotion(model, window_s=window, hop_s=hop)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        fail(str(err))
     results, failed = [], 0
     if not as_json:
         typer.echo("path\tlabel\tconfidence\tduration_s\tvoiced_windows")

@@ -1,0 +1,205 @@
+"""The face commands: `detect` (photos), `predict` (cut-out crops), `video` and `webcam`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from emodetect.console import fail, fit_path, setup_logging
+
+
+def _detector_help() -> str:
+    """Built from the detector table itself, so the help never goes stale."""
+    from emodetect.vision.faces import DEFAULT_ORDER
+
+    return (f"face detector: {', '.join(DEFAULT_ORDER)} (default: the first that can run here, "
+            f"{DEFAULT_ORDER[0]} everywhere; the others need optional packages, see docs/pipeline.md)")
+
+
+DETECTOR_HELP = _detector_help()
+
+
+def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None,
+                      detect_threads: int = 2):
+    from emodetect.vision.faces import create_detector
+    from emodetect.vision.pipeline import EmotionDetector
+
+    options = {"threads": detect_threads} | ({"max_side": detect_size} if detect_size is not None else {})
+    try:
+        face_detector = create_detector(detector, **options)
+        return EmotionDetector(model, face_detector, threads)
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
+        fail(str(err))
+
+
+_DETECT_SIZE_HELP = "longer side (px) of the copy faces are searched in; 0 = full size (default: the detector's)"
+# One stream at a time on the command line: the detector may use two cores (yunet at 480 px: 22 ms
+# on one thread, 14 ms on two, bench/pipeline.py --detect-threads). The service keeps one per worker.
+_DETECT_THREADS_HELP = "threads of the face detector (0 = its library's default)"
+_DETECT_EVERY_HELP = "look for faces in every N-th analysed frame only, reading emotions at the last boxes in between"
+
+
+def predict(
+    images: list[Path] = typer.Argument(..., help="face crops (any size; made 48x48 grey)"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per crop) instead of a table"),
+) -> None:
+    """Classify face crops that are already cut out (no face detection)."""
+    import numpy as np
+
+    from emodetect.runtime import load_model
+    from emodetect.vision.data import load_grey_face
+
+    onnx_model = load_model(model)
+    failed = 0
+    for path in images:
+        try:
+            face = load_grey_face(path)
+        except (ValueError, FileNotFoundError) as err:
+            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
+            failed += 1
+            continue
+        probs = onnx_model.predict(face[None, None].astype(np.float32))[0]
+        top = int(probs.argmax())
+        if as_json:
+            typer.echo(json.dumps({"source": str(path), "emotion": onnx_model.labels[top],
+                                   "confidence": round(float(probs[top]), 4),
+                                   "probabilities": {k: round(float(v), 4) for k, v in zip(onnx_model.labels, probs)}}))
+        else:
+            typer.echo(f"{path}\t{onnx_model.labels[top]}\t{probs[top]:.3f}")
+    raise typer.Exit(1 if failed else 0)
+
+
+def detect(
+    paths: list[Path] = typer.Argument(..., help="image files and/or folders (searched recursively)"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
+    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
+    json_out: bool = typer.Option(False, "--json", help="print JSON lines (one object per file, as it is done) instead of a table"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per face to this CSV file"),
+    save_dir: Optional[Path] = typer.Option(None, help="save annotated copies of the images here"),
+    blur: bool = typer.Option(False, help="blur the faces in the annotated copies"),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
+) -> None:
+    """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
+    from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
+
+    setup_logging(False)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
+    csv_handle = open(csv_path, "w", newline="") if csv_path else None
+    rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
+    failed, files = 0, 0
+    if not json_out:
+        typer.echo(f"{'file':40} {'face':>4} {'emotion':9} {'conf':>5} {'score':>5}  box (x,y,w,h)")
+    try:
+        for outcome in detect_files(emotion_detector, paths, progress):
+            files += 1
+            if outcome.error is not None:
+                failed += 1
+                typer.secho(f"{outcome.path}: skipped: {outcome.error}", fg=typer.colors.YELLOW, err=True)
+                if json_out:
+                    typer.echo(json.dumps({"source": str(outcome.path), "error": outcome.error}))
+                continue
+            result = outcome.result
+            # Written as they are made (JSON lines, CSV rows): a kill or a later failure loses nothing.
+            if json_out:
+                typer.echo(json.dumps({"source": str(outcome.path), **result.to_dict()}))
+            else:
+                shown = fit_path(outcome.path, 40)
+                if not result.faces:
+                    typer.echo(f"{shown:40} {'-':>4} no face")
+                for face in result.faces:
+                    b = face.box
+                    typer.echo(f"{shown:40} {face.id:>4} {face.emotion:9} "
+                               f"{face.confidence:5.2f} {face.score:5.2f}  {b.x},{b.y},{b.width},{b.height}")
+            if rows is not None:
+                rows.writerows(result.to_rows())
+                csv_handle.flush()
+            if save_dir is not None:
+                save_annotated(result, annotated_path(save_dir, outcome.path, paths), blur)
+            result.image = None  # a folder of photos must not pile up in memory
+    finally:
+        if csv_handle:
+            csv_handle.close()
+    if files == 0:
+        fail("no image files found in " + ", ".join(map(str, paths)))
+    if failed:
+        typer.secho(f"{failed} of {files} file(s) skipped", fg=typer.colors.YELLOW, err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+def video(
+    file: Path = typer.Argument(..., help="video file"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
+    every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
+    smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
+    blur: bool = typer.Option(False, help="blur the faces in the annotated video"),
+    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="write <name>_annotated.mp4"),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
+    detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
+) -> None:
+    """Track faces through a video: per-frame CSV, emotion-over-time PNG, summary, annotated video."""
+    from emodetect.vision.video import VideoError, analyse_video
+
+    setup_logging(False)
+    emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
+    try:
+        summary = analyse_video(emotion_detector, file, out, every=every, smoothing=smoothing, blur=blur,
+                                save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty(),
+                                detect_every=detect_every)
+    except VideoError as err:
+        fail(str(err), 1)
+    typer.echo(summary.to_text())
+
+
+def webcam(
+    source: str = typer.Option("0", help="camera index, video file or stream URL"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: realtime-int8)"),
+    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
+    every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
+    smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
+    blur: bool = typer.Option(False, help="blur the faces in the window"),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
+    window: bool = typer.Option(True, "--window/--no-window", help="--no-window: print one line per frame instead"),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
+    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
+    detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
+) -> None:
+    """Live emotions from a camera in an OpenCV window (q or Esc quits); --no-window runs headless."""
+    from emodetect.vision.video import VideoError, run_webcam
+
+    setup_logging(False)
+    emotion_detector = _emotion_detector(model or _live_model(), detector, threads, detect_size, detect_threads)
+
+    def show(index: int, t: float, result) -> None:
+        faces = " ".join(f"#{f.id}:{f.emotion}:{f.confidence:.2f}" for f in result.faces) or "-"
+        typer.echo(f"{index}\t{t:.2f}\t{faces}")
+
+    try:
+        stats = run_webcam(emotion_detector, source, every=every, smoothing=smoothing, blur=blur,
+                           max_frames=max_frames, window=window, on_result=None if window else show,
+                           detect_every=detect_every)
+    except VideoError as err:
+        fail(str(err), 1)
+    typer.echo(f"{stats['frames']} frames, {stats['fps']} frames/s, {stats['faces']} face track(s), "
+               f"model {emotion_detector.model_name}", err=True)
+
+
+def _live_model() -> Optional[str]:
+    """Live video wants speed: the bundled real-time face model (int8 first) when there is one."""
+    from emodetect.runtime import bundled_models
+
+    names = {m.name for m in bundled_models() if m.modality == "vision"}
+    return next((name for name in ("realtime-int8", "realtime") if name in names), None)

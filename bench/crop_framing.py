@@ -25,7 +25,7 @@ def main() -> None:
     import cv2
 
     from emodetect.vision.data import read_fer_csv
-    from emodetect.vision.faces import create_detector
+    from emodetect.vision.detectors import create_detector
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"))

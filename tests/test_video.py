@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from emodetect.cli import app
-from emodetect.vision.faces import Detection
+from emodetect.vision.detectors import Detection
 from emodetect.vision.pipeline import EmotionDetector
 from emodetect.vision.video import FaceTracker, VideoError, analyse_video, run_webcam
 

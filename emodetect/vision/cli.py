@@ -14,10 +14,11 @@ from emodetect.console import fail, fit_path, setup_logging
 
 def _detector_help() -> str:
     """Built from the detector table itself, so the help never goes stale."""
-    from emodetect.vision.faces import DEFAULT_ORDER
+    from emodetect.vision.detectors import detector_names
 
-    return (f"face detector: {', '.join(DEFAULT_ORDER)} (default: the first that can run here, "
-            f"{DEFAULT_ORDER[0]} everywhere; the others need optional packages, see docs/pipeline.md)")
+    names = detector_names()
+    return (f"face detector: {', '.join(names)} (default: the first that can run here, "
+            f"{names[0]} everywhere; the others need optional packages, see docs/pipeline.md)")
 
 
 DETECTOR_HELP = _detector_help()
@@ -25,7 +26,7 @@ DETECTOR_HELP = _detector_help()
 
 def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None,
                       detect_threads: int = 2):
-    from emodetect.vision.faces import create_detector
+    from emodetect.vision.detectors import create_detector
     from emodetect.vision.pipeline import EmotionDetector
 
     options = {"threads": detect_threads} | ({"max_side": detect_size} if detect_size is not None else {})

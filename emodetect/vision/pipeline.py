@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from emodetect.results import Box, Face, Result
-from emodetect.vision.faces import FACE_SIZE, CropFraming, Detection, FaceDetector, create_detector, crop_face
+from emodetect.vision.detectors import CropFraming, Detection, FaceDetector, create_detector
+from emodetect.vision.faces import FACE_SIZE, crop_face
 from emodetect.vision.images import DEFAULT_MAX_PIXELS, load_image
 
 
@@ -17,7 +18,7 @@ class EmotionDetector:
 
     `model` is a bundled model name ("default", ...) or an ONNX file honouring the face contract
     (input N x 1 x 48 x 48 grey 0..255, output N x 7 probabilities); `detector` a name from
-    `emodetect.vision.faces.DETECTORS` (None picks the default) or a FaceDetector instance;
+    `emodetect.vision.detectors.DETECTORS` (None picks the default) or a FaceDetector instance;
     `threads` caps onnxruntime's threads for the classifier (0 lets onnxruntime choose).
     """
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from emodetect.results import Result
-from emodetect.vision.faces import Detection, box_iou
+from emodetect.vision.detectors import Detection, box_iou
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,288 @@
+"""The modality table: every modality honours it, and a new one is one package plus one registration.
+
+The toy modality below is a separate installed package (a folder with a .dist-info that declares an
+`emodetect.modalities` entry point), so nothing in emodetect is edited to add it: it must still
+appear in `train`, `export`, `models`, `evaluate`, its own command and the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emodetect.modalities import BUILTIN, get_modality, load_object, modalities
+
+TOY_FILES = {
+    "toy_modality/__init__.py": '''
+        from emodetect.modalities import Modality
+
+        MODALITY = Modality(
+            name="toy", summary="rows of eight numbers", data="toy_modality.data",
+            architectures="toy_modality.models", pipeline="toy_modality.pipeline:ToyEmotion",
+            commands=("toy_modality.cli:toy",), router="toy_modality.routes", assets="toy_modality.assets",
+        )
+    ''',
+    "toy_modality/assets/__init__.py": "",
+    "toy_modality/data.py": '''
+        import csv
+
+        import numpy as np
+
+        LABELS = ("calm", "excited")
+
+
+        def _rows(data, split):
+            with open(data, newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if split is None or r["split"] == split]
+            x = np.array([[float(r[f"x{i}"]) for i in range(8)] for r in rows], dtype=np.float32)
+            return x, np.array([LABELS.index(r["label"]) for r in rows])
+
+
+        def training_data(cfg):
+            import torch
+
+            from emodetect.train import TrainingData
+
+            x, y = _rows(cfg.data, cfg.train_split)
+            vx, vy = _rows(cfg.data, cfg.val_split)
+            return TrainingData(torch.from_numpy(x), torch.eye(len(LABELS))[y], torch.from_numpy(vx),
+                                torch.from_numpy(vy), LABELS)
+
+
+        def evaluation_data(data, split):
+            x, y = _rows(data, split)
+            return x, y, LABELS, f"{data} ({split})"
+
+
+        def export_example(state):
+            import torch
+
+            return torch.zeros(1, 8), {"name": "values", "shape": ["N", 8], "dtype": "float32"}
+    ''',
+    "toy_modality/models.py": '''
+        from torch import nn
+
+        from emodetect.registry import register_model
+
+
+        @register_model
+        def toy_mlp(num_classes: int = 2) -> nn.Module:
+            return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, num_classes))
+    ''',
+    "toy_modality/pipeline.py": '''
+        import numpy as np
+
+        from emodetect.runtime import load_model
+
+
+        class ToyEmotion:
+            def __init__(self, model=None):
+                self.model = load_model(model, "toy", threads=1)
+                self.model_name = self.model.metadata.get("name", self.model.path.stem)
+
+            def predict(self, values):
+                probs = self.model.predict(np.asarray([values], dtype=np.float32))[0]
+                return self.model.labels[int(probs.argmax())], float(probs.max())
+    ''',
+    "toy_modality/cli.py": '''
+        import typer
+
+
+        def toy(values: list[float] = typer.Argument(..., help="eight numbers")) -> None:
+            """The toy modality's verb."""
+            from toy_modality.pipeline import ToyEmotion
+
+            label, confidence = ToyEmotion().predict(values)
+            typer.echo(f"{label}\\t{confidence:.3f}")
+    ''',
+    "toy_modality/routes.py": '''
+        from fastapi import APIRouter, Depends
+        from pydantic import BaseModel
+
+        from emodetect.serve.state import ServeConfig, service
+
+        SERVICE = "toy"
+        router = APIRouter(tags=["toy"])
+
+
+        class ToyRequest(BaseModel):
+            values: list[float]
+
+
+        def load(config: ServeConfig):
+            from toy_modality.pipeline import ToyEmotion
+
+            return ToyEmotion()
+
+
+        @router.post("/v1/toy")
+        def read_toy(body: ToyRequest, model=Depends(service(SERVICE))) -> dict:
+            label, confidence = model.predict(body.values)
+            return {"label": label, "confidence": confidence}
+    ''',
+    "toy_modality-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: toy-modality\nVersion: 0.1\n",
+    "toy_modality-0.1.dist-info/entry_points.txt": "[emodetect.modalities]\ntoy = toy_modality:MODALITY\n",
+}
+
+
+def _write_plugin(root: Path) -> Path:
+    for name, text in TOY_FILES.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+def _write_toy_data(path: Path) -> Path:
+    """'excited' when the first value is positive, else 'calm': an MLP learns it in a few epochs."""
+    rng = np.random.default_rng(0)
+    lines = ["split,label," + ",".join(f"x{i}" for i in range(8))]
+    for split, n in (("Training", 240), ("PublicTest", 60), ("PrivateTest", 60)):
+        for row in rng.normal(size=(n, 8)):
+            label = "excited" if row[0] > 0 else "calm"
+            lines.append(f"{split},{label}," + ",".join(f"{v:.4f}" for v in row))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_every_registered_modality_honours_the_table():
+    """Each row names modules and objects that exist and have what the shared stages call."""
+    assert [m.name for m in BUILTIN] == ["vision", "text", "voice"]
+    for modality in modalities():
+        data = modality.data_module()
+        for function in ("training_data", "evaluation_data", "export_example"):
+            assert callable(getattr(data, function, None)), (modality.name, function)
+        assert isinstance(modality.pipeline_class(), type)
+        for reference in modality.commands:
+            assert callable(load_object(reference))
+        if modality.router:
+            routes = load_object(modality.router + ":router")
+            assert routes.routes and load_object(modality.router + ":SERVICE") == modality.name
+        assert get_modality(modality.name) is modality
+
+
+def test_an_unknown_modality_is_named_with_the_known_ones():
+    from emodetect.errors import InputError
+
+    with pytest.raises(InputError, match="unknown modality 'smell'; known: vision, text, voice"):
+        get_modality("smell")
+
+
+def test_the_registry_knows_each_architectures_modality():
+    from emodetect.registry import model_modality
+
+    assert model_modality("vgg_fer") == "vision"
+    assert model_modality("kim_cnn_tiny") == "text"
+    assert model_modality("mel_cnn_tiny") == "voice"
+
+
+def test_a_model_of_another_modality_is_refused_by_name(tmp_path):
+    from emodetect.errors import InputError
+    from emodetect.train import TrainConfig, train
+
+    with pytest.raises(InputError, match="--model vgg_fer is a vision architecture, not text"):
+        train(TrainConfig(data=str(tmp_path / "x.csv"), model="vgg_fer", modality="text", out=str(tmp_path)))
+
+
+def _emodetect(plugin: Path, cwd: Path, *args: str) -> str:
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "emodetect", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def _accuracy(markdown: str) -> float:
+    return float(markdown.split("- accuracy: **")[1].split("**")[0])
+
+
+def test_a_new_modality_is_one_package_and_one_registration(tmp_path, monkeypatch):
+    plugin = _write_plugin(tmp_path / "plugin")
+    data = _write_toy_data(tmp_path / "toy.csv")
+    assets = plugin / "toy_modality" / "assets"
+
+    # train: --modality follows from the architecture, which the toy package registered.
+    trained = json.loads(_emodetect(plugin, tmp_path, "train", "--model", "toy_mlp", "--data", str(data),
+                                    "--out", "run", "--epochs", "15", "--batch-size", "32", "--lr", "0.1",
+                                    "--ema-decay", "0", "--label-smoothing", "0", "--no-bf16",
+                                    "--threads", "1").strip().splitlines()[-1])
+    assert trained["best_val_score"] > 0.85
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["modality"] == "toy"
+
+    # export: the toy's own example input; no mirror test-time augmentation (not images).
+    _emodetect(plugin, tmp_path, "export", "run/best.pt", "--out", str(assets / "toy_default.onnx"),
+               "--name", "default")
+    from emodetect.runtime import OnnxModel, write_catalog
+
+    meta = OnnxModel(assets / "toy_default.onnx").metadata
+    assert meta["modality"] == "toy" and meta["flip_tta"] == "false"
+    write_catalog(assets)  # what the toy package ships beside its model
+
+    # models, evaluate (by bundled name, and by file with the modality read from it), its command.
+    listed = [json.loads(line) for line in _emodetect(plugin, tmp_path, "models", "--json").splitlines()]
+    assert {"name": "default", "modality": "toy"}.items() <= next(m for m in listed if m["modality"] == "toy").items()
+    assert any(m["modality"] == "vision" for m in listed)
+    by_name = _emodetect(plugin, tmp_path, "evaluate", "default", str(data), "--modality", "toy")
+    by_file = _emodetect(plugin, tmp_path, "evaluate", str(assets / "toy_default.onnx"), str(data))
+    assert by_name == by_file  # the same model, found two ways
+    assert _accuracy(by_name) > 0.85, by_name
+    assert "toy" in _emodetect(plugin, tmp_path, "--help")
+    assert _emodetect(plugin, tmp_path, "toy", "3", "0", "0", "0", "0", "0", "0", "0").startswith("excited\t")
+    assert _emodetect(plugin, tmp_path, "toy", "--", "-3", "0", "0", "0", "0", "0", "0", "0").startswith("calm\t")
+
+    # the service: the toy router is mounted, its model loaded at start-up and marked in /v1/models.
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    monkeypatch.syspath_prepend(str(plugin))
+    with TestClient(create_app(ServeConfig(workers=1))) as client:
+        answer = client.post("/v1/toy", json={"values": [2, 0, 0, 0, 0, 0, 0, 0]})
+        assert answer.status_code == 200 and answer.json()["label"] == "excited"
+        models = client.get("/v1/models").json()["models"]
+        assert any(m["modality"] == "toy" and m["loaded"] for m in models)
+        assert "/v1/toy" in client.get("/openapi.json").json()["paths"]
+
+
+DETECTOR_FILES = {
+    "toy_detector.py": '''
+        from emodetect.vision.detectors import Detection, FaceDetector
+
+
+        class CentreDetector(FaceDetector):
+            """One 'face': the middle third of the image."""
+
+            name = "centre"
+
+            def __init__(self, min_score=0.5, max_side=640, threads=1):
+                super().__init__(min_score, max_side)
+
+            def _detect(self, rgb):
+                h, w = rgb.shape[:2]
+                return [Detection(w / 3, h / 3, w / 3, h / 3, 0.9)]
+    ''',
+    "toy_detector-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: toy-detector\nVersion: 0.1\n",
+    "toy_detector-0.1.dist-info/entry_points.txt": "[emodetect.face_detectors]\ncentre = toy_detector:CentreDetector\n",
+}
+
+
+def test_a_new_face_detector_is_one_module_and_one_registration(tmp_path):
+    from PIL import Image
+
+    plugin = tmp_path / "plugin"
+    for name, text in DETECTOR_FILES.items():
+        (plugin / name).parent.mkdir(parents=True, exist_ok=True)
+        (plugin / name).write_text(textwrap.dedent(text).lstrip())
+    Image.new("RGB", (300, 240), (128, 128, 128)).save(tmp_path / "grey.png")
+    assert "centre" in _emodetect(plugin, tmp_path, "detect", "--help")
+    line = json.loads(_emodetect(plugin, tmp_path, "detect", "grey.png", "--detector", "centre", "--json"))
+    (face,) = line["faces"]
+    assert face["box"] == {"x": 100, "y": 80, "width": 100, "height": 80}

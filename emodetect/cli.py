@@ -13,6 +13,7 @@ import typer
 from emodetect.console import fail, setup_logging
 from emodetect.modalities import load_object, modalities, modality_help
 from emodetect.vision.cli import DETECTOR_HELP
+from emodetect.vision.images import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Emotion in faces, text and voice, offline, with CNNs.")
@@ -184,7 +185,7 @@ def serve(
     threads: int = typer.Option(1, help="onnxruntime threads per worker"),
     workers: int = typer.Option(0, help="inferences at the same time (0 = one per core, at most 4)"),
     max_upload_mb: float = typer.Option(10.0, help="largest upload accepted, in MB (413 above)"),
-    max_pixels: int = typer.Option(40_000_000, help="largest image accepted, in pixels (decompression bombs)"),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="largest image accepted, in pixels (decompression bombs)"),
     max_audio_seconds: float = typer.Option(600.0, help="longest recording accepted by /v1/voice, in seconds "
                                                         "(413 above; checked on the header before decoding)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),

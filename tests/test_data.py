@@ -87,3 +87,27 @@ def test_synonyms():
     assert canonical_emotion("Happiness") == "happy"
     with pytest.raises(ValueError, match="unknown emotion"):
         canonical_emotion("bored")
+
+
+def test_training_folders_are_decoded_as_inference_decodes_them(tmp_path):
+    """No train/serve skew: EXIF orientation and transparency are honoured in training folders too."""
+    from PIL import Image
+
+    from emodetect.vision.data import read_image_folder
+    from emodetect.vision.faces import grey_face
+
+    upright = np.zeros((60, 40), np.uint8)
+    upright[:20] = 255  # bright top: an upright face is brighter above than below
+    (tmp_path / "happy").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned; viewers rotate it back
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).convert("RGB").save(
+        tmp_path / "happy" / "turned.jpg", exif=exif, quality=95)
+    rgba = np.zeros((48, 48, 4), np.uint8)  # fully transparent: white, as a viewer shows it
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "happy" / "clear.png")
+    faces = read_image_folder(tmp_path)
+    by_name = dict(zip(["clear.png", "turned.jpg"], faces.images))
+    assert by_name["turned.jpg"][:12].mean() > 200 and by_name["turned.jpg"][-12:].mean() < 50
+    assert by_name["clear.png"].min() == 255
+    for name, image in by_name.items():
+        assert np.array_equal(image, grey_face(tmp_path / "happy" / name))

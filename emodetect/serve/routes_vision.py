@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,7 +17,6 @@ from emodetect.serve.uploads import Upload, UploadError, openapi_upload_body, re
 SERVICE = "vision"
 router = APIRouter(tags=["faces"])
 
-READABLE = "JPEG, PNG, WebP, BMP, GIF, TIFF"
 UPLOAD_BODY = openapi_upload_body("image/*")
 
 
@@ -44,30 +42,6 @@ def load(config: ServeConfig) -> VisionService:
                          path.name if path is not None else None)
 
 
-def _inspect(data: bytes, max_pixels: int) -> str:
-    """Read only the image header: refuse non-images (415) and pixel bombs (413) before decoding."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt, (width, height) = image.format or "", image.size
-    except UnidentifiedImageError as err:
-        raise UploadError(415, f"not an image: the {len(data):,} bytes received are in no format this "
-                               f"service reads ({READABLE})") from err
-    except Image.DecompressionBombError as err:
-        # PIL refuses > 2x its own limit inside open(), before we see the size; its message has the count.
-        count = re.search(r"\((\d+) pixels\)", str(err))
-        size = f"{int(count.group(1)):,}" if count else "more than PIL accepts"
-        raise UploadError(413, f"image has too many pixels: {size}, the limit is {max_pixels:,} "
-                               "(decompression bomb guard)") from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UploadError(422, f"corrupt image header: {err}") from err
-    if width * height > max_pixels:
-        raise UploadError(413, f"image has too many pixels: {width}x{height} = {width * height:,}, the "
-                               f"limit is {max_pixels:,} (decompression bomb guard)")
-    return fmt
-
-
 def _encode(rgb: Any, fmt: str) -> bytes:
     from PIL import Image
 
@@ -82,17 +56,16 @@ def _encode(rgb: Any, fmt: str) -> bytes:
 def analyse(vision: VisionService, upload: Upload, options: DetectOptions,
             max_pixels: int) -> tuple[dict[str, Any], bytes | None, str]:
     """Blocking work of one request, run in a worker thread: check, decode, detect, maybe draw."""
-    from emodetect.vision.images import ImageError, load_image
+    from emodetect.errors import http_status
+    from emodetect.vision.images import ImageError, decode_image
 
-    fmt = _inspect(upload.data, max_pixels)
-    try:
-        image = load_image(upload.data, max_pixels=max_pixels)
+    try:  # the header checked against the pixel limit, then the pixels decoded: once each
+        decoded = decode_image(upload.data, max_pixels=max_pixels)
     except ImageError as err:
-        raise UploadError(422, f"unreadable {fmt or 'image'}: {err}") from err
-    except (OSError, SyntaxError, ValueError) as err:  # a decoder error that escaped load_image
-        raise UploadError(422, f"corrupt {fmt or 'image'}: {err}") from err
+        raise UploadError(http_status(err), str(err)) from err
+    fmt = decoded.format
     with vision.pool.use() as detector:
-        result = detector.detect(image)
+        result = detector.detect_rgb(decoded.rgb)
     if not (options.annotate or options.blur):
         return result.to_dict(), None, ""
     out_format = options.format or ("png" if fmt == "PNG" else "jpeg")

@@ -15,11 +15,11 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import HTTPException, Request
 
+from emodetect.vision.images import DEFAULT_MAX_PIXELS
+
 T = TypeVar("T")
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-# 40 MP covers an 8K frame or a modern phone photo; decoded RGB that is 120 MB per request in flight.
-DEFAULT_MAX_PIXELS = 40_000_000
 # 10 minutes: at 48 kHz that is 115 MB of mono float32 per request in flight, checked from the header.
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 
@@ -38,7 +38,7 @@ class ServeConfig:
     threads: int = 1  # onnxruntime threads per worker
     workers: int = field(default_factory=default_workers)  # inferences run at the same time
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS  # per image; decoded RGB is 3 bytes a pixel per request in flight
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     # Host header names answered (DNS rebinding); None answers any. `emodetect serve` on a
     # loopback address sets the loopback names.

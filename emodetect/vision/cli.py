@@ -53,14 +53,15 @@ def predict(
     import numpy as np
 
     from emodetect.runtime import load_model
-    from emodetect.vision.data import load_grey_face
+    from emodetect.vision.faces import grey_face
+    from emodetect.vision.images import ImageError
 
     onnx_model = load_model(model)
     failed = 0
     for path in images:
         try:
-            face = load_grey_face(path)
-        except (ValueError, FileNotFoundError) as err:
+            face = grey_face(path)
+        except ImageError as err:
             typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue

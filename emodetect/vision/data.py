@@ -5,8 +5,6 @@ A bad row or file is reported (line number or path) and skipped; the caller sees
 
 from __future__ import annotations
 
-from emodetect.errors import DataError  # noqa: F401  (raised here, imported from here by older code)
-
 import csv
 import gzip
 import io
@@ -16,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from emodetect.errors import DataError
 from emodetect.labels import EMOTIONS, FERPLUS_COLUMNS, canonical_emotion
+from emodetect.vision.faces import FACE_SIZE, grey_face
+from emodetect.vision.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SIZE = 48
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Friendly split names -> FER-2013 Usage values.
 SPLIT_ALIASES = {
     "train": "Training", "training": "Training",
@@ -87,14 +86,14 @@ def read_fer_csv(path: str | Path, split: str | None = None) -> tuple[FaceDatase
                 if not 0 <= label < len(EMOTIONS):
                     raise ValueError(f"emotion {label} is not in 0..6")
                 pixels = np.array(row[1].split(), dtype=np.float32)
-                if pixels.size != IMAGE_SIZE * IMAGE_SIZE:
-                    raise ValueError(f"{pixels.size} pixels, expected {IMAGE_SIZE * IMAGE_SIZE}")
+                if pixels.size != FACE_SIZE * FACE_SIZE:
+                    raise ValueError(f"{pixels.size} pixels, expected {FACE_SIZE * FACE_SIZE}")
                 if pixels.min() < 0 or pixels.max() > 255:
                     raise ValueError("pixel values outside 0..255")
             except (ValueError, IndexError) as err:
                 skipped.append(f"{path}:{line}: {err}")
                 continue
-            images.append(pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE))
+            images.append(pixels.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE))
             labels.append(label)
             rows.append(row_index)
     for reason in skipped:
@@ -161,20 +160,6 @@ def read_ferplus(fer_csv: str | Path, ferplus_csv: str | Path, split: str | None
     )
 
 
-def load_grey_face(path: Path) -> np.ndarray:
-    """Load an image file as 48x48 grey uint8; raises ValueError naming the problem."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            grey = image.convert("L")
-            if grey.size != (IMAGE_SIZE, IMAGE_SIZE):
-                grey = grey.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-            return np.asarray(grey, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"not a readable image ({err})") from err
-
-
 def read_image_folder(root: str | Path) -> FaceDataset:
     """Read `root/<emotion>/*.png|jpg`; folder names are matched through label synonyms."""
     root = Path(root)
@@ -191,7 +176,7 @@ def read_image_folder(root: str | Path) -> FaceDataset:
             if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                images.append(load_grey_face(file))
+                images.append(grey_face(file))
                 labels.append(label)
             except ValueError as err:
                 skipped.append(f"{file}: {err}")
@@ -261,9 +246,9 @@ def export_example(state: dict) -> tuple:
     """Example input and input description for the face ONNX contract."""
     import torch
 
-    spec = {"name": "pixels", "shape": ["N", 1, IMAGE_SIZE, IMAGE_SIZE], "dtype": "float32",
+    spec = {"name": "pixels", "shape": ["N", 1, FACE_SIZE, FACE_SIZE], "dtype": "float32",
             "range": "raw grey pixels 0..255", "normalisation": "inside the graph"}
-    return torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE), spec
+    return torch.zeros(1, 1, FACE_SIZE, FACE_SIZE), spec
 
 
 def evaluation_data(data: str | Path, split: str | None, ferplus: str | Path | None = None):

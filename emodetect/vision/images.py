@@ -6,22 +6,36 @@ report the file and go on.
 
 from __future__ import annotations
 
-from emodetect.errors import InputError
-
 import io
 import os
+import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emodetect.errors import InputError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
-DEFAULT_MAX_PIXELS = 50_000_000
+READABLE = "JPEG, PNG, WebP, BMP, GIF, TIFF"
+# The one pixel limit, for the library, the command line and the service: 40 MP covers an 8K frame
+# or a modern phone photo; decoded RGB that is 120 MB.
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 class ImageError(InputError):
-    """The input is not a usable image: missing, empty, corrupt, truncated, too large, or not one."""
+    """The input is not a usable image: missing, empty, corrupt, truncated, too large, or not one.
+
+    `reason` (errors.HTTP_STATUS): empty, unsupported (no image format), too_large (pixels),
+    invalid (corrupt or truncated)."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray  # H x W x 3 uint8, EXIF orientation applied
+    format: str  # PIL's name of the file format ("JPEG", "PNG", ...); "" for arrays and PIL images
 
 
 # What PIL's decoders raise on malformed bytes (its own fuzzers see all of these): a bad file is
@@ -37,13 +51,19 @@ def load_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "
     (H x W or H x W x 1), 3-channel or 4-channel; `color` says whether its channels are "rgb"
     (the default, as PIL and this library produce) or "bgr" (as OpenCV produces).
     """
+    return decode_image(source, max_pixels, color).rgb
+
+
+def decode_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "rgb") -> DecodedImage:
+    """`load_image`, with the file format beside the pixels: the header is read once, checked
+    against `max_pixels` before any pixel is decoded, and the pixels are decoded once."""
     if isinstance(source, np.ndarray):
-        return _from_array(source, max_pixels, color)
+        return DecodedImage(_from_array(source, max_pixels, color), "")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
-            raise ImageError("empty data (0 bytes)")
-        return _from_pil_file(io.BytesIO(data), max_pixels)
+            raise ImageError("empty data (0 bytes)", "empty")
+        return _from_pil_file(io.BytesIO(data), max_pixels, f"the {len(data):,} bytes are")
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -51,49 +71,60 @@ def load_image(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "
         if not path.is_file():
             raise ImageError(f"{path}: not a file")
         if path.stat().st_size == 0:
-            raise ImageError(f"{path}: empty file (0 bytes)")
+            raise ImageError(f"{path}: empty file (0 bytes)", "empty")
         try:
             handle = open(path, "rb")
         except OSError as err:  # permission denied, a folder turned file, ...
             raise ImageError(f"{path}: cannot read ({err.strerror or err})") from err
         with handle:
-            return _from_pil_file(handle, max_pixels)
+            return _from_pil_file(handle, max_pixels, "the file is")
     from PIL import Image
 
     if isinstance(source, Image.Image):
-        return _from_pil(source, max_pixels)
+        return DecodedImage(_from_pil(source, max_pixels), "")
     raise ImageError(f"cannot read an image from a {type(source).__name__}; "
                      "give a path, bytes, a PIL image or a numpy array")
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
-        raise ImageError(f"empty image ({width}x{height})")
+        raise ImageError(f"empty image ({width}x{height})", "empty")
     if max_pixels and width * height > max_pixels:
-        raise ImageError(f"too many pixels: {width}x{height} = {width * height:,} > limit {max_pixels:,}")
+        raise ImageError(f"too many pixels: {width}x{height} = {width * height:,}, the limit is "
+                         f"{max_pixels:,} (decompression bomb guard)", "too_large")
 
 
-def _from_pil_file(handle: Any, max_pixels: int) -> np.ndarray:
+def _bomb(err: Exception, max_pixels: int) -> ImageError:
+    """PIL refuses more than twice its own limit inside open(), before we see the size."""
+    count = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(count.group(1)):,}" if count else "more than PIL accepts"
+    return ImageError(f"too many pixels: {size}, the limit is {max_pixels:,} (decompression bomb guard)",
+                      "too_large")
+
+
+def _from_pil_file(handle: Any, max_pixels: int, what: str) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(handle)
     except UnidentifiedImageError as err:
-        raise ImageError("not an image (unrecognised format)") from err
+        raise ImageError(f"not an image: {what} in no format emodetect reads ({READABLE})",
+                         "unsupported") from err
     except Image.DecompressionBombError as err:
-        raise ImageError(f"too many pixels ({err})") from err
+        raise _bomb(err, max_pixels) from err
     except PIL_DECODE_ERRORS as err:
         raise ImageError(f"unreadable image ({type(err).__name__}: {err})") from err
+    fmt = image.format or ""
     # The header is read; refuse huge images before decoding a single pixel.
     _check_size(*image.size, max_pixels)
     try:
         image.load()
     except Image.DecompressionBombError as err:
-        raise ImageError(f"too many pixels ({err})") from err
+        raise _bomb(err, max_pixels) from err
     except PIL_DECODE_ERRORS as err:
-        reason = "truncated image" if "truncated" in str(err) else "corrupt image"
-        raise ImageError(f"{reason} ({err})") from err
-    return _from_pil(image, max_pixels)
+        reason = "truncated" if "truncated" in str(err) else "corrupt"
+        raise ImageError(f"{reason} {fmt or 'image'} ({err})") from err
+    return DecodedImage(_from_pil(image, max_pixels), fmt)
 
 
 def _from_pil(image: Any, max_pixels: int) -> np.ndarray:

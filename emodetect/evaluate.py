@@ -99,12 +99,9 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     k = len(labels)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    one_hot = np.eye(k, dtype=bool)
+    precision, recall, f1, actual = f1_table(one_hot[np.asarray(y_true)], one_hot[np.asarray(y_pred)])
     tp = np.diag(confusion).astype(float)
-    predicted, actual = confusion.sum(0), confusion.sum(1)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros(k), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
     per_class = [ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]),
                               int(actual[i])) for i in range(k)]
     present = actual > 0
@@ -146,9 +143,7 @@ def tune_thresholds(probs: np.ndarray, truth: np.ndarray,
     best = np.full(truth.shape[1], 0.5)
     best_f1 = np.full(truth.shape[1], -1.0)
     for t in grid:
-        pred = probs >= t
-        tp = (pred & truth).sum(0)
-        f1 = 2 * tp / np.maximum(pred.sum(0) + truth.sum(0), 1)
+        f1 = f1_table(truth, probs >= t)[2]
         better = f1 > best_f1
         best[better], best_f1[better] = t, f1[better]
     return best
@@ -161,7 +156,10 @@ def multilabel_predictions(probs: np.ndarray, thresholds: np.ndarray | list[floa
     return pred
 
 
-def _f1_table(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def f1_table(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-label precision, recall, F1 and support from N x C boolean truth and predictions: the
+    one place F1 is computed (reports, threshold tuning, model selection)."""
+    truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
     tp = (pred & truth).sum(0).astype(float)
     predicted, actual = pred.sum(0), truth.sum(0)
     precision = np.divide(tp, predicted, out=np.zeros(len(tp)), where=predicted > 0)
@@ -183,7 +181,7 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] |
     """
     truth = np.asarray(y_true) > 0.5
     pred = multilabel_predictions(probs, thresholds)
-    precision, recall, f1, actual = _f1_table(truth, pred)
+    precision, recall, f1, actual = f1_table(truth, pred)
     per_class = [ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]),
                               int(actual[i])) for i in range(len(labels))]
     tp = (pred & truth).sum()
@@ -197,7 +195,7 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] |
         members = [[index[m] for m in names] for names in groups.values()]
         g_truth = np.stack([truth[:, m].any(1) for m in members], 1)
         g_pred = np.stack([pred[:, m].any(1) for m in members], 1)
-        _, _, g_f1, _ = _f1_table(g_truth, g_pred)
+        _, _, g_f1, _ = f1_table(g_truth, g_pred)
         extra["group_macro_f1"] = round(float(g_f1.mean()), 4)
         extra["group_f1"] = {name: round(float(v), 4) for name, v in zip(groups, g_f1)}
     single = truth.sum(1) == 1

@@ -23,11 +23,19 @@ FERPLUS_COLUMNS: tuple[str, ...] = (
 )
 
 
-def canonical_emotion(name: str) -> str:
-    """Map a dataset's label name onto EMOTIONS; raise naming the label when it is unknown."""
+# Speech corpora have classes no face data set has; voice models keep them as their own labels,
+# where a face data set's "calm" folder is read as neutral.
+VOICE_ONLY: tuple[str, ...] = ("calm", "boredom")
+
+
+def canonical_emotion(name: str, keep: tuple[str, ...] = ()) -> str:
+    """Map a dataset's label name onto EMOTIONS (or onto one of `keep`, such as VOICE_ONLY, kept as
+    its own class); raise naming the label when it is unknown."""
     key = name.strip().lower()
+    if key in keep:
+        return key
     if key not in SYNONYMS:
-        raise ValueError(f"unknown emotion label {name!r}; known: {sorted(set(SYNONYMS))}")
+        raise ValueError(f"unknown emotion label {name!r}; known: {sorted({*SYNONYMS, *keep})}")
     return SYNONYMS[key]
 
 

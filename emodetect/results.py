@@ -13,6 +13,18 @@ from typing import Any
 import numpy as np
 
 
+# The columns of Result.to_rows(), the `detect --csv` file and Result.to_df(), in order; one
+# probability column per label of the model follows, then META_COLUMNS.
+FACE_COLUMNS = ("source", "image_width", "image_height", "face_id", "x", "y", "width", "height", "score",
+                "emotion", "confidence")
+META_COLUMNS = ("model", "detector")
+
+
+def face_columns(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """Every column of a face row for a model with these labels."""
+    return [*FACE_COLUMNS, *labels, *META_COLUMNS]
+
+
 @dataclass(frozen=True)
 class Box:
     """A face box in pixels of the original image: top-left corner, width and height."""
@@ -97,9 +109,7 @@ class Result:
         """The rows of `to_rows()` as a pandas DataFrame (pandas must be installed)."""
         import pandas as pd
 
-        columns = ["source", "image_width", "image_height", "face_id", "x", "y", "width", "height",
-                   "score", "emotion", "confidence"]
-        return pd.DataFrame(self.to_rows(), columns=columns if not self.faces else None)
+        return pd.DataFrame(self.to_rows(), columns=list(FACE_COLUMNS) if not self.faces else None)
 
     def plot(self, blur: bool = False) -> np.ndarray:
         """The image with a box and the top emotion drawn on every face (RGB uint8).

@@ -100,11 +100,9 @@ def selection_score(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool
     """Accuracy for single-label data; macro-F1 at threshold 0.5 for multi-label data."""
     if not multilabel:
         return (logits.argmax(1) == labels).float().mean().item()
-    pred = logits > 0
-    truth = labels > 0.5
-    tp = (pred & truth).sum(0).float()
-    f1 = 2 * tp / (pred.sum(0) + truth.sum(0)).clamp(min=1)
-    return f1.mean().item()
+    from emodetect.evaluate import f1_table
+
+    return float(f1_table((labels > 0.5).numpy(), (logits > 0).numpy())[2].mean())
 
 
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:

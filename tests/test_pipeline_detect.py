@@ -102,6 +102,10 @@ def test_rows_and_dataframe_have_one_row_per_face(group):
     frame = group.to_df()
     assert len(frame) == 5 and list(frame["face_id"]) == [0, 1, 2, 3, 4]
     assert len(Result(10, 10, "m", "d").to_df()) == 0
+    # One column list for rows, the detect --csv header and the DataFrame.
+    from emodetect.results import face_columns
+
+    assert list(rows[0]) == face_columns(list(group.faces[0].probabilities)) == list(frame.columns)
 
 
 def test_every_input_kind_gives_the_same_faces(detector, tmp_path):

@@ -13,11 +13,9 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from emodetect.results import Result
+from emodetect.results import Result, face_columns
 from emodetect.vision.images import ImageError, find_images
 
-CSV_COLUMNS = ["source", "image_width", "image_height", "face_id", "x", "y", "width", "height", "score",
-               "emotion", "confidence"]
 
 
 @dataclass
@@ -52,7 +50,7 @@ def detect_files(detector, paths: list[str | Path], progress: bool | None = None
 
 def csv_writer(handle: IO[str], labels: tuple[str, ...]) -> "csv.DictWriter":
     """A CSV writer whose columns are those of Result.to_rows() for this model's labels."""
-    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS + list(labels) + ["model", "detector"])
+    writer = csv.DictWriter(handle, fieldnames=face_columns(labels))
     writer.writeheader()
     return writer
 

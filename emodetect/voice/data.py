@@ -28,19 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from emodetect.labels import EMOTIONS
+from emodetect.labels import EMOTIONS, VOICE_ONLY, canonical_emotion
 from emodetect.voice import features as F
 
 log = logging.getLogger(__name__)
 
-VOICE_ONLY = ("calm", "boredom")
-# Corpus spellings -> emodetect label names.
-LABEL_MAP = {
-    "neutral": "neutral", "calm": "calm", "boredom": "boredom",
-    "happy": "happy", "happiness": "happy", "sad": "sad", "sadness": "sad",
-    "angry": "angry", "anger": "angry", "fearful": "fear", "fear": "fear",
-    "disgust": "disgust", "surprised": "surprise", "surprise": "surprise",
-}
 SPLIT_ALIASES = {"training": "train", "publictest": "validation", "val": "validation",
                  "valid": "validation", "privatetest": "test"}
 WINDOW_S = 3.0  # model input: 3 s of speech (301 frames of 10 ms)
@@ -53,7 +45,7 @@ FEATURE_VERSION = "logmel-v1"
 @dataclass
 class Clip:
     path: Path
-    label: str  # emodetect spelling (LABEL_MAP values)
+    label: str  # emodetect spelling: EMOTIONS or VOICE_ONLY
     speaker: str
     split: str
     corpus: str
@@ -84,9 +76,10 @@ def read_manifest(data: str | Path) -> list[Clip]:
         if missing:
             raise DataError(f"{manifest}: missing columns {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
-            label = LABEL_MAP.get(row["label"].strip().lower())
-            if label is None:
-                raise DataError(f"{manifest}:{line}: unknown label {row['label']!r}")
+            try:
+                label = canonical_emotion(row["label"], keep=VOICE_ONLY)
+            except ValueError as err:
+                raise DataError(f"{manifest}:{line}: {err}") from err
             clips.append(Clip(manifest.parent / row["path"], label, row[speaker_col].strip(),
                               row["split"].strip(), manifest.parent.name))
     if not clips:

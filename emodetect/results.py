@@ -1,129 +1,37 @@
-"""Result objects: what a detector found in one image, and the ways to read it.
+"""The result family: a face, a text and a recording read the same way.
 
-A `Result` carries the image it was computed on (in memory only, so that `plot()` works) and the
-names of the model and face detector that produced it. Nothing here writes to disk.
+Every result names its answer `label` (None when there is nothing to label, such as an empty text
+or a silent recording), with `confidence` (the label's probability), `probabilities` (label ->
+probability), `model` and, where it came from a file, `source`; and every result has the same
+readers: `to_dict()`, `to_json()`, `to_rows()` (flat dicts for CSV), `to_df()` and `plot()`.
+Face results live in vision/results.py, text in text/pipeline.py, voice in voice/pipeline.py.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+
+def rounded(probabilities: dict[str, float], digits: int = 4) -> dict[str, float]:
+    """Probabilities as JSON shows them: floats rounded to `digits`."""
+    return {k: round(float(v), digits) for k, v in probabilities.items()}
 
 
-# The columns of Result.to_rows(), the `detect --csv` file and Result.to_df(), in order; one
-# probability column per label of the model follows, then META_COLUMNS.
-FACE_COLUMNS = ("source", "image_width", "image_height", "face_id", "x", "y", "width", "height", "score",
-                "emotion", "confidence")
-META_COLUMNS = ("model", "detector")
-
-
-def face_columns(labels: tuple[str, ...] | list[str]) -> list[str]:
-    """Every column of a face row for a model with these labels."""
-    return [*FACE_COLUMNS, *labels, *META_COLUMNS]
-
-
-@dataclass(frozen=True)
-class Box:
-    """A face box in pixels of the original image: top-left corner, width and height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
-
-
-@dataclass
-class Face:
-    """One face: where it is, how sure the detector was, and what the classifier read in it."""
-
-    id: int
-    box: Box
-    score: float
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
+class ResultReaders:
+    """`to_json` and `to_df` from a result's own `to_dict` and `to_rows`."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "box": self.box.to_dict(),
-            "score": round(float(self.score), 4),
-            "emotion": self.emotion,
-            "confidence": round(float(self.confidence), 4),
-            "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()},
-        }
+        raise NotImplementedError
 
-
-@dataclass
-class Result:
-    """Every face found in one image, with the image size and the models that produced it."""
-
-    width: int
-    height: int
-    model: str
-    detector: str
-    faces: list[Face] = field(default_factory=list)
-    source: str | None = None  # file path when the image came from a file, else None
-    image: np.ndarray | None = field(default=None, repr=False)  # RGB uint8, kept for plot()
-
-    def __len__(self) -> int:
-        return len(self.faces)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "image": {"width": self.width, "height": self.height},
-            "model": self.model,
-            "detector": self.detector,
-            "faces": [f.to_dict() for f in self.faces],
-        }
+    def to_rows(self, **options: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
 
     def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One flat dict per face (box and probabilities as columns): ready for csv or pandas."""
-        rows = []
-        for face in self.faces:
-            row: dict[str, Any] = {
-                "source": self.source or "",
-                "image_width": self.width,
-                "image_height": self.height,
-                "face_id": face.id,
-                "x": face.box.x, "y": face.box.y, "width": face.box.width, "height": face.box.height,
-                "score": round(float(face.score), 4),
-                "emotion": face.emotion,
-                "confidence": round(float(face.confidence), 4),
-            }
-            row.update({k: round(float(v), 4) for k, v in face.probabilities.items()})
-            row.update({"model": self.model, "detector": self.detector})
-            rows.append(row)
-        return rows
-
-    def to_df(self):  # -> pandas.DataFrame; pandas is imported only here
+    def to_df(self, **options: Any):  # -> pandas.DataFrame; pandas is imported only here
         """The rows of `to_rows()` as a pandas DataFrame (pandas must be installed)."""
         import pandas as pd
 
-        return pd.DataFrame(self.to_rows(), columns=list(FACE_COLUMNS) if not self.faces else None)
-
-    def plot(self, blur: bool = False) -> np.ndarray:
-        """The image with a box and the top emotion drawn on every face (RGB uint8).
-
-        `blur=True` blurs every face first, so that the picture can be shared without showing who
-        is in it.
-        """
-        if self.image is None:
-            raise ValueError("this Result holds no image to draw on (it was made without one)")
-        from emodetect.vision.draw import draw_faces
-
-        return draw_faces(self.image, self.faces, blur=blur)
-
-    def __str__(self) -> str:
-        where = f"{self.source}: " if self.source else ""
-        found = ", ".join(f"#{f.id} {f.emotion} {f.confidence:.2f}" for f in self.faces) or "no face"
-        return f"{where}{self.width}x{self.height}, {found}"
+        return pd.DataFrame(self.to_rows(**options))

@@ -160,4 +160,4 @@ def test_models_and_predict_speak_json_lines(tmp_path):
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "face.png"), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert document["emotion"] == max(document["probabilities"], key=document["probabilities"].get)
+    assert document["label"] == max(document["probabilities"], key=document["probabilities"].get)

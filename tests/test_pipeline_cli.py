@@ -58,7 +58,7 @@ def test_bad_files_are_reported_and_skipped_and_the_rest_kept(folder, tmp_path):
     with open(tmp_path / "faces.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(Path(r["source"]).name for r in rows) == ["astronaut.jpg", "hopper.jpg"]
-    assert {"face_id", "x", "y", "width", "height", "emotion", "angry", "neutral"} <= set(rows[0])
+    assert {"face_id", "x", "y", "width", "height", "label", "angry", "neutral"} <= set(rows[0])
     saved = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg"))
     assert saved == ["astronaut_emotions.jpg", "sub/hopper_emotions.jpg"]
     assert Image.open(tmp_path / "out" / "astronaut_emotions.jpg").size == (512, 512)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emodetect.results import Result
+from emodetect.vision.results import Result
 from emodetect.vision.detectors import CropFraming, Detection, box_iou, create_detector
 from emodetect.vision.faces import crop_face
 from emodetect.vision.pipeline import EmotionDetector
@@ -84,26 +84,26 @@ def test_result_json_schema(detector, group):
     assert document["image"] == {"width": 960, "height": 640}
     assert document["model"] == detector.model_name and document["detector"] == detector.detector_name
     for face in document["faces"]:
-        assert set(face) == {"id", "box", "score", "emotion", "confidence", "probabilities"}
+        assert set(face) == {"id", "box", "score", "label", "confidence", "probabilities"}
         assert set(face["box"]) == {"x", "y", "width", "height"}
         assert all(isinstance(v, int) for v in face["box"].values())
         b = face["box"]
         assert 0 <= b["x"] and b["x"] + b["width"] <= 960 and 0 <= b["y"] and b["y"] + b["height"] <= 640
         assert list(face["probabilities"]) == list(detector.labels) and len(detector.labels) == 7
         assert abs(sum(face["probabilities"].values()) - 1) < 1e-2
-        assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
-        assert face["confidence"] == face["probabilities"][face["emotion"]]
+        assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
+        assert face["confidence"] == face["probabilities"][face["label"]]
         assert 0 < face["score"] <= 1
 
 
 def test_rows_and_dataframe_have_one_row_per_face(group):
     rows = group.to_rows()
-    assert len(rows) == 5 and {"face_id", "x", "emotion", "happy", "neutral"} <= set(rows[0])
+    assert len(rows) == 5 and {"face_id", "x", "label", "happy", "neutral"} <= set(rows[0])
     frame = group.to_df()
     assert len(frame) == 5 and list(frame["face_id"]) == [0, 1, 2, 3, 4]
     assert len(Result(10, 10, "m", "d").to_df()) == 0
     # One column list for rows, the detect --csv header and the DataFrame.
-    from emodetect.results import face_columns
+    from emodetect.vision.results import face_columns
 
     assert list(rows[0]) == face_columns(list(group.faces[0].probabilities)) == list(frame.columns)
 

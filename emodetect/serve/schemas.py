@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from emodetect.vision.results import Box, Face
+
+
+def from_dataclass(cls: type, **types: Any) -> type[BaseModel]:
+    """A response model with the fields of a result dataclass, their `doc` metadata as the
+    descriptions: the schema follows the result instead of re-declaring it. `types` swaps a
+    field's type (a nested dataclass for its derived model)."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: (types.get(f.name, hints[f.name]), Field(description=f.metadata.get("doc")))
+              for f in dataclasses.fields(cls)}
+    return create_model(f"{cls.__name__}Out", **fields)
 
 
 class ErrorBody(BaseModel):
@@ -42,20 +56,8 @@ class ImageSize(BaseModel):
     height: int
 
 
-class BoxOut(BaseModel):
-    x: int
-    y: int
-    width: int
-    height: int
-
-
-class FaceOut(BaseModel):
-    id: int
-    box: BoxOut
-    score: float = Field(description="face detector confidence")
-    emotion: str = Field(description="the most probable emotion")
-    confidence: float = Field(description="probability of that emotion")
-    probabilities: dict[str, float]
+BoxOut = from_dataclass(Box)
+FaceOut = from_dataclass(Face, box=BoxOut)
 
 
 class DetectResponse(BaseModel):

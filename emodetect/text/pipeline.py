@@ -7,18 +7,19 @@ face model's 7 emotions), so predictions here match training exactly.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from emodetect.results import ResultReaders, rounded
+
 from emodetect.text.tokenize import Vocabulary
 
 
 @dataclass
-class TextResult:
+class TextResult(ResultReaders):
     """What a model read in one text. `label` is None (and `error` says why) for an empty text."""
 
     text: str
@@ -32,15 +33,20 @@ class TextResult:
     group_probabilities: dict[str, float] | None = None  # highest member probability per group
     error: str | None = None
 
+    @property
+    def confidence(self) -> float:
+        """The probability of `label` (0 for an empty text)."""
+        return float(self.probabilities[self.label]) if self.label else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["probabilities"] = {k: round(v, 4) for k, v in self.probabilities.items()}
+        out["probabilities"] = rounded(self.probabilities)
         if self.group_probabilities is not None:
-            out["group_probabilities"] = {k: round(v, 4) for k, v in self.group_probabilities.items()}
+            out["group_probabilities"] = rounded(self.group_probabilities)
         return out
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+    def to_rows(self) -> list[dict[str, Any]]:
+        return TextResults([self]).to_rows()
 
 
 class TextResults(list):

@@ -13,7 +13,7 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from emodetect.results import Result, face_columns
+from emodetect.vision.results import Result, face_columns
 from emodetect.vision.images import ImageError, find_images
 
 

@@ -68,7 +68,7 @@ def predict(
         probs = onnx_model.predict(face[None, None].astype(np.float32))[0]
         top = int(probs.argmax())
         if as_json:
-            typer.echo(json.dumps({"source": str(path), "emotion": onnx_model.labels[top],
+            typer.echo(json.dumps({"source": str(path), "label": onnx_model.labels[top],
                                    "confidence": round(float(probs[top]), 4),
                                    "probabilities": {k: round(float(v), 4) for k, v in zip(onnx_model.labels, probs)}}))
         else:
@@ -98,7 +98,7 @@ def detect(
     rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
     failed, files = 0, 0
     if not json_out:
-        typer.echo(f"{'file':40} {'face':>4} {'emotion':9} {'conf':>5} {'score':>5}  box (x,y,w,h)")
+        typer.echo(f"{'file':40} {'face':>4} {'label':9} {'conf':>5} {'score':>5}  box (x,y,w,h)")
     try:
         for outcome in detect_files(emotion_detector, paths, progress):
             files += 1
@@ -118,7 +118,7 @@ def detect(
                     typer.echo(f"{shown:40} {'-':>4} no face")
                 for face in result.faces:
                     b = face.box
-                    typer.echo(f"{shown:40} {face.id:>4} {face.emotion:9} "
+                    typer.echo(f"{shown:40} {face.id:>4} {face.label:9} "
                                f"{face.confidence:5.2f} {face.score:5.2f}  {b.x},{b.y},{b.width},{b.height}")
             if rows is not None:
                 rows.writerows(result.to_rows())
@@ -186,7 +186,7 @@ def webcam(
     emotion_detector = _emotion_detector(model or _live_model(), detector, threads, detect_size, detect_threads)
 
     def show(index: int, t: float, result) -> None:
-        faces = " ".join(f"#{f.id}:{f.emotion}:{f.confidence:.2f}" for f in result.faces) or "-"
+        faces = " ".join(f"#{f.id}:{f.label}:{f.confidence:.2f}" for f in result.faces) or "-"
         typer.echo(f"{index}\t{t:.2f}\t{faces}")
 
     try:

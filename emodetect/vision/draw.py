@@ -47,9 +47,9 @@ def draw_faces(image: np.ndarray, faces: Iterable, blur: bool = False, extra_tex
     font_scale = max(0.4, max(canvas.shape[:2]) / 1000)
     for face in faces:
         b = face.box
-        colour = COLOURS.get(face.emotion, (0, 255, 0))
+        colour = COLOURS.get(face.label, (0, 255, 0))
         cv2.rectangle(canvas, (b.x, b.y), (b.x + b.width, b.y + b.height), colour, thickness)
-        text = f"#{face.id} {face.emotion} {face.confidence:.0%}"
+        text = f"#{face.id} {face.label} {face.confidence:.0%}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         ty = b.y - 4 if b.y - th - base - 4 > 0 else b.y + b.height + th + 4
         cv2.rectangle(canvas, (b.x, ty - th - base), (b.x + tw + 4, ty + base // 2), colour, -1)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from emodetect.results import Box, Face, Result
+from emodetect.vision.results import Box, Face, Result
 from emodetect.vision.detectors import CropFraming, Detection, FaceDetector, create_detector
 from emodetect.vision.faces import FACE_SIZE, crop_face
 from emodetect.vision.images import DEFAULT_MAX_PIXELS, load_image
@@ -72,7 +72,7 @@ class EmotionDetector:
         for face_id, d, probs in zip(ids, detections, probabilities):
             top = int(np.argmax(probs))
             faces.append(Face(id=int(face_id), box=_clip_box(d, width, height), score=float(d.score),
-                              emotion=self.labels[top], confidence=float(probs[top]),
+                              label=self.labels[top], confidence=float(probs[top]),
                               probabilities={label: float(p) for label, p in zip(self.labels, probs)}))
         return faces
 

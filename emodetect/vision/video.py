@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from emodetect.results import Result
+from emodetect.vision.results import Result
 from emodetect.vision.detectors import Detection, box_iou
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def frames(capture, every: int = 1, max_frames: int | None = None,
         sampled += 1
 
 
-CSV_FIELDS = ["frame", "time_s", "face_id", "x", "y", "width", "height", "score", "emotion", "confidence"]
+CSV_FIELDS = ["frame", "time_s", "face_id", "x", "y", "width", "height", "score", "label", "confidence"]
 
 
 @dataclass
@@ -260,7 +260,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
                     b = face.box
                     probs = [face.probabilities[k] for k in labels]
                     rows.writerow([index, f"{t:.3f}", face.id, b.x, b.y, b.width, b.height, f"{face.score:.3f}",
-                                   face.emotion, f"{face.confidence:.4f}", *[f"{p:.4f}" for p in probs]])
+                                   face.label, f"{face.confidence:.4f}", *[f"{p:.4f}" for p in probs]])
                     series.append((t, face.id, np.array(probs)))
                 if save_video:
                     if writer is None:

@@ -9,13 +9,14 @@ bounded whatever their length.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from emodetect.results import ResultReaders, rounded
 
 from emodetect.voice import features as F
 
@@ -34,11 +35,11 @@ class VoiceWindow:
     def to_dict(self) -> dict[str, Any]:
         return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "silent": bool(self.silent),
                 "label": self.label, "confidence": round(float(self.confidence), 4),
-                "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()}}
+                "probabilities": rounded(self.probabilities)}
 
 
 @dataclass
-class VoiceResult:
+class VoiceResult(ResultReaders):
     """A recording's emotion (mean over its voiced windows) and the per-window timeline.
 
     `label` is None when no window had speech in it (an all-silent recording).
@@ -63,11 +64,8 @@ class VoiceResult:
         return {"source": self.source, "duration_s": round(self.duration_s, 3),
                 "sample_rate": self.sample_rate, "model": self.model, "label": self.label,
                 "confidence": round(float(self.confidence), 4),
-                "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()},
+                "probabilities": rounded(self.probabilities),
                 "windows": [w.to_dict() for w in self.windows], "notes": list(self.notes)}
-
-    def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
 
     def to_rows(self, timeline: bool = False) -> list[dict[str, Any]]:
         """One flat row for the clip, or one per window with `timeline`: for csv or pandas."""
@@ -82,11 +80,6 @@ class VoiceResult:
             row.update({k: round(float(w.probabilities.get(k, float("nan"))), 4) for k in self.labels})
             rows.append(row)
         return rows
-
-    def to_df(self, timeline: bool = False):  # -> pandas.DataFrame; pandas is imported only here
-        import pandas as pd
-
-        return pd.DataFrame(self.to_rows(timeline))
 
     def plot(self, path: str | Path) -> Path:
         """Emotion over time: one line per label across the windows (gaps where silent), as a PNG."""

@@ -46,14 +46,14 @@ function drawBoxes(overlay, result, mirror = false) {
   for (const face of result.faces) {
     const b = face.box;
     const x = mirror ? width - b.x - b.width : b.x;
-    const box = el("div", { class: "box", "data-emotion": face.emotion });
-    box.style.setProperty("--c", colorOf(face.emotion));
+    const box = el("div", { class: "box", "data-emotion": face.label });
+    box.style.setProperty("--c", colorOf(face.label));
     Object.assign(box.style, {
       left: `${(100 * x) / width}%`, top: `${(100 * b.y) / height}%`,
       width: `${(100 * b.width) / width}%`, height: `${(100 * b.height) / height}%`,
     });
     if (b.y < 0.08 * height) box.classList.add("low");  // no room above: put the tag below
-    box.append(el("span", { class: "tag", text: `#${face.id} ${face.emotion} ${pct(face.confidence)}` }));
+    box.append(el("span", { class: "tag", text: `#${face.id} ${face.label} ${pct(face.confidence)}` }));
     overlay.append(box);
   }
 }
@@ -83,9 +83,9 @@ async function errorMessage(response) {
 
 function faceCard(face) {
   const bars = probabilityBars(face.probabilities);
-  const title = el("h3", {}, [`Face ${face.id}: `, el("span", { class: "label", text: face.emotion }),
+  const title = el("h3", {}, [`Face ${face.id}: `, el("span", { class: "label", text: face.label }),
     ` ${pct(face.confidence)}`]);
-  return el("div", { class: "face", "data-emotion": face.emotion }, [title, ...bars]);
+  return el("div", { class: "face", "data-emotion": face.label }, [title, ...bars]);
 }
 
 function showFaces(container, result) {

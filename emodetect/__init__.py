@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from emodetect.labels import EMOTIONS  # noqa: E402  (the one label list; a tiny module)
 

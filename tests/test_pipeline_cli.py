@@ -1,4 +1,4 @@
-"""`emodetect detect` end to end: table, --json, --csv, --save-dir; bad files reported and skipped."""
+"""`emodetect detect` end to end: table, --json, --csv, --out; bad files reported and skipped."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def folder(tmp_path: Path) -> Path:
 
 def test_bad_files_are_reported_and_skipped_and_the_rest_kept(folder, tmp_path):
     result = CliRunner().invoke(app, ["detect", str(folder), "--csv", str(tmp_path / "faces.csv"),
-                                      "--save-dir", str(tmp_path / "out")])
+                                      "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     for name, reason in [("notes.jpg", "not an image"), ("empty.png", "empty file"),
                          ("cut.jpg", "truncated"), ("huge.png", "too many pixels")]:

@@ -82,7 +82,7 @@ def detect(
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     json_out: bool = typer.Option(False, "--json", help="print JSON lines (one object per file, as it is done) instead of a table"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per face to this CSV file"),
-    save_dir: Optional[Path] = typer.Option(None, help="save annotated copies of the images here"),
+    save_dir: Optional[Path] = typer.Option(None, "--out", "--save-dir", help="folder for annotated copies of the images (same sub-folders)"),
     blur: bool = typer.Option(False, help="blur the faces in the annotated copies"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),

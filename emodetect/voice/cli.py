@@ -17,7 +17,7 @@ def voice(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per file (or per window)"),
     timeline: bool = typer.Option(False, help="with --csv: one row per window instead of per file"),
     plot_dir: Optional[Path] = typer.Option(
-        None, help="folder for emotion-over-time PNGs (default: next to --csv) of multi-window files"),
+        None, "--out", "--plot-dir", help="folder for emotion-over-time PNGs (default: next to --csv) of multi-window files"),
     window: Optional[float] = typer.Option(None, help="window length in seconds (default: the model's)"),
     hop: Optional[float] = typer.Option(None, help="hop between windows in seconds (default: half a window)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per file instead of a table"),

@@ -45,7 +45,7 @@ def main() -> None:
     from emodetect.runtime import bundled_models
     from emodetect.vision.detectors import create_detector
     from emodetect.vision.pipeline import EmotionDetector
-    from emodetect.vision.video import FrameAnalyser
+    from emodetect.vision.track import FrameAnalyser
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=60)

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from emodetect.cli import app
 from emodetect.vision.detectors import Detection
 from emodetect.vision.pipeline import EmotionDetector
-from emodetect.vision.video import FaceTracker, VideoError, analyse_video, run_webcam
+from emodetect.vision.track import FaceTracker
+from emodetect.vision.video import VideoError, analyse_video
+from emodetect.vision.webcam import run_webcam
 
 SAMPLES = Path(__file__).resolve().parent.parent / "emodetect" / "assets" / "samples"
 FRAMES, FPS = 12, 10
@@ -80,7 +82,7 @@ def test_video_gives_a_row_per_sampled_frame_and_face_with_stable_ids(detector, 
 def test_detect_every_n_frames_reads_emotions_every_frame_at_the_last_boxes(detector, clip):
     import cv2
 
-    from emodetect.vision.video import FrameAnalyser
+    from emodetect.vision.track import FrameAnalyser
 
     calls = []
     face_detector = detector.face_detector

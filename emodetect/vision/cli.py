@@ -180,7 +180,8 @@ def webcam(
     detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
 ) -> None:
     """Live emotions from a camera in an OpenCV window (q or Esc quits); --no-window runs headless."""
-    from emodetect.vision.video import VideoError, run_webcam
+    from emodetect.vision.video import VideoError
+    from emodetect.vision.webcam import run_webcam
 
     setup_logging(False)
     emotion_detector = _emotion_detector(model or _live_model(), detector, threads, detect_size, detect_threads)

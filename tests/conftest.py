@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +50,40 @@ def write_fer_csv(path: Path, splits: dict[str, int], seed: int = 0, extra_lines
 @pytest.fixture
 def fer_csv(tmp_path: Path) -> Path:
     return write_fer_csv(tmp_path / "fer.csv", {"Training": 700, "PublicTest": 140, "PrivateTest": 140})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(*flags: str) -> Iterator[str]:
+    """`emodetect serve` as a user starts it, on a free port; yields its URL once /readyz says ready."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("emodetect")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "emodetect"]
+    proc = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", "1", *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"emodetect serve did not become ready: {proc.stdout.read().decode(errors='replace')}")
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

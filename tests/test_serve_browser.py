@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from importlib import resources
@@ -20,6 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from conftest import live_server
+
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLES = Path(str(resources.files("emodetect.assets"))) / "samples"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -27,12 +26,6 @@ EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_y4m(photo: Path, out: Path, size: tuple[int, int] = (640, 480), frames: int = 10) -> Path:
@@ -47,30 +40,8 @@ def write_y4m(photo: Path, out: Path, size: tuple[int, int] = (640, 480), frames
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    exe = Path(sys.executable).with_name("emodetect")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "emodetect"]
-    proc = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"emodetect serve did not become ready: {proc.stdout.read().decode(errors='replace')}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with live_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

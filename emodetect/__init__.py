@@ -25,6 +25,8 @@ _LAZY = {
     "VoiceResult": ("emodetect.voice.pipeline", "VoiceResult"),
     "TextEmotion": ("emodetect.text.pipeline", "TextEmotion"),
     "TextResult": ("emodetect.text.pipeline", "TextResult"),
+    "analyse_video": ("emodetect.multimodal", "analyse_video"),
+    "VideoAnalysis": ("emodetect.multimodal", "VideoAnalysis"),
 }
 
 

@@ -24,14 +24,14 @@ class ResultReaders:
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def to_rows(self, **options: Any) -> list[dict[str, Any]]:
+    def to_rows(self, *args: Any, **options: Any) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
-    def to_df(self, **options: Any):  # -> pandas.DataFrame; pandas is imported only here
-        """The rows of `to_rows()` as a pandas DataFrame (pandas must be installed)."""
+    def to_df(self, *args: Any, **options: Any):  # -> pandas.DataFrame; pandas is imported only here
+        """The rows of `to_rows(...)` as a pandas DataFrame (pandas must be installed)."""
         import pandas as pd
 
-        return pd.DataFrame(self.to_rows(**options))
+        return pd.DataFrame(self.to_rows(*args, **options))

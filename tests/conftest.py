@@ -87,3 +87,14 @@ def live_server(*flags: str) -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def speech_like(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
+    """Voiced, syllable-paced harmonics: a recording the voice pipeline does not call silent."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
+    return (0.2 * voice * syllables + 0.005 * rng.standard_normal(len(t))).astype(np.float32)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import live_server
+from conftest import live_server, speech_like
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -53,17 +53,6 @@ def command_lines() -> list[str]:
     return lines
 
 
-def _speech_like(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
-    """Voiced, syllable-paced harmonics: a recording the voice pipeline does not call silent."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
-    syllables = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
-    return (0.2 * voice * syllables + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     import cv2
@@ -87,10 +76,11 @@ def workspace(tmp_path_factory) -> Path:
     writer.release()
     for name, fmt in (("call.wav", "WAV"), ("a.wav", "WAV"), ("clip.wav", "WAV"), ("b.flac", "FLAC"),
                       ("c.ogg", "OGG")):
-        sf.write(root / name, _speech_like(8.0 if name == "call.wav" else 2.5), 16_000, format=fmt)
+        sf.write(root / name, speech_like(8.0 if name == "call.wav" else 2.5), 16_000, format=fmt)
     (root / "reviews.csv").write_text("id,text\n1,Thank you so much!\n2,This is the worst service ever\n"
                                       "3,I can't believe they cancelled it.\n")
     (root / "comments.txt").write_text("I love this\nwhy would anyone do that\n")
+    (root / "talk.srt").write_text("1\n00:00:00,000 --> 00:00:01,500\nWhat a lovely surprise!\n")
     return root
 
 
@@ -135,7 +125,7 @@ def test_every_readme_python_block_runs(workspace, monkeypatch):
     assert len(blocks) >= 4
     for line, code in blocks:
         # `samples` in the voice example is the user's own array of audio frames.
-        namespace = {"samples": _speech_like(3.0, 44_100)}
+        namespace = {"samples": speech_like(3.0, 44_100)}
         try:
             exec(compile(code, f"README.md:{line}", "exec"), namespace)
         except Exception as err:  # noqa: BLE001  (any failure of an example is the finding)

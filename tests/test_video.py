@@ -133,7 +133,8 @@ def test_video_cli_writes_every_output(clip, tmp_path):
     assert result.exit_code == 0, result.output
     assert "face #0" in result.stdout and "4 of" in result.stdout
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["clip_annotated.mp4", "clip_emotions.csv", "clip_emotions.png", "clip_summary.json"]
+    assert names == ["clip_annotated.mp4", "clip_emotions.csv", "clip_emotions.png", "clip_segments.csv",
+                     "clip_summary.json", "clip_timeline.png"]
     assert sorted({int(r["frame"]) for r in _read_csv(tmp_path / "clip_emotions.csv")}) == [0, 3, 6, 9]
 
 

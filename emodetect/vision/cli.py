@@ -139,30 +139,40 @@ def detect(
 def video(
     file: Path = typer.Argument(..., help="video file"),
     out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),
-    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
+    subtitles: Optional[Path] = typer.Option(None, help="SubRip (.srt) or WebVTT (.vtt) file: the text model reads each cue"),
+    voice: bool = typer.Option(True, "--voice/--no-voice", help="read the sound track with the voice model"),
+    captions: bool = typer.Option(False, help="draw the fused label of the moment in a band under the video"),
+    segment: float = typer.Option(3.0, min=0.5, help="seconds per fused segment when there are no subtitles"),
+    model: Optional[str] = typer.Option(None, help="face model: ONNX file or bundled model name"),
+    voice_model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
+    text_model: Optional[str] = typer.Option(None, help="bundled text model (goemotions, dair-emotion) or .onnx"),
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
     smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
     blur: bool = typer.Option(False, help="blur the faces in the annotated video"),
-    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="write <name>_annotated.mp4"),
+    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="write <name>_annotated.mp4 (H.264, with the sound)"),
     max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
     detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
     detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
     detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
 ) -> None:
-    """Track faces through a video: per-frame CSV, emotion-over-time PNG, summary, annotated video."""
-    from emodetect.vision.video import VideoError, analyse_video
+    """Faces, voice and subtitles of a video on one timeline: per-frame and per-segment CSVs,
+    stacked plot, summary, annotated H.264 video with its sound."""
+    from emodetect.errors import InputError
+    from emodetect.multimodal import analyse_video
 
     setup_logging(False)
     emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
     try:
-        summary = analyse_video(emotion_detector, file, out, every=every, smoothing=smoothing, blur=blur,
-                                save_video=save_video, max_frames=max_frames, progress=sys.stderr.isatty(),
-                                detect_every=detect_every)
-    except VideoError as err:
-        fail(str(err), 1)
-    typer.echo(summary.to_text())
+        analysis = analyse_video(file, subtitles, out, voice_model=voice_model, text_model=text_model, voice=voice,
+                                 every=every, smoothing=smoothing, segment_s=segment, blur=blur,
+                                 save_video=save_video, captions=captions, max_frames=max_frames,
+                                 progress=sys.stderr.isatty(), detect_every=detect_every, threads=threads,
+                                 emotion_detector=emotion_detector)
+    except (InputError, KeyError) as err:
+        fail(str(err.args[0] if isinstance(err, KeyError) else err), 1)
+    typer.echo(analysis.to_text())
 
 
 def webcam(

@@ -88,9 +88,13 @@ class VideoSummary:
     faces: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    # Every analysed frame's (index, time, faces), kept in memory for the other streams and the
+    # annotated video; not written to the summary (the per-frame CSV has it).
+    frame_faces: list[tuple[int, float, list[Any]]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "frame_faces"}
 
     def to_text(self) -> str:
         lines = [f"{self.source}: {self.frames_analysed} of {self.frames_read} frames analysed "
@@ -100,6 +104,8 @@ class VideoSummary:
             mix = ", ".join(f"{k} {v:.0%}" for k, v in top)
             lines.append(f"  face #{face['id']}: {face['first_s']:.1f}-{face['last_s']:.1f} s, "
                          f"{face['frames']} frames, mostly {face['dominant']} ({mix})")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
         for name, path in self.outputs.items():
             lines.append(f"  {name}: {path}")
         return "\n".join(lines)
@@ -111,9 +117,13 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     """Track faces through a video file and write the per-frame CSV, plot, summary and video.
 
     Outputs go to `out_dir` (default: next to the video): <stem>_emotions.csv, <stem>_emotions.png,
-    <stem>_summary.json and, when `save_video`, <stem>_annotated.mp4 (faces blurred if `blur`).
+    <stem>_summary.json and, when `save_video`, <stem>_annotated.mp4 (H.264 with the original
+    sound, faces blurred if `blur`). `emodetect.multimodal.analyse_video` adds the voice and the
+    words to the same timeline.
     """
     import cv2
+
+    from emodetect.media import VideoWriter
 
     if every < 1:
         raise ValueError(f"every must be >= 1, not {every}")
@@ -130,6 +140,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     labels = list(detector.labels)
     writer = None
     series: list[tuple[float, int, np.ndarray]] = []
+    frame_faces: list[tuple[int, float, list[Any]]] = []
     analysed = 0
     counter = {"read": 0}  # frames taken from the video, analysed or skipped
     started = time.perf_counter()
@@ -148,17 +159,16 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
                     rows.writerow([index, f"{t:.3f}", face.id, b.x, b.y, b.width, b.height, f"{face.score:.3f}",
                                    face.label, f"{face.confidence:.4f}", *[f"{p:.4f}" for p in probs]])
                     series.append((t, face.id, np.array(probs)))
+                frame_faces.append((index, t, result.faces))
                 if save_video:
                     if writer is None:
-                        writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                 fps / every, (rgb.shape[1], rgb.shape[0]))
-                    writer.write(cv2.cvtColor(result.plot(blur=blur), cv2.COLOR_RGB2BGR))
+                        writer = VideoWriter(video_path, rgb.shape[1], rgb.shape[0], fps / every, audio_from=source)
+                    writer.write(result.plot(blur=blur))
                 bar.update(1)
     finally:
         bar.close()
         capture.release()
-        if writer is not None:
-            writer.release()
+    notes = writer.close() if writer is not None else []
     if analysed == 0:
         csv_path.unlink(missing_ok=True)
         raise VideoError(f"{source}: no frame could be read")
@@ -170,7 +180,8 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     outputs["summary"] = str(summary_path)
     summary = VideoSummary(str(source), frames_read=counter["read"], frames_analysed=analysed, fps=fps,
                            duration_s=round(counter["read"] / fps, 3), faces=_track_summaries(analyser.tracker, labels),
-                           outputs=outputs, seconds=round(time.perf_counter() - started, 3))
+                           outputs=outputs, seconds=round(time.perf_counter() - started, 3), notes=notes,
+                           frame_faces=frame_faces)
     summary_path.write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
     return summary
 

@@ -1,0 +1,443 @@
+"""One timeline for a video: the faces on screen, the voice on its sound track, the words of its
+subtitles, and a fused estimate per time segment.
+
+How the fusion works (a heuristic; no paired audio-visual data here can validate it):
+- Every stream is put on the shared labels (angry, disgust, fear, happy, sad, surprise, neutral):
+  the face model has them; the voice model's `calm` and `boredom` count as neutral; a text model's
+  labels go through their groups (GoEmotions -> the face model's 7) or the label synonyms.
+- Segments are the subtitle cues when there are subtitles, else fixed windows (`segment_s`).
+- Per segment, the face estimate is the mean over its analysed frames of the largest face on
+  screen (the person the camera is on); the voice estimate is the mean of the voiced windows that
+  overlap it, weighted by the overlap; the text estimate is the cue's.
+- The fused estimate is the weighted mean of the streams present (weights default to 1 each),
+  renormalised; `agreement` is the share of those streams whose top label is the fused one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emodetect.errors import InputError
+from emodetect.labels import EMOTIONS, SYNONYMS, VOICE_ONLY
+from emodetect.results import ResultReaders, rounded
+
+STREAMS = ("face", "voice", "text")
+
+
+class SubtitleError(InputError):
+    """A subtitle file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_s: float
+    end_s: float
+    text: str
+
+
+def read_subtitles(path: str | Path) -> list[Cue]:
+    """Cues of a SubRip (.srt) or WebVTT (.vtt) file, in time order."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubtitleError(f"{path}: no such subtitle file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SubtitleError(f"{path}: not UTF-8 text ({err})") from err
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".vtt" or text.lstrip().startswith("WEBVTT"):
+            import webvtt
+
+            # Parsed from the stamps: webvtt-py 0.6's start_in_seconds drops the milliseconds.
+            cues = [Cue(_vtt_seconds(c.start), _vtt_seconds(c.end), c.text) for c in webvtt.from_string(text)]
+        elif suffix == ".srt":
+            import srt
+
+            cues = [Cue(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(text)]
+        else:
+            raise SubtitleError(f"{path}: not a subtitle file this reads (.srt SubRip or .vtt WebVTT)")
+    except SubtitleError:
+        raise
+    except Exception as err:  # srt and webvtt raise their own types on malformed files
+        raise SubtitleError(f"{path}: malformed subtitles ({type(err).__name__}: {err})") from err
+    cues = [Cue(c.start_s, c.end_s, " ".join(c.text.split())) for c in cues if c.text.strip()]
+    return sorted(cues, key=lambda c: (c.start_s, c.end_s))
+
+
+def _vtt_seconds(stamp: str) -> float:
+    """'01:02:03.450' or '02:03.450' in seconds."""
+    seconds = 0.0
+    for part in stamp.strip().split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def to_shared(probabilities: dict[str, float] | None) -> np.ndarray | None:
+    """A distribution over EMOTIONS from any model's labels (calm and boredom count as neutral;
+    labels with no shared meaning are left out); None when nothing maps."""
+    if not probabilities:
+        return None
+    out = np.zeros(len(EMOTIONS))
+    for label, p in probabilities.items():
+        key = label.strip().lower()
+        shared = "neutral" if key in VOICE_ONLY else SYNONYMS.get(key)
+        if shared is not None:
+            out[EMOTIONS.index(shared)] += float(p)
+    total = out.sum()
+    return out / total if total > 0 else None
+
+
+@dataclass
+class Segment:
+    """One stretch of the timeline: each stream's estimate on the shared labels, and the fused one."""
+
+    start_s: float
+    end_s: float
+    text: str | None = None  # the cue's words, when segments are subtitle cues
+    streams: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> distribution
+    fused: np.ndarray | None = None
+    agreement: float | None = None
+
+    @property
+    def label(self) -> str | None:
+        return EMOTIONS[int(self.fused.argmax())] if self.fused is not None else None
+
+    @property
+    def confidence(self) -> float:
+        return float(self.fused.max()) if self.fused is not None else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "text": self.text}
+        for name in STREAMS:
+            probs = self.streams.get(name)
+            out[name] = None if probs is None else {
+                "label": EMOTIONS[int(probs.argmax())], "confidence": round(float(probs.max()), 4),
+                "probabilities": rounded(dict(zip(EMOTIONS, probs)))}
+        out.update(label=self.label, confidence=round(self.confidence, 4),
+                   probabilities=None if self.fused is None else rounded(dict(zip(EMOTIONS, self.fused))),
+                   agreement=None if self.agreement is None else round(self.agreement, 3))
+        return out
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "text": self.text or ""}
+        for name in STREAMS:
+            probs = self.streams.get(name)
+            row[f"{name}_label"] = "" if probs is None else EMOTIONS[int(probs.argmax())]
+            row[f"{name}_confidence"] = "" if probs is None else round(float(probs.max()), 4)
+        row.update(label=self.label or "", confidence=round(self.confidence, 4) if self.label else "",
+                   agreement="" if self.agreement is None else round(self.agreement, 3),
+                   streams="+".join(n for n in STREAMS if n in self.streams))
+        row.update({f"p_{k}": ("" if self.fused is None else round(float(v), 4))
+                    for k, v in zip(EMOTIONS, self.fused if self.fused is not None else np.zeros(len(EMOTIONS)))})
+        return row
+
+
+def fuse(streams: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> tuple[np.ndarray | None, float | None]:
+    """The weighted mean of the streams present, and the share of them that agree with it."""
+    present = {k: v for k, v in streams.items() if v is not None}
+    if not present:
+        return None, None
+    weights = weights or {}
+    total = sum(weights.get(k, 1.0) for k in present)
+    if total <= 0:
+        return None, None
+    fused = sum(weights.get(k, 1.0) * v for k, v in present.items()) / total
+    top = int(fused.argmax())
+    agreement = sum(int(v.argmax()) == top for v in present.values()) / len(present)
+    return fused, agreement
+
+
+def _face_estimate(frame_faces: list[tuple[int, float, list[Any]]], start: float, end: float) -> np.ndarray | None:
+    """Mean over the segment's frames of the largest face's probabilities."""
+    picked = []
+    for _, t, faces in frame_faces:
+        if start <= t < end and faces:
+            largest = max(faces, key=lambda f: f.box.width * f.box.height)
+            picked.append(to_shared(largest.probabilities))
+    picked = [p for p in picked if p is not None]
+    return np.mean(picked, axis=0) if picked else None
+
+
+def _voice_estimate(windows: list[Any], start: float, end: float) -> np.ndarray | None:
+    total, weight = np.zeros(len(EMOTIONS)), 0.0
+    for w in windows:
+        overlap = min(end, w.end_s) - max(start, w.start_s)
+        probs = None if w.silent else to_shared(w.probabilities)
+        if overlap > 0 and probs is not None:
+            total += overlap * probs
+            weight += overlap
+    return total / weight if weight > 0 else None
+
+
+def _text_estimate(result: Any) -> np.ndarray | None:
+    if result is None or result.label is None:
+        return None
+    return to_shared(result.group_probabilities) if result.group_probabilities else to_shared(result.probabilities)
+
+
+def build_segments(duration_s: float, frame_faces: list[tuple[int, float, list[Any]]], voice_windows: list[Any],
+                   cues: list[tuple[Cue, Any]], segment_s: float = 3.0,
+                   weights: dict[str, float] | None = None) -> list[Segment]:
+    """Segments (the cues, else fixed windows) with every stream's estimate and the fused one."""
+    if cues:
+        spans = [(c.start_s, c.end_s, c.text, r) for c, r in cues]
+    else:
+        edges = np.arange(0.0, max(duration_s, 1e-6), segment_s)
+        spans = [(float(a), float(min(a + segment_s, duration_s)), None, None) for a in edges]
+    segments = []
+    for start, end, text, text_result in spans:
+        streams = {"face": _face_estimate(frame_faces, start, end), "voice": _voice_estimate(voice_windows, start, end),
+                   "text": _text_estimate(text_result)}
+        streams = {k: v for k, v in streams.items() if v is not None}
+        fused, agreement = fuse(streams, weights)
+        segments.append(Segment(start, end, text, streams, fused, agreement))
+    return segments
+
+
+@dataclass
+class VideoAnalysis(ResultReaders):
+    """Faces, voice and words of one video on one timeline: `segments` hold the fused estimates."""
+
+    source: str
+    faces: Any  # vision.video.VideoSummary: tracks, per-frame faces, outputs
+    voice: Any | None  # voice.pipeline.VoiceResult of the sound track, or None
+    cues: list[tuple[Cue, Any]]  # each subtitle cue with its text.pipeline.TextResult
+    segments: list[Segment]
+    notes: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+
+    @property
+    def label(self) -> str | None:
+        """The fused label that holds the most time."""
+        spans: dict[str, float] = {}
+        for s in self.segments:
+            if s.label:
+                spans[s.label] = spans.get(s.label, 0.0) + (s.end_s - s.start_s)
+        return max(spans, key=spans.get) if spans else None
+
+    def to_dict(self) -> dict[str, Any]:
+        voice = None if self.voice is None else {
+            "model": self.voice.model, "label": self.voice.label, "confidence": round(self.voice.confidence, 4),
+            "windows": len(self.voice.windows), "voiced_windows": len(self.voice.voiced), "notes": self.voice.notes}
+        text = {"cues": len(self.cues), "labelled": sum(r.label is not None for _, r in self.cues),
+                "model": self.cues[0][1].model if self.cues else None}
+        agreements = [s.agreement for s in self.segments if s.agreement is not None]
+        return {"source": self.source, "faces": self.faces.to_dict(), "voice": voice, "text": text,
+                "fused": {"label": self.label, "segments": len(self.segments),
+                          "mean_agreement": round(float(np.mean(agreements)), 3) if agreements else None},
+                "segments": [s.to_dict() for s in self.segments], "notes": self.notes, "outputs": self.outputs}
+
+    def to_rows(self, stream: str = "segments") -> list[dict[str, Any]]:
+        """Flat rows of one stream: "segments" (fused, with every stream beside it), "faces" (per
+        analysed frame and face), "voice" (per window) or "text" (per cue)."""
+        if stream == "segments":
+            return [s.to_row() for s in self.segments]
+        if stream == "faces":
+            return [{"frame": i, "time_s": round(t, 3), "face_id": f.id, "label": f.label,
+                     "confidence": round(f.confidence, 4), **rounded(f.probabilities)}
+                    for i, t, faces in self.faces.frame_faces for f in faces]
+        if stream == "voice":
+            return self.voice.to_rows(timeline=True) if self.voice is not None else []
+        if stream == "text":
+            return [{"start_s": c.start_s, "end_s": c.end_s, "text": c.text, "label": r.label or "",
+                     "group": r.group or ""} for c, r in self.cues]
+        raise ValueError(f"unknown stream {stream!r}; one of segments, faces, voice, text")
+
+    def plot(self, path: str | Path, title: str = "") -> Path:
+        return plot_streams(self, Path(path), title or Path(self.source).name)
+
+    def to_text(self) -> str:
+        lines = [self.faces.to_text()]
+        if self.voice is not None:
+            lines.append(f"  voice: {self.voice.label or 'no speech'} over {len(self.voice.voiced)} voiced "
+                         f"window(s) of {len(self.voice.windows)}")
+        if self.cues:
+            lines.append(f"  text: {len(self.cues)} subtitle cue(s)")
+        agreed = [s.agreement for s in self.segments if s.agreement is not None]
+        lines.append(f"  fused: mostly {self.label or '-'} over {len(self.segments)} segment(s)"
+                     + (f", streams agree {np.mean(agreed):.0%} on average" if agreed else ""))
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  {name}: {path}" for name, path in self.outputs.items() if name not in self.faces.outputs]
+        return "\n".join(lines)
+
+
+def plot_streams(analysis: VideoAnalysis, path: Path, title: str = "", max_faces: int = 3) -> Path:
+    """Faces by track, voice, text and fused, stacked over one time axis, as a PNG."""
+    from matplotlib.figure import Figure
+
+    from emodetect.vision.draw import COLOURS
+
+    panels: list[tuple[str, list[tuple[float, float, np.ndarray]]]] = []  # name, (start, end, probs)
+    tracks: dict[int, list[tuple[float, float, np.ndarray]]] = {}
+    step = _frame_step(analysis.faces.frame_faces)
+    for _, t, faces in analysis.faces.frame_faces:
+        for f in faces:
+            probs = to_shared(f.probabilities)
+            if probs is not None:
+                tracks.setdefault(f.id, []).append((t, t + step, probs))
+    longest = max((len(v) for v in tracks.values()), default=0)
+    kept = [i for i in sorted(tracks, key=lambda i: -len(tracks[i])) if len(tracks[i]) >= max(2, longest // 10)]
+    for face_id in kept[:max_faces]:
+        panels.append((f"face #{face_id}", tracks[face_id]))
+    if analysis.voice is not None:
+        # Windows overlap (3 s every 1.5 s): each is drawn over the hop around its centre.
+        starts = [w.start_s for w in analysis.voice.windows]
+        hop = float(np.median(np.diff(starts))) if len(starts) > 1 else analysis.voice.duration_s
+        spans, last_end = [], -np.inf
+        for w in sorted(analysis.voice.windows, key=lambda w: w.start_s):
+            centre = (w.start_s + w.end_s) / 2
+            start, stop = max(centre - hop / 2, last_end), centre + hop / 2
+            probs = None if w.silent else to_shared(w.probabilities)
+            if probs is not None and stop > start:
+                spans.append((start, stop, probs))
+                last_end = stop
+        panels.append(("voice", spans))
+    if analysis.cues:
+        panels.append(("text", [(c.start_s, c.end_s, p) for c, r in analysis.cues if (p := _text_estimate(r)) is not None]))
+    panels.append(("fused", [(s.start_s, s.end_s, s.fused) for s in analysis.segments if s.fused is not None]))
+    fig = Figure(figsize=(10, 1.6 * len(panels) + 0.8), dpi=100)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    end = max([analysis.faces.duration_s] + [e for _, spans in panels for _, e, _ in spans])
+    for ax, (name, spans) in zip(axes, panels):
+        for k, label in enumerate(EMOTIONS):
+            colour = np.array(COLOURS.get(label, (0, 0, 0))) / 255.0
+            xs, ys, last_end = [], [], None
+            for start, stop, p in spans:
+                if last_end is not None and start > last_end + 1e-3:  # a gap: no line across it
+                    xs.append(np.nan)
+                    ys.append(np.nan)
+                xs += [start, stop]
+                ys += [p[k], p[k]]
+                last_end = stop
+            ax.plot(xs, ys, color=colour, linewidth=1.4, label=label)
+        ax.set_ylim(0, 1)
+        ax.set_xlim(0, end)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        ax.grid(alpha=0.3)
+        if not spans:
+            ax.text(0.5, 0.5, "nothing in this stream", transform=ax.transAxes, ha="center", color="grey")
+    axes[0].legend(ncol=len(EMOTIONS), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.5))
+    axes[-1].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=9, y=0.995)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _frame_step(frame_faces: list[tuple[int, float, list[Any]]]) -> float:
+    times = [t for _, t, _ in frame_faces]
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.04
+
+
+def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_dir: str | Path | None = None,
+                  model: str | None = None, detector: str | None = None, voice_model: str | None = None,
+                  text_model: str | None = None, voice: bool = True, every: int = 1, smoothing: float = 0.5,
+                  segment_s: float = 3.0, weights: dict[str, float] | None = None, blur: bool = False,
+                  save_video: bool = True, captions: bool = False, max_frames: int | None = None,
+                  progress: bool = False, detect_every: int = 1, threads: int = 0,
+                  emotion_detector: Any = None) -> VideoAnalysis:
+    """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
+
+    Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
+    <stem>_segments.csv (per segment: each stream and the fused estimate), <stem>_timeline.png
+    (the streams stacked), <stem>_emotions.png (faces by track), <stem>_summary.json and
+    <stem>_annotated.mp4 (H.264 with the original sound; the fused label in a caption band with
+    `captions`)."""
+    from emodetect.vision.video import analyse_video as analyse_faces
+
+    source = Path(source)
+    out = Path(out_dir) if out_dir else source.parent
+    notes: list[str] = []
+    cues_text = read_subtitles(subtitles) if subtitles is not None else []  # bad subtitles fail first
+    if emotion_detector is None:
+        from emodetect.vision.detectors import create_detector
+        from emodetect.vision.pipeline import EmotionDetector
+
+        emotion_detector = EmotionDetector(model, create_detector(detector), threads)
+    started = time.perf_counter()
+    faces = analyse_faces(emotion_detector, source, out, every=every, smoothing=smoothing, blur=blur,
+                          save_video=save_video and not captions, max_frames=max_frames, progress=progress,
+                          detect_every=detect_every)
+    duration = faces.frames_read / faces.fps if faces.fps else faces.duration_s
+    voice_result = None
+    if voice:
+        from emodetect.media import read_sound_track
+        from emodetect.voice.pipeline import VoiceEmotion
+
+        track = read_sound_track(source, max_seconds=duration + 1.0)
+        notes += track.notes
+        if track.samples is not None:
+            voice_result = VoiceEmotion(voice_model, threads=threads).predict(track.samples[:int(duration * track.sample_rate) + 1],
+                                                                             sample_rate=track.sample_rate)
+            voice_result.source = str(source)
+            notes += [f"voice: {n}" for n in voice_result.notes]
+    cues: list[tuple[Cue, Any]] = []
+    if cues_text:
+        from emodetect.text.pipeline import TextEmotion
+
+        kept = [c for c in cues_text if c.start_s < duration]
+        if len(kept) < len(cues_text):
+            notes.append(f"{len(cues_text) - len(kept)} subtitle cue(s) start after the analysed video and are left out")
+        results = TextEmotion(text_model, threads=threads).predict([c.text for c in kept]) if kept else []
+        cues = list(zip(kept, results))
+    segments = build_segments(duration, faces.frame_faces, voice_result.windows if voice_result else [], cues,
+                              segment_s, weights)
+    analysis = VideoAnalysis(str(source), faces, voice_result, cues, segments, notes, dict(faces.outputs),
+                             model=emotion_detector.model_name)
+    stem = source.stem
+    seg_path, plot_path = out / f"{stem}_segments.csv", out / f"{stem}_timeline.png"
+    rows = analysis.to_rows()
+    with open(seg_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["start_s", "end_s"])
+        writer.writeheader()
+        writer.writerows(rows)
+    analysis.outputs["segments"] = str(seg_path)
+    analysis.outputs["timeline"] = str(analysis.plot(plot_path))
+    if save_video and captions:
+        analysis.outputs["video"] = str(write_annotated(source, faces, segments, out / f"{stem}_annotated.mp4",
+                                                        every, max_frames, blur, notes))
+    faces.seconds = round(time.perf_counter() - started, 3)
+    Path(analysis.outputs["summary"]).write_text(json.dumps(analysis.to_dict(), indent=1) + "\n")
+    return analysis
+
+
+def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Path, every: int,
+                    max_frames: int | None, blur: bool, notes: list[str]) -> Path:
+    """The annotated video again, with the fused label of the moment in a caption band."""
+    import cv2
+
+    from emodetect.media import VideoWriter
+    from emodetect.vision.draw import COLOURS, draw_faces
+    from emodetect.vision.video import frames, open_capture
+
+    by_index = {i: f for i, _, f in faces.frame_faces}
+    capture = open_capture(str(source))
+    writer = None
+    try:
+        for index, t, bgr in frames(capture, every, max_frames):
+            rgb = draw_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), by_index.get(index, []), blur=blur)
+            segment = next((s for s in segments if s.start_s <= t < s.end_s and s.label), None)
+            if segment is not None:
+                band = max(24, rgb.shape[0] // 12)
+                rgb[-band:] = (rgb[-band:] * 0.35).astype(np.uint8)
+                text = f"{segment.label} {segment.confidence:.0%}  ({'+'.join(segment.streams)})"
+                cv2.putText(rgb, text, (10, rgb.shape[0] - band // 3), cv2.FONT_HERSHEY_SIMPLEX, band / 40,
+                            COLOURS.get(segment.label, (255, 255, 255)), max(1, band // 20), cv2.LINE_AA)
+            if writer is None:
+                writer = VideoWriter(path, rgb.shape[1], rgb.shape[0], faces.fps / every, audio_from=source)
+            writer.write(rgb)
+    finally:
+        capture.release()
+    if writer is not None:
+        notes += writer.close()
+    return path

@@ -188,6 +188,9 @@ def serve(
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="largest image accepted, in pixels (decompression bombs)"),
     max_audio_seconds: float = typer.Option(600.0, help="longest recording accepted by /v1/voice, in seconds "
                                                         "(413 above; checked on the header before decoding)"),
+    max_video_mb: float = typer.Option(50.0, help="largest video accepted by /v1/video, in MB (413 above)"),
+    max_video_seconds: float = typer.Option(120.0, help="longest video accepted by /v1/video, in seconds "
+                                                        "(413 above; read from the container header first)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
     allowed_host: Optional[list[str]] = typer.Option(
         None, help="a Host name this server answers to (repeat for several); default on a loopback "
@@ -212,6 +215,7 @@ def serve(
                              workers=workers or default_workers(),
                              max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                              max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,
+                             max_video_bytes=int(max_video_mb * 1024 * 1024), max_video_seconds=max_video_seconds,
                              allowed_hosts=_allowed_hosts(host, allowed_host))
     except ValueError as err:
         fail(str(err))

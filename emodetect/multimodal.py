@@ -101,7 +101,7 @@ class Segment:
 
     start_s: float
     end_s: float
-    text: str | None = None  # the cue's words, when segments are subtitle cues
+    words: str | None = None  # the cue's words, when segments are subtitle cues
     streams: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> distribution
     fused: np.ndarray | None = None
     agreement: float | None = None
@@ -115,7 +115,7 @@ class Segment:
         return float(self.fused.max()) if self.fused is not None else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "text": self.text}
+        out: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "words": self.words}
         for name in STREAMS:
             probs = self.streams.get(name)
             out[name] = None if probs is None else {
@@ -127,7 +127,7 @@ class Segment:
         return out
 
     def to_row(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "text": self.text or ""}
+        row: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "words": self.words or ""}
         for name in STREAMS:
             probs = self.streams.get(name)
             row[f"{name}_label"] = "" if probs is None else EMOTIONS[int(probs.argmax())]
@@ -345,14 +345,15 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
                   segment_s: float = 3.0, weights: dict[str, float] | None = None, blur: bool = False,
                   save_video: bool = True, captions: bool = False, max_frames: int | None = None,
                   progress: bool = False, detect_every: int = 1, threads: int = 0,
-                  emotion_detector: Any = None) -> VideoAnalysis:
+                  emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None) -> VideoAnalysis:
     """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
 
     Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
     <stem>_segments.csv (per segment: each stream and the fused estimate), <stem>_timeline.png
     (the streams stacked), <stem>_emotions.png (faces by track), <stem>_summary.json and
     <stem>_annotated.mp4 (H.264 with the original sound; the fused label in a caption band with
-    `captions`)."""
+    `captions`). `emotion_detector`, `voice_engine` and `text_reader` take models already loaded
+    (an EmotionDetector, VoiceEmotion, TextEmotion) instead of the names."""
     from emodetect.vision.video import analyse_video as analyse_faces
 
     source = Path(source)
@@ -377,10 +378,15 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
         track = read_sound_track(source, max_seconds=duration + 1.0)
         notes += track.notes
         if track.samples is not None:
-            voice_result = VoiceEmotion(voice_model, threads=threads).predict(track.samples[:int(duration * track.sample_rate) + 1],
-                                                                             sample_rate=track.sample_rate)
-            voice_result.source = str(source)
-            notes += [f"voice: {n}" for n in voice_result.notes]
+            engine = voice_engine or VoiceEmotion(voice_model, threads=threads)
+            try:
+                voice_result = engine.predict(track.samples[:int(duration * track.sample_rate) + 1],
+                                              sample_rate=track.sample_rate)
+            except InputError as err:  # e.g. a sound track of NaNs: the faces still count
+                notes.append(f"voice: the sound track cannot be read ({err})")
+            else:
+                voice_result.source = str(source)
+                notes += [f"voice: {n}" for n in voice_result.notes]
     cues: list[tuple[Cue, Any]] = []
     if cues_text:
         from emodetect.text.pipeline import TextEmotion
@@ -388,7 +394,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
         kept = [c for c in cues_text if c.start_s < duration]
         if len(kept) < len(cues_text):
             notes.append(f"{len(cues_text) - len(kept)} subtitle cue(s) start after the analysed video and are left out")
-        results = TextEmotion(text_model, threads=threads).predict([c.text for c in kept]) if kept else []
+        reader = text_reader or TextEmotion(text_model, threads=threads)
+        results = reader.predict([c.text for c in kept]) if kept else []
         cues = list(zip(kept, results))
     segments = build_segments(duration, faces.frame_faces, voice_result.windows if voice_result else [], cues,
                               segment_s, weights)

@@ -95,7 +95,7 @@ def test_video_with_subtitles_writes_every_output_with_three_aligned_streams(cli
         assert (tmp_path / f"clip_{name}").stat().st_size > 0, name
     rows = _segments(tmp_path / "clip_segments.csv")
     cues = read_subtitles(srt)
-    assert [(float(r["start_s"]), float(r["end_s"]), r["text"]) for r in rows] == \
+    assert [(float(r["start_s"]), float(r["end_s"]), r["words"]) for r in rows] == \
            [(c.start_s, c.end_s, c.text) for c in cues]  # one segment per cue, on the cue's span
     assert all(r["streams"] == "face+voice+text" for r in rows)
     assert rows[0]["text_label"] == "happy"  # "Thank you so much, this made my day!"

@@ -237,3 +237,31 @@ def test_no_photo_or_buttons_before_an_upload_and_none_left_after_a_bad_one(serv
     page.wait_for_selector("#photo-status.error", timeout=10_000)
     assert not page.locator("#photo-result").is_visible()  # the previous photo does not linger
     assert not errors
+
+
+def test_video_tab_plays_the_annotated_clip_with_sound_and_shows_the_timeline(server, browser, tmp_path, shots):
+    from test_multimodal import SRT, write_clip
+
+    clip = write_clip(tmp_path / "talk.mp4")
+    (tmp_path / "talk.srt").write_text(SRT)
+    page, errors = open_page(browser, server)
+    page.click("#tab-video")
+    page.set_input_files("#video-input", str(clip))
+    page.set_input_files("#subtitles-input", str(tmp_path / "talk.srt"))
+    page.click("#video-go")
+    page.wait_for_selector("#video-segments li", timeout=60_000)
+    segments = page.locator("#video-segments li").all_inner_texts()
+    assert len(segments) == 2 and "made my day" in segments[0] and "face" in segments[0] and "voice" in segments[0]
+    # The H.264 clip loads and plays in Chromium, with an audio track of the clip's length.
+    wait_until(page, "document.getElementById('video-player').readyState >= 2", 20)
+    duration = page.evaluate("document.getElementById('video-player').duration")
+    assert abs(duration - 5) < 0.3
+    page.evaluate("(() => { const v = document.getElementById('video-player'); v.muted = true; return v.play(); })()")
+    wait_until(page, "document.getElementById('video-player').currentTime > 0.3", 20)
+    assert page.evaluate("""() => { const v = document.getElementById('video-player');
+        return v.mozHasAudio || Boolean(v.webkitAudioDecodedByteCount) || (v.audioTracks && v.audioTracks.length > 0); }""")
+    assert page.evaluate("document.getElementById('video-timeline').naturalWidth") > 300
+    shot = shots / "video.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
+    assert not errors

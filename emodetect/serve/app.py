@@ -42,13 +42,16 @@ from emodetect.serve.state import ServeConfig, ServeState
 from emodetect.serve.uploads import UploadError
 
 HEALTH_ROUTES = "emodetect.serve.routes_health"
+# Routes over several modalities at once (a video: faces, voice and subtitles).
+SHARED_ROUTES = ("emodetect.serve.routes_video",)
 
 
 def default_route_modules() -> tuple[str, ...]:
-    """Health and the models list, then each modality's router from the modality table."""
+    """Health and the models list, each modality's router from the modality table, then the
+    routes that combine modalities."""
     from emodetect.modalities import modalities
 
-    return (HEALTH_ROUTES, *(m.router for m in modalities() if m.router))
+    return (HEALTH_ROUTES, *(m.router for m in modalities() if m.router), *SHARED_ROUTES)
 
 
 def static_dir() -> Path:

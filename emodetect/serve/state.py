@@ -22,6 +22,9 @@ T = TypeVar("T")
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # 10 minutes: at 48 kHz that is 115 MB of mono float32 per request in flight, checked from the header.
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
+# Videos: 50 MB and 2 minutes (about a minute of analysis here with the default face model).
+DEFAULT_MAX_VIDEO_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_VIDEO_SECONDS = 120.0
 
 
 def default_workers() -> int:
@@ -40,13 +43,16 @@ class ServeConfig:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS  # per image; decoded RGB is 3 bytes a pixel per request in flight
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES  # /v1/video only; other uploads keep max_upload_bytes
+    max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS  # read from the container header first
     # Host header names answered (DNS rebinding); None answers any. `emodetect serve` on a
     # loopback address sets the loopback names.
     allowed_hosts: tuple[str, ...] | None = None
     body_timeout_s: float = 30.0  # an upload must arrive within this; slow clients get 408
 
     def __post_init__(self) -> None:
-        for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s"):
+        for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s",
+                     "max_video_bytes", "max_video_seconds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.threads < 0:

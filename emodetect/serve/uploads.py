@@ -72,6 +72,11 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
 
 def parse_multipart(body: bytes, content_type: str, field: str = FIELD) -> Upload:
     """The part named `field` of a multipart/form-data body, parsed in memory."""
+    return parse_multipart_fields(body, content_type, field)[field]
+
+
+def parse_multipart_fields(body: bytes, content_type: str, field: str = FIELD) -> dict[str, Upload]:
+    """Every complete part of a multipart/form-data body by name; `field` must be among them."""
     from python_multipart.exceptions import MultipartParseError
     from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -119,22 +124,22 @@ def parse_multipart(body: bytes, content_type: str, field: str = FIELD) -> Uploa
     except MultipartParseError as err:
         raise UploadError(400, f"malformed multipart body: {err}") from err
 
-    names = []
+    names, found = [], {}
     for part in parts:
         disposition = part["headers"].get("content-disposition", "")
         _, options = parse_options_header(disposition)
         name = options.get(b"name", b"").decode("utf-8", "replace")
         names.append(name)
-        if name != field:
-            continue
         if not part["complete"]:
-            raise UploadError(400, f"multipart field {field!r} is truncated (no closing boundary)")
+            raise UploadError(400, f"multipart field {name!r} is truncated (no closing boundary)")
         filename = options.get(b"filename")
-        return Upload(part["data"].getvalue(), media_type_of(part["headers"].get("content-type", "")),
-                      filename.decode("utf-8", "replace") if filename is not None else None)
-    found = ", ".join(repr(n) for n in names) or "none"
-    raise UploadError(422, f"multipart upload has no field {field!r} (fields found: {found}); "
-                           f"send the image as {field}=@photo.jpg")
+        found.setdefault(name, Upload(part["data"].getvalue(), media_type_of(part["headers"].get("content-type", "")),
+                                      filename.decode("utf-8", "replace") if filename is not None else None))
+    if field not in found:
+        listed = ", ".join(repr(n) for n in names) or "none"
+        raise UploadError(422, f"multipart upload has no field {field!r} (fields found: {listed}); "
+                               f"send the file as {field}=@...")
+    return found
 
 
 async def read_upload(request: Request, max_bytes: int, kind: str = "image",
@@ -145,12 +150,21 @@ async def read_upload(request: Request, max_bytes: int, kind: str = "image",
     no type at all; any other declared type (JSON, text, a form) is refused with 415 before the
     body is read.
     """
+    return (await read_uploads(request, max_bytes, kind, examples))[FIELD]
+
+
+async def read_uploads(request: Request, max_bytes: int, kind: str = "image",
+                       examples: str = "image/jpeg, image/png, ...") -> dict[str, Upload]:
+    """`read_upload`, with the other fields of a multipart upload beside `file` (a video's
+    subtitles, say); all of them together within `max_bytes`."""
     content_type = request.headers.get("content-type", "")
     media_type = media_type_of(content_type)
+    others: dict[str, Upload] = {}
     if media_type == "multipart/form-data":
         body = await read_body(request, max_bytes + MULTIPART_SLACK)
-        upload = parse_multipart(body, content_type)
-        if len(upload.data) > max_bytes:
+        others = parse_multipart_fields(body, content_type)
+        upload = others.pop(FIELD)
+        if len(upload.data) + sum(len(u.data) for u in others.values()) > max_bytes:
             raise _too_large(max_bytes)
     elif media_type.startswith(f"{kind}/") or media_type in RAW_TYPES:
         upload = Upload(await read_body(request, max_bytes), media_type)
@@ -160,7 +174,7 @@ async def read_upload(request: Request, max_bytes: int, kind: str = "image",
     if not upload.data:
         where = f"multipart field {FIELD!r}" if media_type == "multipart/form-data" else "request body"
         raise UploadError(400, f"empty upload: the {where} holds 0 bytes")
-    return upload
+    return {FIELD: upload, **others}
 
 
 def openapi_upload_body(media_type: str) -> dict:

@@ -98,7 +98,7 @@ function setStatus(node, text, error = false) {
 }
 
 // ---- tabs
-const TABS = ["photo", "live", "text", "voice"];
+const TABS = ["photo", "live", "text", "voice", "video"];
 
 function selectTab(name) {
   for (const tab of TABS) {

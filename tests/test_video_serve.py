@@ -1,0 +1,74 @@
+"""POST /v1/video: the three streams over HTTP; limits checked before decoding; nothing kept."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from emodetect.serve import ServeConfig, create_app  # noqa: E402
+from test_multimodal import SECONDS, SRT, write_clip  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> bytes:
+    return write_clip(tmp_path_factory.mktemp("video_serve") / "clip.mp4").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(ServeConfig(workers=1, max_video_seconds=30, max_video_bytes=3_000_000))) as c:
+        yield c
+
+
+def _leftovers() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("emodetect-video-*")}
+
+
+def test_video_with_subtitles_gives_three_streams_and_media_and_keeps_nothing(client, clip):
+    before = _leftovers()
+    answer = client.post("/v1/video?media=true", files={"file": ("talk.mp4", clip, "video/mp4"),
+                                                         "subtitles": ("talk.srt", SRT.encode(), "text/plain")})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["source"] == "talk.mp4" and body["text"]["cues"] == 2 and body["voice"]["voiced_windows"] >= 1
+    assert [(s["start_s"], s["end_s"]) for s in body["segments"]] == [(0.5, 2.0), (2.5, 4.5)]
+    assert all(s["face"] and s["voice"] and s["text"] for s in body["segments"])
+    assert base64.b64decode(body["timeline_png_base64"]).startswith(b"\x89PNG")
+    mp4 = Path(tempfile.mkdtemp()) / "answer.mp4"
+    mp4.write_bytes(base64.b64decode(body["video_mp4_base64"]))
+    from emodetect.media import probe
+
+    assert {s["codec"] for s in probe(mp4)["streams"]} == {"h264", "aac"}
+    assert _leftovers() == before  # the temporary folder is gone
+
+
+def test_raw_video_body_without_subtitles_uses_fixed_segments(client, clip):
+    answer = client.post("/v1/video?segment=1", content=clip, headers={"content-type": "video/mp4"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["segments"]) == SECONDS and body["video_mp4_base64"] is None
+
+
+def test_limits_and_bad_uploads_are_refused_with_a_reason(clip, tmp_path):
+    with TestClient(create_app(ServeConfig(workers=1, max_video_seconds=2, max_video_bytes=len(clip) + 10))) as c:
+        too_long = c.post("/v1/video", content=clip, headers={"content-type": "video/mp4"})
+        assert too_long.status_code == 413 and "limit is 2 s" in too_long.json()["detail"]
+        too_big = c.post("/v1/video", content=clip + bytes(100), headers={"content-type": "video/mp4"})
+        assert too_big.status_code == 413
+        not_video = c.post("/v1/video", content=b"hello " * 100, headers={"content-type": "video/mp4"})
+        assert not_video.status_code == 415 and "not a video" in not_video.json()["detail"]
+        wav = c.post("/v1/video", content=b"RIFF....WAVEfmt ", headers={"content-type": "text/plain"})
+        assert wav.status_code == 415
+    before = _leftovers()
+    with TestClient(create_app(ServeConfig(workers=1))) as c:
+        bad_subs = c.post("/v1/video", files={"file": ("a.mp4", clip, "video/mp4"),
+                                              "subtitles": ("a.srt", b"1\nnot a time\nhi\n", "text/plain")})
+        assert bad_subs.status_code == 422 and "malformed subtitles" in bad_subs.json()["detail"]
+        assert "emodetect-video-" not in bad_subs.json()["detail"]  # no temporary path leaks out
+    assert _leftovers() == before

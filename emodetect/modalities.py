@@ -56,7 +56,7 @@ BUILTIN: tuple[Modality, ...] = (
         name="vision", summary="faces in photos, videos and camera streams",
         data="emodetect.vision.data", architectures="emodetect.vision.models",
         pipeline="emodetect.vision.pipeline:EmotionDetector",
-        commands=("emodetect.vision.cli:detect", "emodetect.vision.cli:predict",
+        commands=("emodetect.vision.cli:detect", "emodetect.vision.cli:explain", "emodetect.vision.cli:predict",
                   "emodetect.vision.cli:video", "emodetect.vision.cli:webcam"),
         router="emodetect.serve.routes_vision", mirror_tta=True,
     ),

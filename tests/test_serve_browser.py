@@ -265,3 +265,22 @@ def test_video_tab_plays_the_annotated_clip_with_sound_and_shows_the_timeline(se
     page.screenshot(path=str(shot), full_page=True)
     keep(shot)
     assert not errors
+
+
+def test_photo_tab_shows_what_each_emotion_rests_on(server, browser, shots):
+    page, errors = open_page(browser, server)
+    page.set_input_files("#file-input", str(SAMPLES / "astronaut.jpg"))
+    page.wait_for_selector("#photo-faces .face .label", timeout=20_000)
+    original = page.get_attribute("#photo-image", "src")
+    page.check("#explain-toggle")
+    wait_until(page, "document.getElementById('photo-status').textContent.includes('Saliency maps drawn')", 60)
+    assert page.get_attribute("#photo-image", "src") != original
+    assert page.is_hidden("#photo-overlay")
+    wait_until(page, "document.getElementById('photo-image').naturalWidth === 512", 10)
+    shot = shots / "explain.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep(shot)
+    page.uncheck("#explain-toggle")
+    wait_until(page, f"document.getElementById('photo-image').src === {original!r}", 10)
+    assert page.is_visible("#photo-overlay .box")
+    assert not errors

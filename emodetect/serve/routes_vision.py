@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody
+from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody, ExplainOptions, ExplainResponse
 from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
 from emodetect.serve.uploads import Upload, UploadError, openapi_upload_body, read_upload
 
@@ -53,16 +53,35 @@ def _encode(rgb: Any, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def analyse(vision: VisionService, upload: Upload, options: DetectOptions,
-            max_pixels: int) -> tuple[dict[str, Any], bytes | None, str]:
-    """Blocking work of one request, run in a worker thread: check, decode, detect, maybe draw."""
+def _decode(data: bytes, max_pixels: int):
     from emodetect.errors import http_status
     from emodetect.vision.images import ImageError, decode_image
 
     try:  # the header checked against the pixel limit, then the pixels decoded: once each
-        decoded = decode_image(upload.data, max_pixels=max_pixels)
+        return decode_image(data, max_pixels=max_pixels)
     except ImageError as err:
         raise UploadError(http_status(err), str(err)) from err
+
+
+def explain(vision: VisionService, upload: Upload, options: ExplainOptions,
+            max_pixels: int) -> tuple[dict[str, Any], bytes | None, str]:
+    """Blocking work of one /v1/explain request: decode, detect, explain, maybe draw."""
+    decoded = _decode(upload.data, max_pixels)
+    with vision.pool.use() as detector:
+        try:
+            explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method)
+        except ValueError as err:  # an emotion the model does not have
+            raise UploadError(422, str(err)) from err
+    if not options.annotate:
+        return explanation.to_dict(), None, ""
+    out_format = options.format or ("png" if decoded.format == "PNG" else "jpeg")
+    return explanation.to_dict(), _encode(explanation.plot(), out_format), f"image/{out_format}"
+
+
+def analyse(vision: VisionService, upload: Upload, options: DetectOptions,
+            max_pixels: int) -> tuple[dict[str, Any], bytes | None, str]:
+    """Blocking work of one request, run in a worker thread: check, decode, detect, maybe draw."""
+    decoded = _decode(upload.data, max_pixels)
     fmt = decoded.format
     with vision.pool.use() as detector:
         result = detector.detect_rgb(decoded.rgb)
@@ -103,4 +122,37 @@ async def detect(
     if image is not None:
         return Response(image, media_type=media_type, headers=headers)
     return Response(DetectResponse.model_validate(body).model_dump_json(), media_type="application/json",
+                    headers=headers)
+
+
+@router.post(
+    "/v1/explain", response_model=ExplainResponse, summary="What each face's emotion rests on: saliency maps",
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}},
+              "description": "JSON with a 48x48 map per face, or the image with the maps drawn (?annotate=true)"},
+        400: {"model": ErrorBody, "description": "empty or malformed upload"},
+        413: {"model": ErrorBody, "description": "upload over the byte limit, or too many pixels"},
+        415: {"model": ErrorBody, "description": "not an image, or an unsupported Content-Type"},
+        422: {"model": ErrorBody, "description": "corrupt image, an emotion the model lacks, or a bad query parameter"},
+        503: {"model": ErrorBody, "description": "the face model is not loaded yet"},
+    },
+)
+async def explain_route(
+    request: Request,
+    options: Annotated[ExplainOptions, Query()],
+    state: ServeState = Depends(get_state),
+    vision: VisionService = Depends(service(SERVICE)),
+) -> Any:
+    """Send an image as for /v1/detect. Each face comes back with `saliency`, 48x48 values in 0..1
+    over `crop_box` (the square the model read), computed from the ONNX model alone (RISE random
+    masks by default; bench/explain.py measures its faithfulness)."""
+    upload = await read_upload(request, state.config.max_upload_bytes)
+    start = time.perf_counter()
+    body, image, media_type = await state.run(explain, vision, upload, options, state.config.max_pixels)
+    headers = {"Cache-Control": "no-store", "X-Faces": str(len(body["faces"])),
+               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
+    if image is not None:
+        return Response(image, media_type=media_type, headers=headers)
+    return Response(ExplainResponse.model_validate(body).model_dump_json(), media_type="application/json",
                     headers=headers)

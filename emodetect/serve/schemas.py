@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from emodetect.labels import EMOTIONS
+from emodetect.vision.explain import METHODS
 from emodetect.vision.results import Box, Face
 
 
@@ -78,3 +80,37 @@ class DetectOptions(BaseModel):
     blur: bool = Field(False, description="blur every face in the returned image (implies an image reply)")
     format: Literal["jpeg", "png"] | None = Field(
         None, description="format of the returned image; default PNG for PNG uploads, else JPEG")
+
+
+class ExplainOptions(BaseModel):
+    """Query parameters of POST /v1/explain."""
+
+    model_config = {"extra": "forbid"}
+
+    emotion: Literal[EMOTIONS] | None = Field(  # type: ignore[valid-type]
+        None, description="explain this emotion for every face (default: each face's own)")
+    method: Literal[METHODS] = Field(METHODS[0], description="rise (random masks) or occlusion (a sliding square)")  # type: ignore[valid-type]
+    annotate: bool = Field(False, description="return the image with the maps drawn instead of JSON")
+    format: Literal["jpeg", "png"] | None = Field(None, description="format of the returned image")
+
+
+class CropBox(BaseModel):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class ExplainedFace(FaceOut):  # type: ignore[misc, valid-type]
+    explained: str = Field(description="the emotion the map explains")
+    explained_probability: float
+    crop_box: CropBox = Field(description="the square, in image pixels, the 48x48 map covers (may pass the edges)")
+    saliency: list[list[float]] = Field(description="48 rows of 48 values in 0..1: what the emotion rests on")
+
+
+class ExplainResponse(BaseModel):
+    image: ImageSize
+    model: str
+    detector: str
+    method: str
+    faces: list[ExplainedFace]

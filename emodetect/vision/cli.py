@@ -136,6 +136,50 @@ def detect(
     raise typer.Exit(1 if failed else 0)
 
 
+def explain(
+    paths: list[Path] = typer.Argument(..., help="image files and/or folders (searched recursively)"),
+    emotion: Optional[str] = typer.Option(None, help="explain this emotion for every face (default: each face's own)"),
+    method: str = typer.Option("rise", help="rise (random masks; the most faithful in bench/explain.py) or occlusion"),
+    out: Optional[Path] = typer.Option(None, help="folder for <name>_explained.png (default: beside each image)"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON lines with each face's 48x48 saliency map"),
+    model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
+    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
+    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+) -> None:
+    """Why the model read each face as it did: a saliency map over the face, from the ONNX model alone."""
+    from emodetect.vision.batch import annotated_path
+    from emodetect.vision.images import ImageError, find_images
+
+    setup_logging(False)
+    emotion_detector = _emotion_detector(model, detector, threads)
+    files, problems = find_images(paths)
+    failed = len(problems)
+    for path, reason in problems:
+        typer.secho(f"{path}: skipped: {reason}", fg=typer.colors.YELLOW, err=True)
+    for path in files:
+        try:
+            explanation = emotion_detector.explain(path, emotion=emotion, method=method)
+        except ImageError as err:
+            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
+            failed += 1
+            continue
+        except ValueError as err:  # an unknown emotion or method: the same for every file
+            fail(str(err))
+        target = (annotated_path(out, path, paths) if out else path).with_name(f"{path.stem}_explained.png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+
+        Image.fromarray(explanation.plot()).save(target)
+        if json_out:
+            typer.echo(json.dumps({"source": str(path), **explanation.to_dict(), "image_out": str(target)}))
+        else:
+            faces = ", ".join(f"#{f.face.id} {f.label} {f.probability:.2f}" for f in explanation.faces) or "no face"
+            typer.echo(f"{path}: {faces} -> {target}")
+    if not files and not problems:
+        fail("no image files found in " + ", ".join(map(str, paths)))
+    raise typer.Exit(1 if failed else 0)
+
+
 def video(
     file: Path = typer.Argument(..., help="video file"),
     out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),

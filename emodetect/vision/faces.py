@@ -13,14 +13,19 @@ def crop_face(grey: np.ndarray, d: Detection, framing: CropFraming | None = None
     """The size x size grey crop of one face; parts outside the image repeat its edge pixels."""
     import cv2
 
-    left, top, side = (framing or CropFraming()).square(d)
-    x0, y0, s = int(round(left)), int(round(top)), max(1, int(round(side)))
+    x0, y0, s = crop_square(d, framing)
     h, w = grey.shape[:2]
     pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
     if pad:
         grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x0, y0 = x0 + pad, y0 + pad
     return resize_face(grey[y0:y0 + s, x0:x0 + s], size)
+
+
+def crop_square(d: Detection, framing: CropFraming | None = None) -> tuple[int, int, int]:
+    """Left, top and side in whole pixels of the square `crop_face` cuts (may pass the edges)."""
+    left, top, side = (framing or CropFraming()).square(d)
+    return int(round(left)), int(round(top)), max(1, int(round(side)))
 
 
 def resize_face(grey: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:

@@ -51,10 +51,23 @@ class EmotionDetector:
 
     def detect_rgb(self, rgb: np.ndarray, source: str | None = None) -> Result:
         """`detect` for an image already decoded to RGB uint8 (video frames come this way)."""
+        return self.detect_with_crops(rgb, source)[0]
+
+    def detect_with_crops(self, rgb: np.ndarray, source: str | None = None) -> tuple[Result, list[Detection], np.ndarray]:
+        """`detect_rgb`, with the detections and the 48x48 crops the model read (explanations
+        start from them)."""
         detections = self.face_detector.detect(rgb)
-        faces = self.classify(rgb, detections)
-        return Result(width=rgb.shape[1], height=rgb.shape[0], model=self.model_name,
-                      detector=self.detector_name, faces=faces, source=source, image=rgb)
+        crops = self.crops(rgb, detections)
+        faces = self.classify_with(rgb, detections, None, self.predict_crops(crops)) if detections else []
+        return (Result(width=rgb.shape[1], height=rgb.shape[0], model=self.model_name, detector=self.detector_name,
+                       faces=faces, source=source, image=rgb), detections, crops)
+
+    def explain(self, image: Any, emotion: str | None = None, method: str = "rise", color: str = "rgb"):
+        """Every face of `image` with a saliency map of what made the model read its emotion (or
+        `emotion`): an `emodetect.vision.explain.Explanation`, from the ONNX model alone."""
+        from emodetect.vision.explain import explain_faces
+
+        return explain_faces(self, image, emotion, method, color)
 
     def classify(self, rgb: np.ndarray, detections: list[Detection], ids: list[int] | None = None) -> list[Face]:
         """Crop every detection FER-2013 style and classify them in one batch."""

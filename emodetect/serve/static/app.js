@@ -125,6 +125,8 @@ const photo = {
     try {
       const result = await detect(file);
       $("photo-image").src = this.url;
+      $("photo-overlay").hidden = false;
+      $("explain-toggle").checked = false;
       $("photo-result").hidden = false;
       drawBoxes($("photo-overlay"), result);
       showFaces($("photo-faces"), result);
@@ -135,6 +137,34 @@ const photo = {
     } catch (err) {
       $("photo-result").hidden = true;
       setStatus(status, `Could not analyse ${file.name}: ${err.message}`, true);
+    }
+  },
+
+  explained: null,
+
+  // The server draws each face's saliency map (POST /v1/explain?annotate=true); it replaces the
+  // photo, and the page's own boxes are hidden, until the toggle is turned off.
+  async explain(on) {
+    const status = $("photo-status");
+    if (!this.file) return;
+    if (!on) {
+      $("photo-image").src = this.url;
+      $("photo-overlay").hidden = false;
+      return;
+    }
+    setStatus(status, "Computing what each emotion rests on (saliency maps)...");
+    const started = performance.now();
+    try {
+      const blob = await (await postBlob("/v1/explain?annotate=true", this.file)).blob();
+      if (this.explained) URL.revokeObjectURL(this.explained);
+      this.explained = URL.createObjectURL(blob);
+      $("photo-image").src = this.explained;
+      $("photo-overlay").hidden = true;
+      setStatus(status, `Saliency maps drawn (${Math.round(performance.now() - started)} ms): warm colours are ` +
+        "where hiding the face would most change the emotion read.");
+    } catch (err) {
+      $("explain-toggle").checked = false;
+      setStatus(status, `Could not explain: ${err.message}`, true);
     }
   },
 
@@ -298,6 +328,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("download-annotated").addEventListener("click", () => photo.download("?annotate=true", "annotated"));
   $("download-blurred").addEventListener("click", () => photo.download("?annotate=true&blur=true", "blurred"));
+  $("explain-toggle").addEventListener("change", (event) => photo.explain(event.target.checked));
 
   $("live-start").addEventListener("click", () => live.start());
   $("live-stop").addEventListener("click", () => live.stop());

@@ -1,0 +1,93 @@
+"""Explanations: what a face's emotion rests on, from the ONNX model alone (no torch), in the
+library, the command line and the service."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emodetect import EmotionDetector
+from emodetect.vision.explain import occlusion_masks, rise_masks, saliency
+
+SAMPLES = Path(__file__).resolve().parent.parent / "emodetect" / "assets" / "samples"
+
+
+@pytest.fixture(scope="module")
+def detector() -> EmotionDetector:
+    return EmotionDetector("realtime-int8")
+
+
+def test_saliency_finds_the_pixels_a_model_looks_at():
+    """A toy model that reads only the top-left 12x12 corner: every method must light that corner."""
+    def predict(crops: np.ndarray) -> np.ndarray:
+        p = crops[:, :12, :12].mean(axis=(1, 2)) / 255.0
+        return np.stack([p, 1 - p], axis=1)
+
+    crop = np.zeros((48, 48), np.uint8)
+    crop[:12, :12] = 255  # hiding fills with the mean grey: only hiding the corner changes the answer
+    for method in ("rise", "occlusion"):
+        heat = saliency(predict, crop, 0, method)
+        assert heat.shape == (48, 48) and 0 <= heat.min() and heat.max() == pytest.approx(1.0)
+        assert heat[:12, :12].mean() > 4 * heat[24:, 24:].mean(), method
+
+
+def test_masks_cover_every_pixel():
+    assert (occlusion_masks() == 0).any(axis=0).all()
+    assert (rise_masks() < 0.5).any(axis=0).all() and (rise_masks() > 0.5).any(axis=0).all()
+
+
+def test_a_smile_rests_on_the_mouth(detector):
+    explanation = detector.explain(SAMPLES / "astronaut.jpg")
+    (face,) = explanation.faces
+    assert face.label == face.face.label == "happy" and face.saliency.shape == (48, 48)
+    assert face.saliency[26:42, 12:36].mean() > 1.5 * face.saliency[0:16, 12:36].mean()  # mouth over forehead
+    body = json.loads(explanation.to_json())
+    assert len(body["faces"][0]["saliency"]) == 48 and body["method"] == "rise"
+    x, y, side = face.crop_box
+    box = face.face.box
+    assert x <= box.x + box.width and box.x <= x + side  # the map's square sits on the face
+    drawn = explanation.plot()
+    assert drawn.shape == explanation.result.image.shape and not np.array_equal(drawn, explanation.result.image)
+
+
+def test_another_emotion_can_be_explained_and_a_wrong_one_is_named(detector):
+    explanation = detector.explain(SAMPLES / "astronaut.jpg", emotion="sad", method="occlusion")
+    assert explanation.faces[0].label == "sad" and explanation.method == "occlusion"
+    with pytest.raises(ValueError, match="unknown emotion 'bored'"):
+        detector.explain(SAMPLES / "astronaut.jpg", emotion="bored")
+
+
+def test_explain_runs_on_the_base_install_without_torch(tmp_path):
+    """torch and onnx shadowed by modules that fail to import, as on a base install."""
+    (tmp_path / "torch.py").write_text("raise ImportError('no torch here')\n")
+    (tmp_path / "onnx.py").write_text("raise ImportError('no onnx here')\n")
+    code = ("import sys; sys.path.insert(0, %r); from emodetect.cli import main; "
+            "sys.argv = ['emodetect', 'explain', %r, '--out', %r, '--json', '--model', 'realtime-int8']; main()"
+            % (str(tmp_path), str(SAMPLES / "astronaut.jpg"), str(tmp_path / "out")))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert line["faces"][0]["explained"] == "happy" and (tmp_path / "out" / "astronaut_explained.png").stat().st_size > 0
+
+
+def test_http_explain_gives_maps_or_the_drawn_image():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    photo = (SAMPLES / "astronaut.jpg").read_bytes()
+    with TestClient(create_app(ServeConfig(workers=1, model="realtime-int8"))) as client:
+        answer = client.post("/v1/explain", content=photo)
+        assert answer.status_code == 200
+        face = answer.json()["faces"][0]
+        assert face["explained"] == face["label"] and np.array(face["saliency"]).shape == (48, 48)
+        drawn = client.post("/v1/explain?annotate=true&format=png", files={"file": ("a.jpg", photo, "image/jpeg")})
+        assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
+        wrong = client.post("/v1/explain?emotion=bored", content=photo)
+        assert wrong.status_code == 422 and "emotion" in wrong.json()["detail"]

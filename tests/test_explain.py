@@ -91,3 +91,34 @@ def test_http_explain_gives_maps_or_the_drawn_image():
         assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
         wrong = client.post("/v1/explain?emotion=bored", content=photo)
         assert wrong.status_code == 422 and "emotion" in wrong.json()["detail"]
+
+
+def test_text_explanations_name_the_words_that_pushed_the_label():
+    from emodetect import TextEmotion
+
+    (result,) = TextEmotion().predict(["Thank you so much, this made my day!"], explain=True)
+    top = max(result.explanation, key=lambda e: e["weight"])
+    assert result.label == "gratitude" and top["token"] == "thank"
+    assert [e["token"] for e in result.explanation][:3] == ["thank", "you", "so"]
+    done = subprocess.run([sys.executable, "-m", "emodetect", "text", "This is the worst service ever", "--explain"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "rests on worst" in done.stdout, done.stdout
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    with TestClient(create_app(ServeConfig(workers=1))) as client:
+        plain = client.post("/v1/text", json={"texts": ["I love it"]}).json()["results"][0]
+        explained = client.post("/v1/text?explain=true", json={"texts": ["I love it"]}).json()["results"][0]
+    assert plain["explanation"] is None and {e["token"] for e in explained["explanation"]} == {"i", "love", "it"}
+
+
+def test_voice_windows_that_carry_the_label_are_marked():
+    from conftest import speech_like
+    from emodetect import VoiceEmotion
+
+    result = VoiceEmotion().predict(speech_like(6.0), sample_rate=16_000)
+    windows = result.to_dict()["windows"]
+    assert any(w["carries_label"] for w in windows)
+    assert all(w["carries_label"] == (w["label"] == result.label) for w in windows)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -27,6 +27,12 @@ class TextRequest(BaseModel):
                              examples=[["Thank you so much, this made my day!", "I can't believe they cancelled it."]])
 
 
+class TokenWeight(BaseModel):
+    token: str
+    weight: float = Field(description="fall of the label's probability when the token is left out; "
+                                      "positive: the token pushed towards the label")
+
+
 class TextItem(BaseModel):
     text: str
     label: str | None = Field(description="most probable label; null for an empty text")
@@ -37,6 +43,8 @@ class TextItem(BaseModel):
     tokens: int
     truncated: bool = Field(description="true when the text had more tokens than the model reads")
     error: str | None = Field(None, description="why a text got no label (e.g. 'empty text')")
+    explanation: list[TokenWeight] | None = Field(
+        None, description="with ?explain=true: each token read and how much the label's probability falls without it")
 
 
 class TextResponse(BaseModel):
@@ -56,8 +64,8 @@ def load(config: ServeConfig) -> Any:
     return model
 
 
-def _predict(model: Any, texts: list[str]) -> dict[str, Any]:
-    results = model.predict(texts)
+def _predict(model: Any, texts: list[str], explain: bool = False) -> dict[str, Any]:
+    results = model.predict(texts, explain=explain)
     return {"model": model.name, "labels": list(model.labels), "multilabel": model.multilabel,
             "max_tokens": model.max_tokens, "results": [r.to_dict() for r in results]}
 
@@ -92,6 +100,7 @@ def _parse(raw: bytes) -> TextRequest:
 )
 async def read_texts(
     request: Request,
+    explain: Annotated[bool, Query(description="add which words pushed each label (token occlusion)")] = False,
     state: ServeState = Depends(get_state),
     model: Any = Depends(service(SERVICE)),
 ) -> Any:
@@ -107,7 +116,7 @@ async def read_texts(
         raise UploadError(415, f"unsupported Content-Type {media_type!r}: send application/json")
     body = _parse(await read_body(request, state.config.max_upload_bytes))
     start = time.perf_counter()
-    out = await state.run(_predict, model, body.texts)
+    out = await state.run(_predict, model, body.texts, explain)
     headers = {"Cache-Control": "no-store",
                "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
     return Response(TextResponse.model_validate(out).model_dump_json(), media_type="application/json",

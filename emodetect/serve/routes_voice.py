@@ -27,6 +27,7 @@ class VoiceWindowOut(BaseModel):
     label: str | None
     confidence: float
     probabilities: dict[str, float]
+    carries_label: bool = Field(False, description="this window's label is the recording's: it is where the label was heard")
 
 
 class VoiceResponse(BaseModel):

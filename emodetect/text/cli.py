@@ -22,6 +22,8 @@ def text(
     model: str = typer.Option("goemotions", help="bundled text model (goemotions, dair-emotion) or ONNX file"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per text) instead of a table"),
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
+    explain: bool = typer.Option(False, "--explain", help="show which words pushed each label (token occlusion; "
+                                                          "in --json as `explanation`)"),
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
     from emodetect.text.pipeline import TextEmotion, TextResults, read_texts, write_results_csv
@@ -49,9 +51,14 @@ def text(
             fail(f"{file}: no rows")
         first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
         where = [f"{file}: row at line {first_line + i}" for i in range(len(inputs))]
-    results: TextResults = reader.predict(inputs, progress=file is not None)
+    results: TextResults = reader.predict(inputs, progress=file is not None, explain=explain)
     _report_problems(results, reader.max_tokens, where)
     typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table())
+    if explain and not as_json:
+        for w, r in zip(where, results):
+            pushed = sorted((e for e in r.explanation or [] if e["weight"] > 0.01), key=lambda e: -e["weight"])[:4]
+            words = ", ".join(f"{e['token']} (+{e['weight']:.2f})" for e in pushed) or "no single word"
+            typer.echo(f"{w}: {r.label or '-'} rests on {words}")
     if csv is not None:
         write_results_csv(csv, header, rows, results)
         typer.echo(f"wrote {csv} ({len(results)} rows)", err=True)

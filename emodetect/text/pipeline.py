@@ -32,6 +32,8 @@ class TextResult(ResultReaders):
     group: str | None = None  # the group of `label` (GoEmotions: one of the face model's 7)
     group_probabilities: dict[str, float] | None = None  # highest member probability per group
     error: str | None = None
+    # With explain=True: each token read and how much `label`'s probability falls without it.
+    explanation: list[dict[str, Any]] | None = None
 
     @property
     def confidence(self) -> float:
@@ -142,8 +144,9 @@ class TextEmotion:
         return self.model.predict(encoded.ids), encoded.lengths, encoded.truncated
 
     def predict(self, texts: str | Iterable[str], batch_size: int = 256,
-                progress: bool = False) -> TextResults:
-        """One TextResult per text, in order; empty or whitespace-only texts get an `error`."""
+                progress: bool = False, explain: bool = False) -> TextResults:
+        """One TextResult per text, in order; empty or whitespace-only texts get an `error`.
+        `explain` adds each result's `explanation`: which words pushed the label."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
@@ -165,7 +168,31 @@ class TextEmotion:
                 results[i] = TextResult(texts[i], None, [], dict.fromkeys(self.labels, 0.0), self.name,
                                         error="empty text",
                                         group_probabilities=dict.fromkeys(self.groups, 0.0) if self.groups else None)
+        if explain:
+            for r in results:
+                if r.label is not None:
+                    r.explanation = self.explain(r.text, r.label)
         return TextResults(results)
+
+    def explain(self, text: str, label: str | None = None) -> list[dict[str, Any]]:
+        """Token occlusion: for each token read, how much the probability of `label` (default: the
+        text's own) falls when that token is left out; positive weights pushed towards the label.
+        One onnxruntime call of (tokens + 1) rows."""
+        from emodetect.text.tokenize import tokenize
+
+        tokens = tokenize(text)[:self.max_tokens]
+        if not tokens:
+            return []
+        ids = self.vocab.encode([text], self.max_tokens).ids[0]
+        rows = np.zeros((len(tokens) + 1, self.max_tokens), dtype=np.int64)
+        rows[0] = ids
+        for i in range(len(tokens)):
+            kept = np.concatenate([ids[:i], ids[i + 1:len(tokens)]])
+            rows[i + 1, :len(kept)] = kept
+        probs = self.model.predict(rows)
+        target = self.labels.index(label) if label else int(probs[0].argmax())
+        drops = probs[0, target] - probs[1:, target]
+        return [{"token": t, "weight": round(float(d), 4)} for t, d in zip(tokens, drops)]
 
     def _result(self, text: str, probs: np.ndarray, tokens: int, truncated: bool) -> TextResult:
         top = int(probs.argmax())

@@ -65,7 +65,9 @@ class VoiceResult(ResultReaders):
                 "sample_rate": self.sample_rate, "model": self.model, "label": self.label,
                 "confidence": round(float(self.confidence), 4),
                 "probabilities": rounded(self.probabilities),
-                "windows": [w.to_dict() for w in self.windows], "notes": list(self.notes)}
+                # The windows that carry the recording's label: where in the recording it was heard.
+                "windows": [w.to_dict() | {"carries_label": bool(self.label) and w.label == self.label}
+                            for w in self.windows], "notes": list(self.notes)}
 
     def to_rows(self, timeline: bool = False) -> list[dict[str, Any]]:
         """One flat row for the clip, or one per window with `timeline`: for csv or pandas."""

@@ -47,7 +47,8 @@ async function analyseAudio(blob, name) {
   }
   const voiced = r.windows.filter((w) => !w.silent);
   const timeline = el("ol", { class: "timeline" }, voiced.map((w) =>
-    el("li", { text: `${w.start_s.toFixed(1)}-${w.end_s.toFixed(1)} s: ${w.label} ${pct(w.confidence)}` })));
+    el("li", { class: w.carries_label ? "carries" : "",
+      text: `${w.start_s.toFixed(1)}-${w.end_s.toFixed(1)} s: ${w.label} ${pct(w.confidence)}${w.carries_label ? " ★" : ""}` })));
   const notes = r.notes.map((n) => el("p", { class: "note", text: n }));
   $("voice-result").replaceChildren(resultCard(`${name}, ${r.duration_s.toFixed(1)} s: `, r.label, r.confidence,
     r.probabilities, [...notes, timeline]));

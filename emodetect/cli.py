@@ -104,6 +104,8 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="folder for report.json/.md/.html and confusion.png"),
     modality: Optional[str] = typer.Option(None, help=f"{modality_help()}; default: the model's own "
                                                        "(a bundled name shared by several: the first)"),
+    group_by: Optional[str] = typer.Option(None, help="a column of the data (corpus, speaker, gender, subject...): "
+                                                      "figures per group with 95% bootstrap intervals and a plot"),
 ) -> None:
     """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix."""
     from emodetect.evaluate import evaluate as run_evaluate
@@ -112,7 +114,7 @@ def evaluate(
     setup_logging(False)
     options = {"ferplus": ferplus} if ferplus else {}
     try:
-        report = run_evaluate(model, data, split, modality=modality, out_dir=out, **options)
+        report = run_evaluate(model, data, split, modality=modality, out_dir=out, group_by=group_by, **options)
     except (DataError, FileNotFoundError, KeyError, ValueError) as err:
         fail(str(err))
     typer.echo(report.to_markdown())

@@ -48,7 +48,7 @@ class EvalReport:
             f"Data: `{self.data}` ({self.n} examples)", "",
             f"- accuracy: **{self.accuracy:.4f}**",
             f"- macro-F1: **{self.macro_f1:.4f}**",
-        ] + [f"- {k}: {v}" for k, v in self.extra.items()] + [
+        ] + [f"- {k}: {v}" for k, v in self.extra.items() if k != "groups"] + [
             "", "| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |",
         ]
         lines += [f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
@@ -58,6 +58,8 @@ class EvalReport:
                   "| --- |" + " --- |" * len(self.labels)]
         lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
                   for label, row in zip(self.labels, self.confusion)]
+        if "groups" in self.extra:
+            lines += ["", *group_markdown(self.extra["groups"])]
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
@@ -78,6 +80,7 @@ class EvalReport:
             f"{rows}</table><h2>Confusion matrix</h2><p>rows: true, columns: predicted</p>"
             f"<table><tr><th></th>{head}</tr>{matrix}</table>"
             "<img src='confusion.png' alt='confusion matrix'>"
+            + (group_html(self.extra["groups"]) if "groups" in self.extra else "")
         )
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
@@ -90,6 +93,8 @@ class EvalReport:
         paths["markdown"].write_text(self.to_markdown())
         paths["html"].write_text(self.to_html())
         plot_confusion(np.array(self.confusion), self.labels, paths["confusion"])
+        if "groups" in self.extra:
+            paths["groups"] = plot_groups(self.extra["groups"], out / "groups.png")
         return paths
 
 
@@ -240,21 +245,28 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray,
     return probs, list(onnx_model.labels), str(onnx_model.path)
 
 
-def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean probabilities and the label of each example, from rows tagged with their example."""
+def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray,
+                    groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean probabilities and the label (and group, when given) of each example, from rows tagged
+    with their example."""
     ids, inverse = np.unique(example, return_inverse=True)
     sums = np.zeros((len(ids), probs.shape[1]))
     np.add.at(sums, inverse, probs)
     counts = np.bincount(inverse, minlength=len(ids))[:, None]
     first = np.zeros(len(ids), dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    if groups is not None:
+        return sums / counts, y_true[first], np.asarray(groups)[first]
     return sums / counts, y_true[first]
 
 
 def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTest",
-             modality: str | None = None, out_dir: str | Path | None = None, **data_options: Any) -> EvalReport:
+             modality: str | None = None, out_dir: str | Path | None = None, group_by: str | None = None,
+             **data_options: Any) -> EvalReport:
     """Score a model on a dataset split; write the reports when out_dir is given. The modality
-    follows from the model (a file's metadata, a bundled name) unless given."""
+    follows from the model (a file's metadata, a bundled name) unless given. `group_by` names a
+    column of the data (subject, corpus, gender, ...): the report then has each group's figures,
+    with bootstrap 95% intervals, and the gap between the best and the worst group."""
     from emodetect.modalities import get_modality
     from emodetect.runtime import modality_of
 
@@ -262,10 +274,16 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
     module = get_modality(modality).data_module()
     if getattr(module, "EVALUATION_NEEDS_MODEL", False):
         data_options["model"] = model  # e.g. text: the model's vocabulary encodes the data
+    groups = None
+    if group_by:
+        options = {k: v for k, v in data_options.items() if k != "model"}
+        groups = module.evaluation_groups(data, split, group_by, **options)
     inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)
     probs, model_labels, model_name = predict_probabilities(model, inputs, modality)
     if rest:  # rows are parts of examples (a clip's windows): score each example once, on its mean
-        probs, y_true = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]))
+        pooled = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]), groups)
+        probs, y_true = pooled[0], pooled[1]
+        groups = pooled[2] if groups is not None else None
     if model_labels and list(model_labels) != list(labels):
         raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
     if np.ndim(y_true) == 2:  # multi-hot rows: multi-label data
@@ -274,6 +292,89 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
                                    extras.get("groups"), model_name, source)
     else:
         report = classification_report(y_true, probs.argmax(1), labels, model_name, source)
+    if groups is not None:
+        thresholds = extras.get("thresholds", 0.5) if np.ndim(y_true) == 2 else None
+        report.extra["groups"] = group_metrics(np.asarray(y_true), probs, list(labels), groups, group_by, thresholds)
     if out_dir is not None:
         report.save(out_dir)
     return report
+
+
+def _scores(y_true: np.ndarray, probs: np.ndarray, labels: list[str], thresholds: Any) -> tuple[float, float, np.ndarray]:
+    """Accuracy (exact match for multi-label), macro-F1 over the classes present, per-class recall."""
+    if thresholds is None:
+        k = len(labels)
+        one_hot = np.eye(k, dtype=bool)
+        truth, pred = one_hot[y_true], one_hot[probs.argmax(1)]
+        accuracy = float((y_true == probs.argmax(1)).mean())
+    else:
+        truth, pred = np.asarray(y_true) > 0.5, multilabel_predictions(probs, thresholds)
+        accuracy = float((pred == truth).all(1).mean())
+    _, recall, f1, support = f1_table(truth, pred)
+    present = support > 0
+    return accuracy, float(f1[present].mean()) if present.any() else 0.0, np.where(present, recall, np.nan)
+
+
+def group_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], groups: np.ndarray, column: str,
+                  thresholds: Any = None, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Per group: n, accuracy and macro-F1 with bootstrap 95% intervals (examples resampled within
+    the group), per-class recall; and the gap between the best and the worst group's accuracy."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for name in sorted(set(groups.tolist())):
+        index = np.flatnonzero(groups == name)
+        accuracy, macro_f1, recall = _scores(y_true[index], probs[index], labels, thresholds)
+        boot = np.array([_scores(y_true[s], probs[s], labels, thresholds)[:2]
+                         for s in (rng.choice(index, len(index)) for _ in range(resamples))])
+        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        out[name] = {"n": int(len(index)), "accuracy": round(accuracy, 4),
+                     "accuracy_ci95": [round(float(low[0]), 4), round(float(high[0]), 4)],
+                     "macro_f1": round(macro_f1, 4), "macro_f1_ci95": [round(float(low[1]), 4), round(float(high[1]), 4)],
+                     "recall": {k: (None if np.isnan(r) else round(float(r), 4)) for k, r in zip(labels, recall)}}
+    accuracies = {g: v["accuracy"] for g, v in out.items()}
+    best, worst = max(accuracies, key=accuracies.get), min(accuracies, key=accuracies.get)
+    return {"column": column, "groups": out, "best": best, "worst": worst,
+            "accuracy_gap": round(accuracies[best] - accuracies[worst], 4), "resamples": resamples}
+
+
+def group_markdown(table: dict[str, Any]) -> list[str]:
+    lines = [f"## By {table['column']} (95% bootstrap intervals, {table['resamples']} resamples)", "",
+             "| group | n | accuracy | 95% interval | macro-F1 | 95% interval |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, g in table["groups"].items():
+        lines.append(f"| {name} | {g['n']} | {g['accuracy']:.4f} | {g['accuracy_ci95'][0]:.4f}-{g['accuracy_ci95'][1]:.4f} "
+                     f"| {g['macro_f1']:.4f} | {g['macro_f1_ci95'][0]:.4f}-{g['macro_f1_ci95'][1]:.4f} |")
+    lines += ["", f"Gap between the best group ({table['best']}) and the worst ({table['worst']}): "
+                  f"**{table['accuracy_gap']:.4f}** accuracy."]
+    return lines
+
+
+def group_html(table: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{g['n']}</td><td>{g['accuracy']:.4f}</td>"
+                   f"<td>{g['accuracy_ci95'][0]:.4f}-{g['accuracy_ci95'][1]:.4f}</td><td>{g['macro_f1']:.4f}</td>"
+                   f"<td>{g['macro_f1_ci95'][0]:.4f}-{g['macro_f1_ci95'][1]:.4f}</td></tr>"
+                   for name, g in table["groups"].items())
+    return (f"<h2>By {html.escape(table['column'])}</h2><table><tr><th>group</th><th>n</th><th>accuracy</th>"
+            f"<th>95% interval</th><th>macro-F1</th><th>95% interval</th></tr>{rows}</table>"
+            f"<p>Gap between the best group ({html.escape(str(table['best']))}) and the worst "
+            f"({html.escape(str(table['worst']))}): <b>{table['accuracy_gap']:.4f}</b> accuracy.</p>"
+            "<img src='groups.png' alt='accuracy by group'>")
+
+
+def plot_groups(table: dict[str, Any], path: str | Path) -> Path:
+    """Accuracy per group with its 95% interval, as a PNG."""
+    from matplotlib.figure import Figure
+
+    names = list(table["groups"])
+    values = [table["groups"][n]["accuracy"] for n in names]
+    low = [v - table["groups"][n]["accuracy_ci95"][0] for n, v in zip(names, values)]
+    high = [table["groups"][n]["accuracy_ci95"][1] - v for n, v in zip(names, values)]
+    fig = Figure(figsize=(7, 0.35 * len(names) + 1.4))
+    ax = fig.subplots()
+    ax.barh(names, values, xerr=[low, high], color="#4c72b0", capsize=3)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy (95% bootstrap interval)")
+    ax.set_title(f"by {table['column']}: gap {table['accuracy_gap']:.3f} ({table['best']} vs {table['worst']})")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return Path(path)

@@ -45,6 +45,7 @@ class TextDataset:
     multilabel: bool
     source: str
     skipped: list[str] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list, repr=False)  # the kept CSV rows, in order
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -115,7 +116,7 @@ def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
     wanted = normalise_split(split) if split else None
     if wanted is not None and "split" not in header:
         raise DataError(f"{path}: split {split!r} asked for, but the file has no 'split' column")
-    texts, targets, skipped = [], [], []
+    texts, targets, skipped, kept = [], [], [], []
     for line, row in enumerate(rows, start=2):  # line numbers as an editor shows them (header is 1)
         if wanted is not None and (row.get("split") or "").strip() != wanted:
             continue
@@ -132,12 +133,13 @@ def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
         target[[index[n] for n in names]] = 1.0
         texts.append(text)
         targets.append(target)
+        kept.append(row)
     for reason in skipped[:20]:
         log.warning("skipped %s", reason)
     if not texts:
         raise DataError(f"{path}: no usable rows" + (f" in split {wanted!r}" if wanted else ""))
     return TextDataset(texts, np.stack(targets), labels, multilabel,
-                       f"{path}[{wanted or 'all'}]", skipped)
+                       f"{path}[{wanted or 'all'}]", skipped, kept)
 
 
 def label_groups(labels: tuple[str, ...] | list[str]) -> dict[str, list[str]] | None:
@@ -262,3 +264,11 @@ def evaluation_data(data: str | Path, split: str | None, model: str | Path | Non
     ids = Vocabulary.from_dict(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
     truth = texts.targets.astype(np.int64) if texts.multilabel else texts.class_indices()
     return ids, truth, texts.labels, texts.source
+
+
+def evaluation_groups(data: str | Path, split: str | None, column: str, **_: Any) -> np.ndarray:
+    """The value of `column` for each row evaluation_data scores (e.g. corpus, source, author)."""
+    texts = load_texts(data, split)
+    if texts.rows and column not in texts.rows[0]:
+        raise DataError(f"{data}: no column {column!r} to group by; the columns are: {', '.join(texts.rows[0])}")
+    return np.array([(row.get(column) or "").strip() or "(empty)" for row in texts.rows])

@@ -255,3 +255,20 @@ def evaluation_data(data: str | Path, split: str | None, ferplus: str | Path | N
     """Pixels (N x 1 x 48 x 48 float32), true labels, label names and a source description."""
     faces = load_faces(data, split, ferplus)
     return faces.images[:, None].astype(np.float32), faces.labels, EMOTIONS, faces.source
+
+
+def evaluation_groups(data: str | Path, split: str | None, column: str, ferplus: str | Path | None = None) -> np.ndarray:
+    """The value of `column` for each face evaluation_data gives, from a FER-2013 style CSV that
+    carries that column beside emotion, pixels and Usage (e.g. a manifest of who is in each face)."""
+    path = Path(data)
+    if path.is_dir() or ferplus is not None:
+        raise DataError(f"{path}: --group-by reads a column of a FER-2013 style CSV (not an image folder, "
+                        "not with --ferplus)")
+    _, rows = read_fer_csv(path, split)
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            raise DataError(f"{path}: no column {column!r} to group by; the columns are: "
+                            f"{', '.join(reader.fieldnames or [])}")
+        values = [(row.get(column) or "").strip() or "(empty)" for row in reader]
+    return np.array(values)[rows]

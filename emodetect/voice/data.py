@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class Clip:
     speaker: str
     split: str
     corpus: str
+    row: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # the manifest row
 
 
 def label_space(corpus_labels: set[str]) -> tuple[str, ...]:
@@ -81,7 +82,7 @@ def read_manifest(data: str | Path) -> list[Clip]:
             except ValueError as err:
                 raise DataError(f"{manifest}:{line}: {err}") from err
             clips.append(Clip(manifest.parent / row["path"], label, row[speaker_col].strip(),
-                              row["split"].strip(), manifest.parent.name))
+                              row["split"].strip(), manifest.parent.name, dict(row)))
     if not clips:
         raise DataError(f"{manifest}: no rows")
     return clips
@@ -251,3 +252,15 @@ def evaluation_data(data: str | Path, split: str | None, window_s: float = WINDO
     chosen = select(clips, split or "test")
     x, y, clip = clip_rows(chosen, labels, window_s, hop_s)
     return x.astype(np.float32), y, labels, f"{data}[{split}] speakers {_speaker_note(chosen)}", clip
+
+
+def evaluation_groups(data: str | Path, split: str | None, column: str, window_s: float = WINDOW_S,
+                      hop_s: float = TRAIN_HOP_S, **_: Any) -> np.ndarray:
+    """The manifest's `column` (gender, speaker, corpus, ...) for each window evaluation_data gives."""
+    clips, labels = load_corpus(data)
+    chosen = select(clips, split or "test")
+    if chosen and column not in chosen[0].row:
+        raise DataError(f"{data}: no manifest column {column!r} to group by; the columns are: "
+                        f"{', '.join(chosen[0].row)}")
+    _, _, clip = clip_rows(chosen, labels, window_s, hop_s)
+    return np.array([(chosen[i].row.get(column) or "").strip() or "(empty)" for i in clip])

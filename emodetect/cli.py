@@ -165,9 +165,21 @@ def export(
 @app.command()
 def models(
     as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per model) instead of a table"),
+    card: Optional[str] = typer.Option(None, help="print the model card of this bundled model (Markdown)"),
+    modality: Optional[str] = typer.Option(None, help="with --card: the modality, for a name several share (default)"),
 ) -> None:
     """List every bundled model with its modality, labels and test figures (no model is opened)."""
     from emodetect.runtime import bundled_models
+
+    if card is not None:
+        from emodetect.cards import model_card
+        from emodetect.errors import EmodetectError
+
+        try:
+            typer.echo(model_card(card, modality))
+        except (KeyError, EmodetectError) as err:
+            fail(str(err.args[0] if isinstance(err, KeyError) else err))
+        return
 
     for m in bundled_models():
         figures = m.metadata.get("test_figures", "")

@@ -100,3 +100,39 @@ def test_voice_groups_count_clips_not_windows(tmp_path):
     report = evaluate("default", tmp_path, "test", modality="voice", group_by="gender")
     table = report.extra["groups"]
     assert {g: v["n"] for g, v in table["groups"].items()} == {"female": 4, "male": 4}
+
+
+def test_every_bundled_model_has_a_generated_card_in_one_format():
+    from emodetect.cards import model_card
+    from emodetect.runtime import bundled_models
+
+    sections = ["## Intended use", "## Uses to avoid", "## Test figures", "## Known gaps", "## Privacy"]
+    for model in bundled_models():
+        card = model_card(model.name, model.modality)
+        assert card.startswith(f"# Model card: `{model.name}` ({model.modality})")
+        assert [line for line in card.splitlines() if line.startswith("## ")] == sections, model.name
+        assert "Measured with `emodetect evaluate" in card, f"{model.name}: no evaluation evidence (bench/cards.py)"
+        assert "| class | precision | recall | F1 | support |" in card
+    voice = model_card("ravdess")
+    assert "By gender" in voice and "By actor" in voice
+    assert "JAFFE" in model_card("default")
+    done = subprocess.run([sys.executable, "-m", "emodetect", "models", "--card", "goemotions"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "# Model card: `goemotions` (text)" in done.stdout
+    missing = subprocess.run([sys.executable, "-m", "emodetect", "models", "--card", "nope"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_the_service_serves_each_card_and_lists_where():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    with TestClient(create_app(ServeConfig(workers=1))) as client:
+        listed = client.get("/v1/models").json()["models"]
+        card = client.get(listed[0]["card"])
+        assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
+        assert card.text.startswith("# Model card")
+        assert client.get("/v1/models/vision/nope/card").status_code == 404

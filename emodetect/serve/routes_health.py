@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse, Response
 
-from emodetect.serve.schemas import Health, ModelInfo, ModelList, Readiness
+from emodetect.serve.schemas import ErrorBody, Health, ModelInfo, ModelList, Readiness
 from emodetect.serve.state import ServeState, get_state
 
 router = APIRouter(tags=["service"])
@@ -37,6 +37,22 @@ def _figures(raw: str | None) -> dict[str, Any] | str | None:
     return value if isinstance(value, dict) else raw
 
 
+@router.get("/v1/models/{modality}/{name}/card", summary="A bundled model's card (Markdown)",
+            response_class=Response, responses={200: {"content": {"text/markdown": {}}},
+                                                404: {"model": ErrorBody, "description": "no such bundled model"}})
+async def model_card(modality: str, name: str, state: ServeState = Depends(get_state)) -> Response:
+    """Intended use and uses to avoid, training data and its terms, test figures per class and per
+    group, known gaps, privacy: generated from the model's metadata and its evaluation evidence."""
+    from emodetect.cards import model_card as make_card
+    from emodetect.errors import EmodetectError
+
+    try:
+        text = await state.run(make_card, name, modality)
+    except (KeyError, EmodetectError) as err:
+        raise HTTPException(404, detail=f"no bundled {modality} model named {name!r}") from err
+    return Response(text, media_type="text/markdown; charset=utf-8")
+
+
 @router.get("/v1/models", response_model=ModelList, summary="Bundled models and their test figures")
 async def list_models(state: ServeState = Depends(get_state)) -> ModelList:
     if state.catalogue is None:
@@ -53,6 +69,6 @@ async def list_models(state: ServeState = Depends(get_state)) -> ModelList:
     return ModelList(models=[
         ModelInfo(name=m.name, modality=m.modality, file=m.path.name, version=m.metadata.get("version"),
                   labels=list(m.labels), test_figures=_figures(m.metadata.get("test_figures")),
-                  loaded=is_loaded(m))
+                  loaded=is_loaded(m), card=f"/v1/models/{m.modality}/{m.name}/card")
         for m in state.catalogue
     ])

@@ -47,6 +47,7 @@ class ModelInfo(BaseModel):
     test_figures: dict[str, Any] | str | None = Field(
         None, description="accuracy and other figures on the test split, from the model card")
     loaded: bool = Field(description="whether this service answers with this model")
+    card: str = Field(description="where its model card is (Markdown)")
 
 
 class ModelList(BaseModel):

@@ -315,6 +315,11 @@ const live = {
 // ---- wiring
 document.addEventListener("DOMContentLoaded", () => {
   for (const tab of TABS) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
+  // The card of the face model this server answers with.
+  fetch("/v1/models").then((r) => r.json()).then((body) => {
+    const served = body.models.find((m) => m.modality === "vision" && m.loaded);
+    if (served) $("model-card").href = served.card;
+  }).catch(() => {});
 
   const input = $("file-input");
   input.addEventListener("change", () => photo.show(input.files[0]));

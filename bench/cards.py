@@ -1,0 +1,62 @@
+"""The evidence behind every bundled model's card: each model scored on its corpus's test split
+through the ONNX file (`emodetect.evaluate`), per class and, where the data has the columns, per
+group (voice: gender and speaker), written to emodetect/assets/cards/<model file>.json, which
+`emodetect models --card NAME` reads. Rerun after changing a bundled model:
+
+    python bench/cards.py [--data ../shared/data] [--only default ravdess]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import REPO, machine_info
+
+CARDS = REPO / "emodetect" / "assets" / "cards"
+# Which data each bundled model is scored on (relative to --data), and the groups to report.
+TEST_DATA = {
+    "vision": ("fer2013/fer2013.csv.gz", "PrivateTest", []),
+    "text:goemotions": ("text/goemotions/goemotions.csv", "test", []),
+    "text:dair-emotion": ("text/dair_emotion/emotion.csv", "test", []),
+    "voice:ravdess": ("speech/ravdess", "test", ["gender", "actor"]),
+    "voice:default": ("speech/ravdess", "test", ["gender", "actor"]),
+    "voice:emodb": ("speech/emodb", "test", ["gender", "speaker"]),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--only", nargs="*", help="model names to redo (default: all)")
+    args = parser.parse_args()
+
+    from emodetect.evaluate import evaluate
+    from emodetect.runtime import bundled_models
+
+    CARDS.mkdir(exist_ok=True)
+    for model in bundled_models():
+        if args.only and model.name not in args.only:
+            continue
+        data, split, columns = TEST_DATA.get(f"{model.modality}:{model.name}") or TEST_DATA[model.modality]
+        report = evaluate(model.path, args.data / data, split, modality=model.modality)
+        evidence = {"model": model.name, "file": model.path.name, "data": f"{data} ({split})",
+                    "command": f"emodetect evaluate {model.name} ../shared/data/{data} --split {split}"
+                               + ("" if model.modality == "vision" else f" --modality {model.modality}"),
+                    "n": report.n, "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
+                    "extra": {k: v for k, v in report.extra.items() if k != "groups"},
+                    "per_class": [{"label": c.label, "precision": round(c.precision, 3), "recall": round(c.recall, 3),
+                                   "f1": round(c.f1, 3), "support": c.support} for c in report.per_class],
+                    "groups": {}, "measured_on": machine_info()["cpu"]}
+        for column in columns:
+            grouped = evaluate(model.path, args.data / data, split, modality=model.modality, group_by=column)
+            evidence["groups"][column] = grouped.extra["groups"]
+        path = CARDS / f"{model.path.stem}.json"
+        path.write_text(json.dumps(evidence, indent=1) + "\n")
+        print(f"{model.modality:6} {model.name:14} accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f} "
+              f"({report.n} on {data} {split}) -> {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Model cards, generated, one format for every bundled model.
+
+A card is put together from what the model file says about itself (its ONNX metadata, in the
+catalogue), the evaluation evidence beside it (assets/cards/<file>.json, written by
+bench/cards.py from `emodetect.evaluate` reports), and what holds for every model of a modality
+(intended use, uses to avoid, privacy, known gaps) or of a data set (its terms), kept once here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from emodetect.runtime import BundledModel, bundled_models
+
+INTENDED = {
+    "vision": "Reading the apparent facial expression of consenting people in photos and video, for research, "
+              "user studies, media analysis and accessibility aids; as one signal among others.",
+    "text": "Reading the emotions expressed in English texts (posts, reviews, chat, survey answers) in aggregate: "
+            "shares over many texts, trends, routing for a human to read.",
+    "voice": "Reading the emotion in the tone of recorded speech of consenting speakers, for research and "
+             "aggregate analytics; as one signal among others.",
+}
+AVOID = ("Decisions about individuals: hiring, admission, credit, insurance, policing, border control, "
+         "grading or health diagnosis. Inferring what someone feels inside (the models read expression, "
+         "not experience). Covert use on people who have not agreed. Lie or deception detection.")
+PRIVACY = ("Runs on the device with onnxruntime: nothing is downloaded at run time and nothing is sent anywhere. "
+           "The library and the service keep no input: images, frames, texts and recordings are processed in "
+           "memory (a video upload in a temporary folder removed when the answer is ready) and never logged.")
+GAPS = {
+    "vision": ["Trained on FER-2013: 48x48 grey web faces, mostly frontal, labels from one annotator each "
+               "(human agreement about 65%); disgust is rare and the weakest class.",
+               "Accuracy differs between populations. On expression data sets of other populations, kept outside "
+               "this project, `default` scored (48x48 crops framed like FER-2013): CK+ peak frames (mostly "
+               "Euro-American adults) 0.807, JAFFE (Japanese women) 0.545, a Taiwanese performers' corpus 0.559, "
+               "Yale faces (15 subjects) 0.695: a gap of 0.26 between the best and the worst population.",
+               "FER-2013 has no age, gender or skin-tone labels, so the gaps between such groups are not measured "
+               "here; `emodetect evaluate --group-by COLUMN` measures them on data that has them."],
+    "text": ["English only; trained on one corpus, it reads other corpora poorly: measured outside its corpus, "
+             "`goemotions` scored accuracy 0.441 on MELD (TV dialogue) and 0.12 on ISEAR (described situations), "
+             "`dair-emotion` 0.13 on MELD (it has no neutral) and 0.28 on ISEAR.",
+             "Sarcasm, negation over long spans and context outside the text are not read."],
+    "voice": ["Trained on acted speech of one corpus (RAVDESS: 24 North American actors; EmoDB: 10 German "
+              "speakers); spontaneous, accented, telephone or synthetic speech is read less well.",
+              "Figures differ between genders and between held-out speakers: see the tables under Test figures."],
+}
+DATA_TERMS = {
+    "fer2013new": "FER+ labels: MIT licence (Microsoft).",
+    "fer2013": "FER-2013 (Goodfellow et al. 2013, Kaggle): for research.",
+    "goemotions": "GoEmotions: Apache-2.0 (Google Research).",
+    "emotion.csv": "dair-ai emotion: its authors state 'for educational and research purposes only'.",
+    "ravdess": "RAVDESS: CC BY-NC-SA 4.0 (non-commercial, share-alike).",
+    "emodb": "EmoDB: distributed free of charge by its authors for research; no licence text.",
+}
+
+
+def _evidence(model: BundledModel) -> dict[str, Any] | None:
+    path = model.path.parent / "cards" / f"{model.path.stem}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def find_model(name: str, modality: str | None = None) -> BundledModel:
+    """A bundled model by name (a name several modalities share is the first modality's)."""
+    from emodetect.runtime import modality_of
+
+    modality = modality_of(name, modality)
+    for model in bundled_models():
+        if model.modality == modality and name in (model.name, model.path.stem):
+            return model
+    raise KeyError(f"no bundled {modality} model named {name!r}")
+
+
+def model_card(name: str, modality: str | None = None) -> str:
+    """The card of a bundled model, as Markdown."""
+    model = find_model(name, modality)
+    meta, evidence = model.metadata, _evidence(model)
+    training = meta.get("training_data", "")
+    terms = [t for key, t in DATA_TERMS.items() if key in training or key in meta.get("corpus", "")]
+    lines = [f"# Model card: `{model.name}` ({model.modality})", "",
+             f"- File: `{model.path.name}` ({meta.get('precision', 'float32')}), architecture "
+             f"`{meta.get('architecture', '?')}`, emodetect {meta.get('emodetect_version', '?')}",
+             f"- Labels: {', '.join(model.labels)}",
+             f"- Input: `{meta.get('input', '?')}`",
+             f"- Training data: {training}" + (f"; terms: {' '.join(terms)}" if terms else ""),
+             f"- Validation score (model selection): {meta.get('val_score') if meta.get('val_score') not in (None, 'nan') else 'not recorded'}", "",
+             "## Intended use", "", INTENDED.get(model.modality, ""), "",
+             "## Uses to avoid", "", AVOID, "",
+             "## Test figures", ""]
+    if meta.get("test_figures"):
+        lines += [f"From the model file: {meta['test_figures']}", ""]
+    if evidence:
+        lines += [f"Measured with `{evidence['command']}` ({evidence['n']} examples, {evidence['measured_on']}): "
+                  f"accuracy **{evidence['accuracy']:.4f}**, macro-F1 **{evidence['macro_f1']:.4f}**"
+                  + "".join(f", {k} {v}" for k, v in evidence["extra"].items() if not isinstance(v, (dict, list))), "",
+                  "| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {c['label']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
+                  for c in evidence["per_class"]]
+        for column, table in evidence["groups"].items():
+            lines += ["", f"By {column} (95% bootstrap intervals; `--group-by {column}`):", "",
+                      "| group | n | accuracy | 95% interval |", "| --- | --- | --- | --- |"]
+            lines += [f"| {g} | {v['n']} | {v['accuracy']:.3f} | {v['accuracy_ci95'][0]:.3f}-{v['accuracy_ci95'][1]:.3f} |"
+                      for g, v in table["groups"].items()]
+            lines += ["", f"Gap between the best ({table['best']}) and the worst ({table['worst']}): "
+                          f"{table['accuracy_gap']:.3f}."]
+    else:
+        lines += ["No evaluation evidence is stored beside this model (run `python bench/cards.py`)."]
+    lines += ["", "## Known gaps", ""] + [f"- {gap}" for gap in GAPS.get(model.modality, [])]
+    lines += ["", "## Privacy", "", PRIVACY, ""]
+    return "\n".join(lines)

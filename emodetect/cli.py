@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Optional
@@ -61,13 +62,15 @@ def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) 
         _needs_train_extra(err)
     from emodetect.errors import EmodetectError
 
-    setup_logging(True)
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
+    setup_logging(main_process)
     try:
         result = train(TrainConfig(**(config_defaults() | values)))
     except (EmodetectError, FileNotFoundError, ValueError, KeyError) as err:
         fail(str(err))
-    typer.echo(json.dumps({"best_checkpoint": str(result.best_checkpoint),
-                           "best_val_score": result.best_val_acc, "best_epoch": result.best_epoch}))
+    if main_process:
+        typer.echo(json.dumps({"best_checkpoint": str(result.best_checkpoint),
+                               "best_val_score": result.best_val_acc, "best_epoch": result.best_epoch}))
 
 
 def _train_signature() -> inspect.Signature:

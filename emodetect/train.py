@@ -174,15 +174,58 @@ def predict_logits(model: torch.nn.Module, inputs: torch.Tensor | np.ndarray, ba
     return torch.cat(outs)
 
 
+def distributed_context() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group). Under torchrun
+    (WORLD_SIZE > 1) the group is joined: gloo on CPUs, nccl where CUDA is there."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, False
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), started
+
+
+def _all_sum(values: list[float], world: int) -> list[float]:
+    """Sum of each value over the processes (the epoch's loss, hits and examples)."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train a model as `cfg` says; return where the best and last checkpoints are."""
+    """Train a model as `cfg` says; return where the best and last checkpoints are.
+
+    Under `torchrun --nproc_per_node N -m emodetect train ...` the same loop runs in N processes
+    (DistributedDataParallel): each takes every N-th example of the epoch's seeded order,
+    `batch_size` is per process, gradients are averaged, and only rank 0 writes checkpoints and
+    logs; `resume` works as in one process."""
+    rank, world, started_group = distributed_context()
+    try:
+        return _train(cfg, rank, world)
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if not cfg.data:
         raise ValueError("no training data given (--data)")
     cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))  # saved with the run
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    main_process = rank == 0
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out / "last.pt", out / "best.pt"
 
     data = load_training_data(cfg)
@@ -196,6 +239,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model) if cfg.ema_decay > 0 else None
+    # Under torchrun the steps run through DDP, which averages the gradients over the processes;
+    # the weights stay identical in every process, so the EMA and checkpoints are the same too.
+    stepper = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        stepper = DistributedDataParallel(model)
     if cfg.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                                     weight_decay=cfg.weight_decay)
@@ -204,7 +254,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     else:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
     # A last batch of one example is dropped: batch norm cannot train on a single value per channel.
-    full, rest = divmod(len(data.train_targets), cfg.batch_size)
+    # Each process takes every world-th example (the order cut to a multiple of world, so all
+    # processes run the same number of steps).
+    per_process = len(data.train_targets) // world
+    full, rest = divmod(per_process, cfg.batch_size)
     steps_per_epoch = full + (rest > 1)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15,
@@ -239,9 +292,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         history = [EpochLog(**h) for h in state["history"]]
         # The log is rewritten from the checkpoint: a kill after a log line but before the
         # checkpoint of that epoch must not leave the epoch twice in it.
-        (out / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
+        if main_process:
+            (out / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if main_process:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     inputs, targets = data.train_inputs, data.train_targets
     eval_model = ema if ema is not None else model
@@ -254,11 +309,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(len(targets), generator=gen)
+        if world > 1:
+            order = order[:per_process * world][rank::world]
         model.train()
         t0 = time.time()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   mininterval=5.0, leave=False)
+                   mininterval=5.0, leave=False, disable=not main_process)
         for step in bar:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x, target = inputs[idx], targets[idx]
@@ -273,7 +330,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             if x.dim() == 4:
                 x = x.contiguous(memory_format=memory_format)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(x)
+                logits = stepper(x)
             loss = _loss(logits, target, data.multilabel, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -293,6 +350,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                             img_s=f"{seen / (time.time() - t0):.0f}", refresh=False)
         bar.close()
         train_seconds = time.time() - t0
+        loss_sum, correct, seen = _all_sum([loss_sum, correct, seen], world)
         if len(data.val_labels):
             val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
             if data.multilabel:
@@ -304,6 +362,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             val_loss = val_acc = float("nan")
         entry = EpochLog(epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc,
                          scheduler.get_last_lr()[0], seen / train_seconds, time.time() - t0)
+        seen = int(seen)
         history.append(entry)
         log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s %.0fs",
                  entry.epoch, cfg.epochs, entry.train_loss, entry.train_acc, val_loss, val_acc,
@@ -322,6 +381,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
             "history": [asdict(h) for h in history],
         }
+        epochs_run += 1
+        if not main_process:
+            continue
         # best.pt before last.pt: a kill between the two reruns this epoch on resume, which
         # rewrites best.pt, instead of leaving a stale one behind a newer last.pt.
         if is_best:
@@ -331,7 +393,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         _save(last_path, payload)
         with open(out / "log.jsonl", "a") as handle:
             handle.write(json.dumps(asdict(entry)) + "\n")
-        epochs_run += 1
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every process returns once rank 0 has written the last checkpoint
     return TrainResult(best_path, last_path, best_acc, best_epoch, history)
 
 

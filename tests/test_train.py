@@ -137,3 +137,23 @@ def test_a_kill_after_the_log_line_leaves_no_duplicate_epoch(fer_csv, tmp_path):
     log.write_text(log.read_text() + log.read_text().splitlines()[0].replace('"epoch": 1', '"epoch": 2') + "\n")
     train(tiny_config(fer_csv, run, epochs=3, resume=True))
     assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2, 3]
+
+
+def _torchrun(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "emodetect", "train", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_torchrun_with_two_processes_trains_resumes_and_loads_in_one(fer_csv, tmp_path):
+    flags = ["--data", str(fer_csv), "--out", "run", "--model", "tiny_fer", "--batch-size", "32",
+             "--no-augment", "--threads", "1", "--no-bf16", "--ema-decay", "0.99"]
+    first = _torchrun(tmp_path, *flags, "--epochs", "3", "--stop-after", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("best_checkpoint") == 1  # rank 0 reports, rank 1 does not
+    second = _torchrun(tmp_path, *flags, "--epochs", "3", "--resume")
+    assert second.returncode == 0, second.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1, 2, 3]
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    model = load_checkpoint_model(tmp_path / "run" / "best.pt")  # in this one process, no group
+    assert state["val_acc"] > 0.3 and sum(p.numel() for p in model.parameters()) > 0

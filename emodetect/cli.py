@@ -194,6 +194,35 @@ def models(
 
 
 @app.command()
+def batch(
+    source: str = typer.Argument(..., help="a folder or glob of images or of recordings, or a CSV/Parquet/TXT of texts"),
+    out: Path = typer.Option(..., help="folder of Parquet files (a rerun into it skips what is there)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster: auto, or ray://host:10001 (default: a local Ray here)"),
+    workers: int = typer.Option(2, min=1, help="worker actors, each with its own copy of the models"),
+    model: Optional[str] = typer.Option(None, help="bundled model name or ONNX file (default: the modality's)"),
+    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
+    column: str = typer.Option("text", help="the column of texts in a CSV or Parquet file"),
+    batch_size: int = typer.Option(16, min=1, help="inputs per call of a worker"),
+) -> None:
+    """Score a folder of images or recordings, or a file of texts, on Ray Data: Parquet out,
+    one row per face, window or text (needs the distributed extra)."""
+    try:
+        from emodetect.distributed import run_batch
+        import ray  # noqa: F401
+    except ImportError as err:
+        fail(f"{err.name} is missing: install the distributed extra: pip install 'emodetect[distributed]'")
+    from emodetect.errors import EmodetectError
+
+    setup_logging(False)
+    try:
+        report = run_batch(source, out, address, workers, model, detector, column, batch_size)
+    except (EmodetectError, KeyError) as err:
+        fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    typer.echo(report.to_text())
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
     port: int = typer.Option(8000, help="TCP port"),

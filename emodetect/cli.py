@@ -207,8 +207,9 @@ def batch(
     """Score a folder of images or recordings, or a file of texts, on Ray Data: Parquet out,
     one row per face, window or text (needs the distributed extra)."""
     try:
+        import ray  # noqa: F401  (the extra's heaviest part: checked before anything starts)
+
         from emodetect.distributed import run_batch
-        import ray  # noqa: F401
     except ImportError as err:
         fail(f"{err.name} is missing: install the distributed extra: pip install 'emodetect[distributed]'")
     from emodetect.errors import EmodetectError

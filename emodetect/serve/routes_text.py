@@ -6,9 +6,9 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
 from emodetect.serve.uploads import UploadError, media_type_of, read_body
@@ -117,7 +117,4 @@ async def read_texts(
     body = _parse(await read_body(request, state.config.max_upload_bytes))
     start = time.perf_counter()
     out = await state.run(_predict, model, body.texts, explain)
-    headers = {"Cache-Control": "no-store",
-               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
-    return Response(TextResponse.model_validate(out).model_dump_json(), media_type="application/json",
-                    headers=headers)
+    return answer(TextResponse, out, start)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeState, get_state, service
 from emodetect.serve.uploads import FIELD, UploadError, read_uploads
@@ -128,7 +128,4 @@ async def video(
     start = time.perf_counter()
     body = await state.run(analyse, state, upload.data, subtitles.data if subtitles else None,
                            upload.filename or "upload", captions, media, segment)
-    headers = {"Cache-Control": "no-store",
-               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
-    return Response(VideoResponse.model_validate(body).model_dump_json(), media_type="application/json",
-                    headers=headers)
+    return answer(VideoResponse, body, start)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 
+from emodetect.serve.answers import answer
 from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody, ExplainOptions, ExplainResponse
 from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
 from emodetect.serve.uploads import Upload, UploadError, openapi_upload_body, read_upload
@@ -18,6 +18,13 @@ SERVICE = "vision"
 router = APIRouter(tags=["faces"])
 
 UPLOAD_BODY = openapi_upload_body("image/*")
+IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "empty or malformed upload"},
+    413: {"model": ErrorBody, "description": "upload over the byte limit, or too many pixels"},
+    415: {"model": ErrorBody, "description": "not an image, or an unsupported Content-Type"},
+    422: {"model": ErrorBody, "description": "corrupt image, no 'file' field, or a bad query parameter"},
+    503: {"model": ErrorBody, "description": "the face model is not loaded yet"},
+}
 
 
 @dataclass
@@ -94,14 +101,9 @@ def analyse(vision: VisionService, upload: Upload, options: DetectOptions,
 @router.post(
     "/v1/detect", response_model=DetectResponse, summary="Faces and their emotions in an image",
     openapi_extra=UPLOAD_BODY,
-    responses={
+    responses=IMAGE_ERRORS | {
         200: {"content": {"image/jpeg": {}, "image/png": {}},
               "description": "JSON, or the annotated image with ?annotate=true or ?blur=true"},
-        400: {"model": ErrorBody, "description": "empty or malformed upload"},
-        413: {"model": ErrorBody, "description": "upload over the byte limit, or too many pixels"},
-        415: {"model": ErrorBody, "description": "not an image, or an unsupported Content-Type"},
-        422: {"model": ErrorBody, "description": "corrupt image, no 'file' field, or a bad query parameter"},
-        503: {"model": ErrorBody, "description": "the face model is not loaded yet"},
     },
 )
 async def detect(
@@ -117,25 +119,16 @@ async def detect(
     upload = await read_upload(request, state.config.max_upload_bytes)
     start = time.perf_counter()
     body, image, media_type = await state.run(analyse, vision, upload, options, state.config.max_pixels)
-    headers = {"Cache-Control": "no-store", "X-Faces": str(len(body["faces"])),
-               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
-    if image is not None:
-        return Response(image, media_type=media_type, headers=headers)
-    return Response(DetectResponse.model_validate(body).model_dump_json(), media_type="application/json",
-                    headers=headers)
+    return answer(DetectResponse, body, start, image, media_type, **{"X-Faces": str(len(body["faces"]))})
 
 
 @router.post(
     "/v1/explain", response_model=ExplainResponse, summary="What each face's emotion rests on: saliency maps",
     openapi_extra=UPLOAD_BODY,
-    responses={
+    responses=IMAGE_ERRORS | {
         200: {"content": {"image/jpeg": {}, "image/png": {}},
               "description": "JSON with a 48x48 map per face, or the image with the maps drawn (?annotate=true)"},
-        400: {"model": ErrorBody, "description": "empty or malformed upload"},
-        413: {"model": ErrorBody, "description": "upload over the byte limit, or too many pixels"},
-        415: {"model": ErrorBody, "description": "not an image, or an unsupported Content-Type"},
         422: {"model": ErrorBody, "description": "corrupt image, an emotion the model lacks, or a bad query parameter"},
-        503: {"model": ErrorBody, "description": "the face model is not loaded yet"},
     },
 )
 async def explain_route(
@@ -150,9 +143,4 @@ async def explain_route(
     upload = await read_upload(request, state.config.max_upload_bytes)
     start = time.perf_counter()
     body, image, media_type = await state.run(explain, vision, upload, options, state.config.max_pixels)
-    headers = {"Cache-Control": "no-store", "X-Faces": str(len(body["faces"])),
-               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
-    if image is not None:
-        return Response(image, media_type=media_type, headers=headers)
-    return Response(ExplainResponse.model_validate(body).model_dump_json(), media_type="application/json",
-                    headers=headers)
+    return answer(ExplainResponse, body, start, image, media_type, **{"X-Faces": str(len(body["faces"]))})

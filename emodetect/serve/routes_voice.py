@@ -6,9 +6,9 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
 from emodetect.serve.uploads import UploadError, openapi_upload_body, read_upload
@@ -97,7 +97,4 @@ async def voice(
     start = time.perf_counter()
     body = await state.run(analyse, engine, upload.data, upload.filename or "upload", timeline,
                            state.config.max_audio_seconds)
-    headers = {"Cache-Control": "no-store",
-               "Server-Timing": f"inference;dur={(time.perf_counter() - start) * 1000:.1f}"}
-    return Response(VoiceResponse.model_validate(body).model_dump_json(), media_type="application/json",
-                    headers=headers)
+    return answer(VoiceResponse, body, start)

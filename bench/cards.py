@@ -20,6 +20,8 @@ TEST_DATA = {
     "vision": ("fer2013/fer2013.csv.gz", "PrivateTest", []),
     "text:goemotions": ("text/goemotions/goemotions.csv", "test", []),
     "text:dair-emotion": ("text/dair_emotion/emotion.csv", "test", []),
+    # The four corpora in the shared labels: docs/training/text_shared/make_data.py writes it there.
+    "text:shared": ("text_shared/shared.csv", "test", ["corpus"]),
     "voice:ravdess": ("speech/ravdess", "test", ["gender", "actor"]),
     "voice:default": ("speech/ravdess", "test", ["gender", "actor"]),
     "voice:emodb": ("speech/emodb", "test", ["gender", "speaker"]),
@@ -30,6 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--only", nargs="*", help="model names to redo (default: all)")
+    parser.add_argument("--shared-text", type=Path, default=REPO / "runs" / "text_shared" / "shared.csv",
+                        help="the combined text CSV of make_data.py, for the `shared` text model")
     args = parser.parse_args()
 
     from emodetect.evaluate import evaluate
@@ -40,9 +44,13 @@ def main() -> None:
         if args.only and model.name not in args.only:
             continue
         data, split, columns = TEST_DATA.get(f"{model.modality}:{model.name}") or TEST_DATA[model.modality]
-        report = evaluate(model.path, args.data / data, split, modality=model.modality)
+        where = args.shared_text if data.startswith("text_shared/") else args.data / data
+        report = evaluate(model.path, where, split, modality=model.modality)
         evidence = {"model": model.name, "file": model.path.name, "data": f"{data} ({split})",
-                    "command": f"emodetect evaluate {model.name} ../shared/data/{data} --split {split}"
+                    "command": (f"python docs/training/text_shared/make_data.py ../shared/data/text shared.csv && "
+                                f"emodetect evaluate {model.name} shared.csv --split test --group-by corpus")
+                               if data.startswith("text_shared/") else
+                               f"emodetect evaluate {model.name} ../shared/data/{data} --split {split}"
                                + ("" if model.modality == "vision" else f" --modality {model.modality}"),
                     "n": report.n, "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
                     "extra": {k: v for k, v in report.extra.items() if k != "groups"},
@@ -50,7 +58,7 @@ def main() -> None:
                                    "f1": round(c.f1, 3), "support": c.support} for c in report.per_class],
                     "groups": {}, "measured_on": machine_info()["cpu"]}
         for column in columns:
-            grouped = evaluate(model.path, args.data / data, split, modality=model.modality, group_by=column)
+            grouped = evaluate(model.path, where, split, modality=model.modality, group_by=column)
             evidence["groups"][column] = grouped.extra["groups"]
         path = CARDS / f"{model.path.stem}.json"
         path.write_text(json.dumps(evidence, indent=1) + "\n")

@@ -51,7 +51,7 @@ class _FaceWorker:
         from emodetect.vision.results import face_columns
 
         self.detector = EmotionDetector(model, create_detector(detector, threads=1), threads=1)
-        text = {"source", "label", "model", "detector", "error"}
+        text = {"source", "label", "emotion", "model", "detector", "error"}
         whole = {"image_width", "image_height", "face_id", "x", "y", "width", "height"}
         self.schema = _schema([*face_columns(self.detector.labels), "error"], text, whole)
 

@@ -84,7 +84,8 @@ def test_result_json_schema(detector, group):
     assert document["image"] == {"width": 960, "height": 640}
     assert document["model"] == detector.model_name and document["detector"] == detector.detector_name
     for face in document["faces"]:
-        assert set(face) == {"id", "box", "score", "label", "confidence", "probabilities"}
+        assert set(face) == {"id", "box", "score", "label", "emotion", "confidence", "probabilities"}
+        assert face["emotion"] == face["label"]  # the 0.1 name, kept for existing clients
         assert set(face["box"]) == {"x", "y", "width", "height"}
         assert all(isinstance(v, int) for v in face["box"].values())
         b = face["box"]

@@ -60,7 +60,8 @@ class ImageSize(BaseModel):
 
 
 BoxOut = from_dataclass(Box)
-FaceOut = from_dataclass(Face, box=BoxOut)
+FaceOut = create_model("FaceOut", __base__=from_dataclass(Face, box=BoxOut),
+                       emotion=(str, Field(description="the same as `label`: its name before 0.2")))
 
 
 class DetectResponse(BaseModel):

@@ -16,9 +16,10 @@ from emodetect.results import ResultReaders, rounded
 
 
 # The columns of Result.to_rows(), the `detect --csv` file and Result.to_df(), in order; one
-# probability column per label of the model follows, then META_COLUMNS.
+# probability column per label of the model follows, then META_COLUMNS. `emotion` repeats `label`
+# under its name before 0.2, so that files and programs written against 0.1 keep working.
 FACE_COLUMNS = ("source", "image_width", "image_height", "face_id", "x", "y", "width", "height", "score",
-                "label", "confidence")
+                "label", "emotion", "confidence")
 META_COLUMNS = ("model", "detector")
 
 
@@ -62,6 +63,7 @@ class Face:
             "box": self.box.to_dict(),
             "score": round(float(self.score), 4),
             "label": self.label,
+            "emotion": self.label,  # the 0.1 name of `label`, as in FACE_COLUMNS
             "confidence": round(float(self.confidence), 4),
             "probabilities": rounded(self.probabilities),
         }
@@ -102,6 +104,7 @@ class Result(ResultReaders):
                 "x": face.box.x, "y": face.box.y, "width": face.box.width, "height": face.box.height,
                 "score": round(float(face.score), 4),
                 "label": face.label,
+                "emotion": face.label,
                 "confidence": round(float(face.confidence), 4),
             }
             row.update({k: round(float(v), 4) for k, v in face.probabilities.items()})

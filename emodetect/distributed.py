@@ -214,8 +214,10 @@ def _rows_for(out: Path, sources: set[str]) -> tuple[int, int]:
     """Rows, and sources with an error, written for `sources`."""
     import pyarrow.dataset as pads
 
-    table = pads.dataset(str(out), format="parquet").to_table()
+    dataset = pads.dataset(str(out), format="parquet")
+    columns = [c for c in ("source", "error") if c in dataset.schema.names]
+    table = dataset.to_table(columns=columns)  # two columns, not the whole output
     names = table.column("source").to_pylist()
-    errors = table.column("error").to_pylist() if "error" in table.column_names else [None] * len(names)
+    errors = table.column("error").to_pylist() if "error" in columns else [None] * len(names)
     mine = [(s, e) for s, e in zip(names, errors) if s in sources]
     return len(mine), len({s for s, e in mine if e})

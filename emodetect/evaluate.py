@@ -213,36 +213,44 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] |
                       confusion.tolist(), list(labels), extra)
 
 
-def _model_extras(model: str | Path, modality: str) -> dict[str, Any]:
-    """The `extras` a model carries (thresholds, label groups): ONNX metadata or checkpoint."""
+def open_model(model: str | Path, modality: str | None = None) -> tuple[str, Any]:
+    """The model's modality, and the model read once for the whole evaluation: a checkpoint's
+    contents (a dict, from read_checkpoint) or an OnnxModel. A bundled name's modality comes from
+    the catalogue; a file's from what it says about itself, unless `modality` is given."""
+    from emodetect.modalities import get_modality
+    from emodetect.runtime import OnnxModel, load_model, modality_of
+
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
         from emodetect.train import read_checkpoint
 
-        return dict(read_checkpoint(path).get("extras") or {})
-    from emodetect.runtime import load_model
+        state = read_checkpoint(path)
+        return get_modality(modality or state.get("config", {}).get("modality") or "vision").name, state
+    if path.suffix == ".onnx" or path.exists():
+        onnx_model = OnnxModel(path)
+        return get_modality(modality or onnx_model.metadata.get("modality", "vision")).name, onnx_model
+    modality = modality_of(model, modality)
+    return modality, load_model(model, modality)
 
-    return load_model(model, modality, threads=1).extras()
+
+def _model_extras(opened: Any) -> dict[str, Any]:
+    """The `extras` a model carries (thresholds, label groups): checkpoint or ONNX metadata."""
+    return dict(opened.get("extras") or {}) if isinstance(opened, dict) else opened.extras()
 
 
-def predict_probabilities(model: str | Path, inputs: np.ndarray,
-                          modality: str = "vision") -> tuple[np.ndarray, list[str], str]:
-    """Probabilities from an ONNX file or bundled name (onnxruntime) or a .pt checkpoint (torch)."""
-    path = Path(model)
-    if path.suffix in (".pt", ".pth"):
+def predict_probabilities(model: str | Path, inputs: np.ndarray, opened: Any) -> tuple[np.ndarray, list[str], str]:
+    """Probabilities from an opened checkpoint (torch) or ONNX model (onnxruntime), the labels
+    and the name reports give the model."""
+    if isinstance(opened, dict):
         import torch
 
-        from emodetect.train import load_checkpoint_model, predict_logits, read_checkpoint
+        from emodetect.train import load_checkpoint_model, predict_logits
 
-        state = read_checkpoint(path)
-        logits = predict_logits(load_checkpoint_model(state), inputs, bf16=False)
-        probs = torch.sigmoid(logits) if state.get("multilabel") else logits.softmax(1)
-        return probs.numpy(), list(state.get("labels") or []), str(path)
-    from emodetect.runtime import load_model
-
-    onnx_model = load_model(model, modality)
-    probs = np.concatenate([onnx_model.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
-    return probs, list(onnx_model.labels), str(onnx_model.path)
+        logits = predict_logits(load_checkpoint_model(opened), inputs, bf16=False)
+        probs = torch.sigmoid(logits) if opened.get("multilabel") else logits.softmax(1)
+        return probs.numpy(), list(opened.get("labels") or []), str(model)
+    probs = np.concatenate([opened.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
+    return probs, list(opened.labels), str(opened.path)
 
 
 def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray,
@@ -268,18 +276,17 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
     column of the data (subject, corpus, gender, ...): the report then has each group's figures,
     with bootstrap 95% intervals, and the gap between the best and the worst group."""
     from emodetect.modalities import get_modality
-    from emodetect.runtime import modality_of
 
-    modality = modality_of(model, modality)
+    modality, opened = open_model(model, modality)
     module = get_modality(modality).data_module()
     if getattr(module, "EVALUATION_NEEDS_MODEL", False):
-        data_options["model"] = model  # e.g. text: the model's vocabulary encodes the data
+        data_options["model"] = opened  # e.g. text: the model's vocabulary encodes the data
     groups = None
     if group_by:
         options = {k: v for k, v in data_options.items() if k != "model"}
         groups = module.evaluation_groups(data, split, group_by, **options)
     inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)
-    probs, model_labels, model_name = predict_probabilities(model, inputs, modality)
+    probs, model_labels, model_name = predict_probabilities(model, inputs, opened)
     if rest:  # rows are parts of examples (a clip's windows): score each example once, on its mean
         pooled = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]), groups)
         probs, y_true = pooled[0], pooled[1]
@@ -287,7 +294,7 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
     if model_labels and list(model_labels) != list(labels):
         raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
     if np.ndim(y_true) == 2:  # multi-hot rows: multi-label data
-        extras = _model_extras(model, modality)
+        extras = _model_extras(opened)
         report = multilabel_report(y_true, probs, labels, extras.get("thresholds", 0.5),
                                    extras.get("groups"), model_name, source)
     else:

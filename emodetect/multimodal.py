@@ -155,23 +155,28 @@ def fuse(streams: dict[str, np.ndarray], weights: dict[str, float] | None = None
     return fused, agreement
 
 
-def _face_estimate(frame_faces: list[tuple[int, float, list[Any]]], start: float, end: float) -> np.ndarray | None:
-    """Mean over the segment's frames of the largest face's probabilities."""
-    picked = []
-    for _, t, faces in frame_faces:
-        if start <= t < end and faces:
-            largest = max(faces, key=lambda f: f.box.width * f.box.height)
-            picked.append(to_shared(largest.probabilities))
-    picked = [p for p in picked if p is not None]
+def _largest_faces(frame_faces: list[tuple[int, float, list[Any]]]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """Each analysed frame's time and its largest face on the shared labels (None: no face),
+    worked out once for all the segments."""
+    times = np.array([t for _, t, _ in frame_faces], dtype=float)
+    largest = [to_shared(max(faces, key=lambda f: f.box.width * f.box.height).probabilities) if faces else None
+               for _, _, faces in frame_faces]
+    return times, largest
+
+
+def _face_estimate(times: np.ndarray, largest: list[np.ndarray | None], start: float, end: float) -> np.ndarray | None:
+    """Mean over the segment's frames of the largest face's probabilities (frames in time order)."""
+    first, stop = np.searchsorted(times, [start, end], side="left")
+    picked = [p for p in largest[first:stop] if p is not None]
     return np.mean(picked, axis=0) if picked else None
 
 
-def _voice_estimate(windows: list[Any], start: float, end: float) -> np.ndarray | None:
+def _voice_estimate(windows: list[tuple[float, float, np.ndarray]], start: float, end: float) -> np.ndarray | None:
+    """Mean of the voiced windows (start, end, shared probabilities) weighted by their overlap."""
     total, weight = np.zeros(len(EMOTIONS)), 0.0
-    for w in windows:
-        overlap = min(end, w.end_s) - max(start, w.start_s)
-        probs = None if w.silent else to_shared(w.probabilities)
-        if overlap > 0 and probs is not None:
+    for w_start, w_end, probs in windows:
+        overlap = min(end, w_end) - max(start, w_start)
+        if overlap > 0:
             total += overlap * probs
             weight += overlap
     return total / weight if weight > 0 else None
@@ -192,9 +197,12 @@ def build_segments(duration_s: float, frame_faces: list[tuple[int, float, list[A
     else:
         edges = np.arange(0.0, max(duration_s, 1e-6), segment_s)
         spans = [(float(a), float(min(a + segment_s, duration_s)), None, None) for a in edges]
+    times, largest = _largest_faces(frame_faces)
+    voiced = [(w.start_s, w.end_s, p) for w in voice_windows
+              if not w.silent and (p := to_shared(w.probabilities)) is not None]
     segments = []
     for start, end, text, text_result in spans:
-        streams = {"face": _face_estimate(frame_faces, start, end), "voice": _voice_estimate(voice_windows, start, end),
+        streams = {"face": _face_estimate(times, largest, start, end), "voice": _voice_estimate(voiced, start, end),
                    "text": _text_estimate(text_result)}
         streams = {k: v for k, v in streams.items() if v is not None}
         fused, agreement = fuse(streams, weights)
@@ -428,12 +436,13 @@ def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Pat
     from emodetect.vision.video import frames, open_capture
 
     by_index = {i: f for i, _, f in faces.frame_faces}
+    now = _Current(segments)
     capture = open_capture(str(source))
     writer = None
     try:
         for index, t, bgr in frames(capture, every, max_frames):
             rgb = draw_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), by_index.get(index, []), blur=blur)
-            segment = next((s for s in segments if s.start_s <= t < s.end_s and s.label), None)
+            segment = now.at(t)
             if segment is not None:
                 band = max(24, rgb.shape[0] // 12)
                 rgb[-band:] = (rgb[-band:] * 0.35).astype(np.uint8)
@@ -448,3 +457,21 @@ def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Pat
     if writer is not None:
         notes += writer.close()
     return path
+
+
+class _Current:
+    """The first labelled segment (in list order) that holds time t, for t that only grows: the
+    segments already begun and not yet over are kept aside, so a long video with many segments
+    is not scanned once per frame."""
+
+    def __init__(self, segments: list[Segment]):
+        self.pending = sorted(range(len(segments)), key=lambda i: segments[i].start_s)
+        self.segments, self.active, self.next = segments, [], 0
+
+    def at(self, t: float) -> Segment | None:
+        while self.next < len(self.pending) and self.segments[self.pending[self.next]].start_s <= t:
+            self.active.append(self.pending[self.next])
+            self.next += 1
+        self.active = [i for i in self.active if t < self.segments[i].end_s]
+        held = [i for i in self.active if self.segments[i].label]
+        return self.segments[min(held)] if held else None

@@ -126,22 +126,15 @@ def bundled_model_path(name: str | None = None, modality: str = "vision") -> Pat
 
 
 def modality_of(model: str | Path | None, modality: str | None = None) -> str:
-    """The modality of a model reference: the one given, else a checkpoint's or ONNX file's own,
-    else the bundled model's of that name (a name several modalities share, such as "default",
-    is the first modality's in the table: vision)."""
+    """The modality of a bundled model name: the one given, else the catalogue's (a name several
+    modalities share, such as "default", is the first modality's in the table: vision). Model
+    files say their own: evaluate.open_model reads them."""
     from emodetect.modalities import get_modality, modality_names
 
     if modality:
         return get_modality(modality).name
     if model is None:
         return modality_names()[0]
-    path = Path(model)
-    if path.suffix in (".pt", ".pth"):
-        from emodetect.train import read_checkpoint
-
-        return read_checkpoint(path).get("config", {}).get("modality") or "vision"
-    if path.suffix == ".onnx" or path.exists():
-        return OnnxModel(path, threads=1).metadata.get("modality", "vision")
     owners = {m.modality for m in bundled_models() if str(model) in (m.name, m.path.stem)}
     for name in modality_names():
         if name in owners:

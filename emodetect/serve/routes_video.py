@@ -64,13 +64,12 @@ def _check_container(path: Path, max_seconds: float) -> None:
         raise UploadError(413, f"video too long: {seconds:,.1f} s, the limit is {max_seconds:,.0f} s")
 
 
-def analyse(state: ServeState, video: bytes, subtitles: bytes | None, name: str, captions: bool,
+def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | None, name: str, captions: bool,
             media: bool, segment_s: float) -> dict[str, Any]:
     """Blocking work of one request, in a worker thread, inside a folder that is always removed."""
     from emodetect.errors import InputError, http_status
     from emodetect.multimodal import analyse_video
 
-    vision = state.services["vision"]
     with tempfile.TemporaryDirectory(prefix="emodetect-video-") as folder:
         # The user's file name (made safe) names the plot; the suffix helps the demuxer guess.
         safe = re.sub(r"[^\w.-]", "_", Path(name).name)[-64:].lstrip(".") or "upload"
@@ -126,6 +125,6 @@ async def video(
                                  examples="video/mp4, video/webm, ...")
     upload, subtitles = uploads[FIELD], uploads.get(SUBTITLES)
     start = time.perf_counter()
-    body = await state.run(analyse, state, upload.data, subtitles.data if subtitles else None,
+    body = await state.run(analyse, state, vision, upload.data, subtitles.data if subtitles else None,
                            upload.filename or "upload", captions, media, segment)
     return answer(VideoResponse, body, start)

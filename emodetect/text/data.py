@@ -240,21 +240,24 @@ def export_extras(state: dict, model) -> dict[str, Any]:
     return extras
 
 
-def model_text_config(model: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """Extras (vocabulary, max tokens, thresholds) and labels of an ONNX file, bundled name or .pt."""
+def model_text_config(model: Any) -> tuple[dict[str, Any], list[str]]:
+    """Extras (vocabulary, max tokens, thresholds) and labels of a text model: an ONNX file,
+    bundled name or .pt, or one already opened (an OnnxModel, or a checkpoint's contents)."""
+    if isinstance(model, dict):
+        return dict(model.get("extras") or {}), list(model.get("labels") or [])
+    if hasattr(model, "extras"):
+        return model.extras(), list(model.labels)
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
         from emodetect.train import read_checkpoint
 
-        state = read_checkpoint(path)
-        return dict(state.get("extras") or {}), list(state.get("labels") or [])
+        return model_text_config(read_checkpoint(path))
     from emodetect.runtime import load_model
 
-    onnx_model = load_model(model, modality="text", threads=1)
-    return onnx_model.extras(), list(onnx_model.labels)
+    return model_text_config(load_model(model, modality="text", threads=1))
 
 
-def evaluation_data(data: str | Path, split: str | None, model: str | Path | None = None):
+def evaluation_data(data: str | Path, split: str | None, model: Any = None):
     """Token ids (encoded with `model`'s vocabulary), true labels (indices, or N x C multi-hot for
     multi-label files), label names and a source description."""
     if model is None:

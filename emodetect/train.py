@@ -65,6 +65,7 @@ class TrainingData:
     multilabel: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. a text model's vocab size
     extras: dict[str, Any] = field(default_factory=dict)  # saved with checkpoints (a vocabulary)
+    init_weights: Callable[[torch.nn.Module], None] | None = None  # weights the data gives (word vectors)
 
 
 def resolve_modality(cfg: TrainConfig) -> str:
@@ -235,6 +236,8 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=num_classes, **data.model_kwargs)
+    if data.init_weights is not None:
+        data.init_weights(model)
     use_channels_last = cfg.bf16 and data.train_inputs.dim() == 4
     memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)

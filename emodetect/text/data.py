@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # evaluate() passes the model to evaluation_data: the texts are encoded with its vocabulary.
 EVALUATION_NEEDS_MODEL = True
+# With --embeddings, this many pretrained words that training never saw join the vocabulary.
+PRETRAINED_EXTRA = 15_000
 # The training loop's defaults are FER-2013 split names; text files say train/validation/test.
 SPLIT_ALIASES = {
     "training": "train", "train": "train",
@@ -160,7 +162,14 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     val = load_texts(cfg.data, cfg.val_split)
     if cfg.limit:
         train = train.subset(min(cfg.limit, len(train)))
-    vocab = Vocabulary.build(train.texts)
+    vectors = None
+    if getattr(cfg, "embeddings", ""):
+        from emodetect.text.vectors import read_vectors
+
+        vectors = read_vectors(cfg.embeddings).as_tokens()
+        vocab = Vocabulary.build(train.texts, pretrained=vectors.words, extra=PRETRAINED_EXTRA)
+    else:
+        vocab = Vocabulary.build(train.texts)
     max_tokens = getattr(cfg, "max_tokens", 0) or fit_max_tokens(vocab, train.texts)
     train_ids = vocab.encode(train.texts, max_tokens)
     val_ids = vocab.encode(val.texts, max_tokens)
@@ -168,7 +177,13 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         log.info("%s: %d texts from %s, label counts %s, %d skipped, %d truncated to %d tokens",
                  name, len(ds), ds.source, ds.targets.sum(0).astype(int).tolist(), len(ds.skipped),
                  int(enc.truncated.sum()), max_tokens)
-    log.info("vocabulary: %d tokens (seen twice or more in train)", len(vocab))
+    log.info("vocabulary: %d tokens (seen twice or more in train%s)", len(vocab),
+             f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained words" if vectors else "")
+    model_kwargs: dict[str, Any] = {"vocab_size": len(vocab)}
+    init_weights = None
+    if vectors is not None:
+        model_kwargs["static_dim"] = vectors.dim
+        init_weights = _vector_loader(vocab, vectors)
     val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
     extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
     groups = label_groups(train.labels)
@@ -182,9 +197,29 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         labels=train.labels,
         augment=token_dropout,
         multilabel=train.multilabel,
-        model_kwargs={"vocab_size": len(vocab)},
+        model_kwargs=model_kwargs,
         extras=extras,
+        init_weights=init_weights,
     )
+
+
+def _vector_loader(vocab: Vocabulary, vectors):
+    """The training loop's init_weights: pretrained rows for every vocabulary word that has one."""
+    import torch
+
+    index = vectors.index()
+    rows = [(i, index[t]) for i, t in enumerate(vocab.tokens) if t in index]
+    log.info("pretrained vectors for %d of %d vocabulary tokens (%s, %d-d)", len(rows), len(vocab),
+             vectors.source, vectors.dim)
+
+    def load(model) -> None:
+        if not hasattr(model, "load_vectors"):
+            raise DataError(f"--embeddings: {type(model).__name__} takes no pretrained vectors; use kim_cnn_glove")
+        table = torch.zeros(len(vocab), vectors.dim)
+        found = torch.tensor([i for i, _ in rows], dtype=torch.long)
+        table[found] = torch.from_numpy(vectors.vectors[[j for _, j in rows]])
+        model.load_vectors(table, found)
+    return load
 
 
 def fit_max_tokens(vocab: Vocabulary, texts: list[str], cover: float = 0.99) -> int:

@@ -14,18 +14,28 @@ class KimCNN(nn.Module):
 
     Widths are odd so every branch keeps the sequence length and one padding mask serves all
     branches: positions that are padding never win the max.
+
+    With `static_dim`, a second, frozen embedding (Kim's "multichannel") holds pretrained word
+    vectors (`load_vectors`): training moves the learnt channel only, so a word that training never
+    saw keeps a meaning consistent with the words it did see.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128,
                  widths: tuple[int, ...] = (1, 3, 5), filters: int = 128, dropout: float = 0.5,
-                 embed_dropout: float = 0.1, depth: int = 1):
+                 embed_dropout: float = 0.1, depth: int = 1, static_dim: int = 0):
         super().__init__()
         if any(w % 2 == 0 for w in widths):
             raise ValueError(f"widths must be odd (same-length convolutions), got {widths}")
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.static = None
+        if static_dim:
+            self.static = nn.Embedding(vocab_size, static_dim, padding_idx=0)
+            nn.init.zeros_(self.static.weight)
+            self.static.weight.requires_grad_(False)
         self.embed_dropout = nn.Dropout1d(embed_dropout)  # drops whole embedding channels
+        channels = embed_dim + static_dim
         self.branches = nn.ModuleList(
-            nn.Sequential(ConvBNAct(embed_dim, filters, w, dims=1),
+            nn.Sequential(ConvBNAct(channels, filters, w, dims=1),
                           *[ConvBNAct(filters, filters, w, dims=1) for _ in range(depth - 1)])
             for w in widths)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(filters * len(widths), num_classes))
@@ -34,9 +44,24 @@ class KimCNN(nn.Module):
         """Returns logits."""
         real = (ids > 0).unsqueeze(1)  # N x 1 x L
         real = real | ~real.any(2, keepdim=True)  # an empty text pools over its padding
-        x = self.embed_dropout(self.embed(ids).transpose(1, 2))  # N x E x L
+        x = self.embed(ids)
+        if self.static is not None:
+            x = torch.cat([x, self.static(ids)], 2)
+        x = self.embed_dropout(x.transpose(1, 2))  # N x E x L
         pooled = [branch(x).masked_fill(~real, -1e4).amax(2) for branch in self.branches]
         return self.head(torch.cat(pooled, 1))
+
+    @torch.no_grad()
+    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor) -> None:
+        """Copy pretrained vectors (vocab x D) into the frozen channel for the rows in `found`, and
+        start the learnt channel at zero: a word training never updates then reads as its
+        pretrained vector alone, not as that plus random noise."""
+        if self.static is None:
+            raise ValueError("this architecture has no pretrained-vector channel; use kim_cnn_glove")
+        if vectors.shape != self.static.weight.shape:
+            raise ValueError(f"vectors are {tuple(vectors.shape)}, the channel is {tuple(self.static.weight.shape)}")
+        self.static.weight[found] = vectors[found].to(self.static.weight.dtype)
+        self.embed.weight.zero_()
 
 
 @register_model
@@ -56,6 +81,14 @@ def kim_cnn_wide(num_classes: int = 28, vocab_size: int = 30_000, dropout: float
 def kim_cnn_deep(num_classes: int = 28, vocab_size: int = 30_000, dropout: float = 0.5) -> nn.Module:
     """Two stacked convolutions per branch: each branch sees twice the context."""
     return KimCNN(vocab_size, num_classes, 128, (3, 5), 128, dropout, depth=2)
+
+
+@register_model
+def kim_cnn_glove(num_classes: int = 28, vocab_size: int = 30_000, static_dim: int = 100,
+                  dropout: float = 0.5) -> nn.Module:
+    """kim_cnn with a frozen channel of pretrained word vectors (train with --embeddings) beside a
+    64-d learnt one, 128 filters per width."""
+    return KimCNN(vocab_size, num_classes, 64, (1, 3, 5), 128, dropout, static_dim=static_dim)
 
 
 @register_model

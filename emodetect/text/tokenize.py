@@ -54,12 +54,20 @@ class Vocabulary:
         return len(self.tokens)
 
     @classmethod
-    def build(cls, texts: Iterable[str], min_count: int = 2, max_size: int = 50_000) -> "Vocabulary":
-        """The tokens seen at least `min_count` times, most frequent first (ties alphabetical)."""
+    def build(cls, texts: Iterable[str], min_count: int = 2, max_size: int = 50_000,
+              pretrained: Sequence[str] = (), extra: int = 0) -> "Vocabulary":
+        """The tokens seen at least `min_count` times (once is enough for a word in `pretrained`),
+        most frequent first (ties alphabetical); then up to `extra` more words of `pretrained`, in
+        its order, that training never saw: their vectors give them a meaning all the same."""
         counts = Counter(t for text in texts for t in tokenize(text))
-        ranked = sorted((t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)),
-                        key=lambda t: (-counts[t], t))
-        return cls([PAD, UNK] + ranked[:max_size - 2])
+        known = set(pretrained)
+        ranked = sorted((t for t, c in counts.items()
+                         if (c >= min_count or t in known) and t not in (PAD, UNK)),
+                        key=lambda t: (-counts[t], t))[:max_size - 2]
+        seen = set(ranked)
+        unseen = [w for w in pretrained if w not in seen and w not in (PAD, UNK)]
+        ranked += unseen[:max(0, min(extra, max_size - 2 - len(ranked)))]
+        return cls([PAD, UNK] + ranked)
 
     def encode(self, texts: Sequence[str], max_tokens: int) -> Encoded:
         """Ids for a batch of texts; longer texts keep their first `max_tokens` tokens."""

@@ -30,6 +30,7 @@ import numpy as np
 
 from emodetect.labels import EMOTIONS, VOICE_ONLY, canonical_emotion
 from emodetect.voice import features as F
+from emodetect.voice.augment import WaveAugment, perturb
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,18 @@ def _cache_file(kind: str, clips: list[Clip], params: dict[str, Any]) -> Path:
 
 
 def clip_rows(clips: list[Clip], labels: tuple[str, ...], window_s: float, hop_s: float,
-              kind: str = "eval") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              kind: str = "eval", copies: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log-mel windows of every clip, as the pipeline cuts them: rows, label index, clip index.
 
     Each clip is trimmed of leading/trailing silence, then cut into windows (short clips are
-    centred in one). Results are cached (outside the repo) keyed on files and parameters.
+    centred in one); `copies` perturbed versions of it (`emodetect.voice.augment`, seeded by the
+    clip's position) follow the original. Results are cached (outside the repo) keyed on files
+    and parameters.
     """
-    cache = _cache_file(kind, clips, {"window_s": window_s, "hop_s": hop_s,
-                                             "silence": (F.SILENCE_DBFS, F.SILENCE_RELATIVE_DB)})
+    params = {"window_s": window_s, "hop_s": hop_s, "silence": (F.SILENCE_DBFS, F.SILENCE_RELATIVE_DB)}
+    if copies:
+        params.update(copies=copies, augment=WaveAugment().key())
+    cache = _cache_file(kind, clips, params)
     if cache.is_file():
         with np.load(cache) as saved:
             return saved["x"], saved["y"], saved["clip"]
@@ -144,11 +149,13 @@ def clip_rows(clips: list[Clip], labels: tuple[str, ...], window_s: float, hop_s
         if len(wave) == 0:
             log.warning("skipped %s: all silent", clip.path)
             continue
-        windows, _ = F.clip_windows(wave, window_s, hop_s)
-        mels = F.window_log_mels(windows)
-        xs.append(mels.astype(np.float16) if kind == "train" else mels)
-        ys += [labels.index(clip.label)] * len(mels)
-        owner += [i] * len(mels)
+        versions = [wave] + [perturb(wave, np.random.default_rng([i, k])) for k in range(copies)]
+        for version in versions:
+            windows, _ = F.clip_windows(version, window_s, hop_s)
+            mels = F.window_log_mels(windows)
+            xs.append(mels.astype(np.float16) if kind == "train" else mels)
+            ys += [labels.index(clip.label)] * len(mels)
+            owner += [i] * len(mels)
     if not xs:
         raise DataError("no usable clips")
     x, y, clip_index = np.concatenate(xs), np.array(ys, dtype=np.int64), np.array(owner, dtype=np.int64)
@@ -204,7 +211,8 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         raise DataError(f"speakers {sorted(overlap)} are in both the training and validation split")
     if cfg.limit:
         train = train[:cfg.limit]
-    x_train, y_train, _ = clip_rows(train, labels, WINDOW_S + 2 * JITTER_S, TRAIN_HOP_S, kind="train")
+    x_train, y_train, _ = clip_rows(train, labels, WINDOW_S + 2 * JITTER_S, TRAIN_HOP_S, kind="train",
+                                    copies=getattr(cfg, "wave_copies", 0))
     if val:
         x_val, y_val, _ = clip_rows(val, labels, WINDOW_S, TRAIN_HOP_S)
     else:

@@ -3,7 +3,7 @@ through the ONNX file (`emodetect.evaluate`), per class and, where the data has 
 group (voice: gender and speaker), written to emodetect/assets/cards/<model file>.json, which
 `emodetect models --card NAME` reads. Rerun after changing a bundled model:
 
-    python bench/cards.py [--data ../shared/data] [--only default ravdess]
+    python bench/cards.py [--data ../shared/data] [--only voice:default ravdess]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ TEST_DATA = {
     # The four corpora in the shared labels: docs/training/text_shared/make_data.py writes it there.
     "text:shared": ("text_shared/shared.csv", "test", ["corpus"]),
     "voice:ravdess": ("speech/ravdess", "test", ["gender", "actor"]),
-    "voice:default": ("speech/ravdess", "test", ["gender", "actor"]),
+    "voice:default": ("speech/ravdess+speech/emodb", "test", ["corpus", "gender"]),
     "voice:emodb": ("speech/emodb", "test", ["gender", "speaker"]),
 }
 
@@ -31,7 +31,7 @@ TEST_DATA = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--only", nargs="*", help="model names to redo (default: all)")
+    parser.add_argument("--only", nargs="*", help="models to redo: NAME or MODALITY:NAME (default: all)")
     parser.add_argument("--shared-text", type=Path, default=REPO / "runs" / "text_shared" / "shared.csv",
                         help="the combined text CSV of make_data.py, for the `shared` text model")
     args = parser.parse_args()
@@ -41,16 +41,18 @@ def main() -> None:
 
     CARDS.mkdir(exist_ok=True)
     for model in bundled_models():
-        if args.only and model.name not in args.only:
+        if args.only and not {model.name, f"{model.modality}:{model.name}"} & set(args.only):
             continue
         data, split, columns = TEST_DATA.get(f"{model.modality}:{model.name}") or TEST_DATA[model.modality]
-        where = args.shared_text if data.startswith("text_shared/") else args.data / data
+        where = (args.shared_text if data.startswith("text_shared/") else
+                 "+".join(str(args.data / part) for part in data.split("+")))
         report = evaluate(model.path, where, split, modality=model.modality)
         evidence = {"model": model.name, "file": model.path.name, "data": f"{data} ({split})",
                     "command": (f"python docs/training/text_shared/make_data.py ../shared/data/text shared.csv && "
                                 f"emodetect evaluate {model.name} shared.csv --split test --group-by corpus")
                                if data.startswith("text_shared/") else
-                               f"emodetect evaluate {model.name} ../shared/data/{data} --split {split}"
+                               f"emodetect evaluate {model.name} "
+                               + "+".join(f"../shared/data/{part}" for part in data.split("+")) + f" --split {split}"
                                + ("" if model.modality == "vision" else f" --modality {model.modality}"),
                     "n": report.n, "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
                     "extra": {k: v for k, v in report.extra.items() if k != "groups"},

@@ -41,8 +41,11 @@ GAPS = {
              "situations), `dair-emotion` 0.129 on MELD (it has no neutral) and 0.397 on ISEAR; `shared`, trained on "
              "all four corpora, is in its domain on each of them and still untested on a fifth.",
              "Sarcasm, negation over long spans and context outside the text are not read."],
-    "voice": ["Trained on acted speech of one corpus (RAVDESS: 24 North American actors; EmoDB: 10 German "
-              "speakers); spontaneous, accented, telephone or synthetic speech is read less well.",
+    "voice": ["Trained on acted speech (RAVDESS: 24 North American actors; EmoDB: 10 German speakers; `default` "
+              "on both); spontaneous, accented or synthetic speech is read less well. Telephone, noisy and "
+              "reverberant copies of the test clips (python bench/voice_corpora.py): `default`, trained with such "
+              "copies, keeps 0.50-0.52 on RAVDESS and 0.39-0.59 on EmoDB where the one-corpus models fall to "
+              "0.29-0.50 and 0.24-0.44.",
               "Figures differ between genders and between held-out speakers: see the tables under Test figures."],
 }
 DATA_TERMS = {

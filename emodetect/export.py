@@ -179,7 +179,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         "modality": modality.name,
         "architecture": state["model_name"],
         "emodetect_version": __version__,
-        "training_data": f"{Path(config.get('data', '')).name} ({config.get('train_split', '')})",
+        "training_data": "+".join(Path(part).name for part in str(config.get("data", "")).split("+"))
+                         + f" ({config.get('train_split', '')})",
         "val_score": f"{state.get('val_acc', float('nan')):.4f}",
         "flip_tta": json.dumps(flip_tta),
         "shift_tta": str(shift_tta),

@@ -82,8 +82,10 @@ def read_manifest(data: str | Path) -> list[Clip]:
                 label = canonical_emotion(row["label"], keep=VOICE_ONLY)
             except ValueError as err:
                 raise DataError(f"{manifest}:{line}: {err}") from err
+            row = dict(row)
+            row.setdefault("corpus", manifest.parent.name)  # for --group-by corpus over joined corpora
             clips.append(Clip(manifest.parent / row["path"], label, row[speaker_col].strip(),
-                              row["split"].strip(), manifest.parent.name, dict(row)))
+                              row["split"].strip(), row["corpus"], row))
     if not clips:
         raise DataError(f"{manifest}: no rows")
     return clips

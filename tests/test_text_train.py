@@ -112,3 +112,19 @@ def test_multilabel_report_macro_and_group_f1():
     assert report.accuracy == pytest.approx(0.5)  # exact set matches: rows 0 and 1
     # Groups: truth ab,ab,c,ab; predicted ab,ab,ab,ab -> F1(ab) = 6/7, F1(c) = 0.
     assert report.extra["group_macro_f1"] == pytest.approx(round(6 / 7 / 2, 4))
+
+
+def test_data_with_fewer_labels_is_scored_in_the_model_label_space_and_foreign_labels_refused(
+        single_label_run, tmp_path):
+    _, result = single_label_run
+    report = export_checkpoint(result.best_checkpoint, tmp_path / "toy.onnx")
+    rows = [("i am furious today", "anger"), ("so delighted with my friend", "joy")] * 10
+    subset = tmp_path / "two_labels.csv"
+    subset.write_text("text,label,split\n" + "".join(f"{t},{l},test\n" for t, l in rows))
+    scored = evaluate(report.path, subset, "test", modality="text")
+    assert scored.labels == ["anger", "fear", "joy"]  # the model's labels; fear has no support
+    assert scored.n == 20 and scored.accuracy > 0.9
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("text,label,split\ni am so sad,sadness,test\ni am furious,anger,test\n")
+    with pytest.raises(ValueError, match="is labelled"):
+        evaluate(report.path, foreign, "test", modality="text")

@@ -44,7 +44,7 @@ GAPS = {
     "voice": ["Trained on acted speech (RAVDESS: 24 North American actors; EmoDB: 10 German speakers; `default` "
               "on both); spontaneous, accented or synthetic speech is read less well. Telephone, noisy and "
               "reverberant copies of the test clips (python bench/voice_corpora.py): `default`, trained with such "
-              "copies, keeps 0.50-0.52 on RAVDESS and 0.39-0.59 on EmoDB where the one-corpus models fall to "
+              "copies, keeps 0.49-0.54 on RAVDESS and 0.56-0.65 on EmoDB where the one-corpus models fall to "
               "0.29-0.50 and 0.24-0.44.",
               "Figures differ between genders and between held-out speakers: see the tables under Test figures."],
 }

@@ -98,18 +98,18 @@ def main() -> None:
     models = [m for m in bundled_models() if m.modality == "voice"]
     if not models:
         sys.exit("no bundled voice model")
-    rows, results = [], {}
+    rows, results, figures = [], {}, {}
     for m in models:
         # A joint model ("ravdess+emodb") is scored on each corpus's test speakers in turn.
         corpora = (m.metadata.get("corpus") or CORPUS.get(m.name, "ravdess")).split("+")
+        labels = tuple(m.labels)
+        engine = VoiceEmotion(m.path, threads=1)
         for corpus in corpora:
             clips, _ = load_corpus(SPEECH / corpus)
-            labels = tuple(m.labels)
             if not {c.label for c in clips} <= set(labels):
                 print(f"skipping {m.name}: labels {m.labels} do not cover {corpus}'s")
                 continue
             test = select(clips, "test")
-            engine = VoiceEmotion(m.path, threads=1)
             t0 = time.perf_counter()
             scores = score_clips(engine, test, labels)
             scores["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -118,6 +118,7 @@ def main() -> None:
                            "required": required, "goal": target,
                            "required_met": scores[metric] >= required, "goal_met": scores[metric] >= target})
             results[m.name if len(corpora) == 1 else f"{m.name} on {corpus}"] = scores
+            figures.setdefault(m.name, []).append(scores)
             rows.append([m.name, m.path.name, corpus, scores["n"], scores["accuracy"],
                          scores["unweighted_accuracy"], scores["macro_f1"],
                          f"{metric} >= {required}: {goal(scores[metric] >= required)}; "
@@ -128,11 +129,10 @@ def main() -> None:
         from emodetect.export import set_metadata
 
         for m in models:
-            figures = [s for key, s in results.items() if key == m.name or key.startswith(f"{m.name} on ")]
-            if figures:
+            if m.name in figures:
                 set_metadata(m.path, {"test_figures": "; ".join(
                     f"{s['corpus']} held-out speakers {','.join(s['speakers'])}: accuracy {s['accuracy']:.3f}, "
-                    f"unweighted accuracy {s['unweighted_accuracy']:.3f} ({s['n']} clips)" for s in figures)})
+                    f"unweighted accuracy {s['unweighted_accuracy']:.3f} ({s['n']} clips)" for s in figures[m.name])})
 
     clips, _ = load_corpus(SPEECH / "ravdess")
     test = select(clips, "test")

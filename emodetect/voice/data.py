@@ -85,7 +85,7 @@ def read_manifest(data: str | Path) -> list[Clip]:
             row = dict(row)
             row.setdefault("corpus", manifest.parent.name)  # for --group-by corpus over joined corpora
             clips.append(Clip(manifest.parent / row["path"], label, row[speaker_col].strip(),
-                              row["split"].strip(), row["corpus"], row))
+                              row["split"].strip(), manifest.parent.name, row))
     if not clips:
         raise DataError(f"{manifest}: no rows")
     return clips

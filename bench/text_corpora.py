@@ -3,7 +3,11 @@ label synonyms; emodetect.multimodal.to_shared) and scored on every corpus's tes
 combined CSV that docs/training/text_shared/make_data.py writes. A model trained on one corpus
 is out of its domain on the others; the table shows how far it falls.
 
-    python bench/text_corpora.py runs/text_shared/shared.csv [--models goemotions dair-emotion run.onnx]
+    python docs/training/text_shared/make_data.py ../shared/data/text runs/text_joint/joint.csv
+    python bench/text_corpora.py runs/text_joint/joint.csv [--models default goemotions run.onnx]
+
+Rows without a shared label (dair's love, ISEAR's shame and guilt) are not scored. Cells are
+accuracy / unweighted recall / weighted F1 (MELD's own measure: per-class F1 weighted by support).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from common import machine_info, markdown_table, write_json
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
-    parser.add_argument("--models", nargs="+", default=["goemotions", "dair-emotion"])
+    parser.add_argument("--models", nargs="+", default=["default", "shared", "goemotions", "dair-emotion"])
     args = parser.parse_args()
 
     from emodetect.labels import EMOTIONS
@@ -28,7 +32,7 @@ def main() -> None:
     from emodetect.text.pipeline import TextEmotion
 
     with open(args.data, newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["split"] == "test"]
+        rows = [r for r in csv.DictReader(handle) if r["split"] == "test" and r["label"]]
     corpora = sorted({r["corpus"] for r in rows})
     table, record = [], {}
     for name in args.models:
@@ -46,14 +50,21 @@ def main() -> None:
             guess = np.array([predicted[i] for i in index])
             accuracy = float((truth == guess).mean())
             recalls = [float((guess[truth == k] == k).mean()) for k in EMOTIONS if (truth == k).any()]
+            weighted_f1 = sum((truth == k).mean() * _f1(truth, guess, k) for k in EMOTIONS if (truth == k).any())
             record[reader.name][corpus] = {"n": len(index), "accuracy": round(accuracy, 4),
-                                    "unweighted_recall": round(float(np.mean(recalls)), 4)}
-            cells.append(f"{accuracy:.3f} / {np.mean(recalls):.3f}")
+                                           "unweighted_recall": round(float(np.mean(recalls)), 4),
+                                           "weighted_f1": round(float(weighted_f1), 4)}
+            cells.append(f"{accuracy:.3f} / {np.mean(recalls):.3f} / {weighted_f1:.3f}")
         table.append([reader.name, *cells])
-    print("accuracy / unweighted recall on each corpus's test split, shared labels")
+    print("accuracy / unweighted recall / weighted F1 on each corpus's test split, shared labels")
     print(markdown_table(["model", *corpora], table))
     path = write_json("text_corpora.json", {"machine": machine_info(), "data": str(args.data), "results": record})
     print(f"wrote {path}")
+
+
+def _f1(truth: np.ndarray, guess: np.ndarray, label: str) -> float:
+    hits = float(((truth == label) & (guess == label)).sum())
+    return 2 * hits / max(float((truth == label).sum() + (guess == label).sum()), 1.0)
 
 
 if __name__ == "__main__":

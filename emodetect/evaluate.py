@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from emodetect.heads import Segment, find, segments
+
 
 @dataclass
 class ClassMetrics:
@@ -238,19 +240,38 @@ def _model_extras(opened: Any) -> dict[str, Any]:
     return dict(opened.get("extras") or {}) if isinstance(opened, dict) else opened.extras()
 
 
-def predict_probabilities(model: str | Path, inputs: np.ndarray, opened: Any) -> tuple[np.ndarray, list[str], str]:
-    """Probabilities from an opened checkpoint (torch) or ONNX model (onnxruntime), the labels
-    and the name reports give the model."""
+def model_head(opened: Any, head: str | None) -> tuple[Segment, dict[str, Any]]:
+    """The head of an opened model that `head` names (None: the main one), and its extras
+    (thresholds) from the model's metadata."""
+    extras = _model_extras(opened)
+    labels = opened.get("labels") or [] if isinstance(opened, dict) else opened.labels
+    multilabel = opened.get("multilabel") if isinstance(opened, dict) else opened.multilabel
+    specs = extras.get("heads", [])
+    segs = segments(labels, bool(multilabel), specs)
+    seg = find(segs, head or "")
+    return seg, (extras if not seg.name else specs[segs.index(seg) - 1])
+
+
+def predict_probabilities(model: str | Path, inputs: np.ndarray, opened: Any,
+                          head: str | None = None) -> tuple[np.ndarray, list[str], str]:
+    """Probabilities of one head (None: the main one) from an opened checkpoint (torch) or ONNX
+    model (onnxruntime), the head's labels and the name reports give the model."""
+    seg, _ = model_head(opened, head)
     if isinstance(opened, dict):
         import torch
 
         from emodetect.train import load_checkpoint_model, predict_logits
 
         logits = predict_logits(load_checkpoint_model(opened), inputs, bf16=False)
-        probs = torch.sigmoid(logits) if opened.get("multilabel") else logits.softmax(1)
-        return probs.numpy(), list(opened.get("labels") or []), str(model)
-    probs = np.concatenate([opened.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
-    return probs, list(opened.labels), str(opened.path)
+        probs = logits[:, seg.start:seg.stop]
+        probs = torch.sigmoid(probs) if seg.multilabel else probs.softmax(1)
+        return probs.numpy(), list(seg.labels), str(model)
+    if not seg.name:
+        probs = np.concatenate([opened.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
+        return probs, list(opened.labels), str(opened.path)
+    main = len(opened.labels)  # the second output holds the other heads, after the main labels
+    probs = np.concatenate([opened.predict_all(inputs[i:i + 256])[1] for i in range(0, len(inputs), 256)])
+    return probs[:, seg.start - main:seg.stop - main], list(seg.labels), f"{opened.path} head {seg.name}"
 
 
 def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray,
@@ -270,11 +291,13 @@ def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray,
 
 def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTest",
              modality: str | None = None, out_dir: str | Path | None = None, group_by: str | None = None,
-             **data_options: Any) -> EvalReport:
+             head: str | None = None, **data_options: Any) -> EvalReport:
     """Score a model on a dataset split; write the reports when out_dir is given. The modality
     follows from the model (a file's metadata, a bundled name) unless given. `group_by` names a
     column of the data (subject, corpus, gender, ...): the report then has each group's figures,
-    with bootstrap 95% intervals, and the gap between the best and the worst group."""
+    with bootstrap 95% intervals, and the gap between the best and the worst group. `head` scores
+    one head of a multi-head model (the joint text model's `goemotions`, say) on data labelled in
+    that head's labels."""
     from emodetect.modalities import get_modality
 
     modality, opened = open_model(model, modality)
@@ -286,21 +309,26 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
         options = {k: v for k, v in data_options.items() if k != "model"}
         groups = module.evaluation_groups(data, split, group_by, **options)
     inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)
-    probs, model_labels, model_name = predict_probabilities(model, inputs, opened)
+    probs, model_labels, model_name = predict_probabilities(model, inputs, opened, head)
+    head_extras = model_head(opened, head)[1]
     if rest:  # rows are parts of examples (a clip's windows): score each example once, on its mean
         pooled = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]), groups)
         probs, y_true = pooled[0], pooled[1]
         groups = pooled[2] if groups is not None else None
     if model_labels and list(model_labels) != list(labels):
-        if np.ndim(y_true) == 1 and set(labels) <= set(model_labels):
+        if np.ndim(y_true) == 2 and set(labels) == set(model_labels):
+            # The same labels in another order (GoEmotions' own order against a head's sorted one).
+            y_true = np.asarray(y_true)[:, [list(labels).index(name) for name in model_labels]]
+            labels = list(model_labels)
+        elif np.ndim(y_true) == 1 and set(labels) <= set(model_labels):
             # The model knows more labels than the data has (the joint voice model on one corpus):
             # score in the model's label space, where predicting a label the data lacks is wrong.
             y_true = np.array([list(model_labels).index(name) for name in labels])[np.asarray(y_true)]
             labels = list(model_labels)
         else:
             raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
+    extras = head_extras
     if np.ndim(y_true) == 2:  # multi-hot rows: multi-label data
-        extras = _model_extras(opened)
         report = multilabel_report(y_true, probs, labels, extras.get("thresholds", 0.5),
                                    extras.get("groups"), model_name, source)
     else:

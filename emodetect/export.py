@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from emodetect import __version__
+from emodetect.heads import HEAD_OUTPUT, Segment, activate
+from emodetect.heads import segments as head_segments
 from emodetect.labels import EMOTIONS
 from emodetect.modalities import get_modality
 
@@ -32,15 +34,20 @@ class ProbabilityHead(nn.Module):
     """
 
     def __init__(self, model: nn.Module, multilabel: bool = False, flip_tta: bool = False,
-                 shift_tta: int = 0):
+                 shift_tta: int = 0, segments: list[Segment] | None = None):
         super().__init__()
         self.model = model
         self.multilabel = multilabel
         self.flip_tta = flip_tta
         self.shift_tta = shift_tta
+        # A multi-head model: the main head's probabilities, then the other heads' side by side
+        # (each its own softmax or sigmoid), as a second output.
+        self.segments = segments if segments and len(segments) > 1 else None
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x)
+        if self.segments:
+            return torch.cat(activate(logits, self.segments), 1)
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
     def _views(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -55,10 +62,14 @@ class ProbabilityHead(nn.Module):
             views += [torch.flip(v, dims=[3]) for v in views]
         return views
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         views = self._views(x)
         probs = self._probs(torch.cat(views)) if len(views) > 1 else self._probs(x)
-        return probs.reshape(len(views), x.shape[0], -1).mean(0)
+        probs = probs.reshape(len(views), x.shape[0], -1).mean(0)
+        if self.segments:
+            main = self.segments[0].stop
+            return probs[:, :main], probs[:, main:]
+        return probs
 
 
 @dataclass
@@ -70,16 +81,18 @@ class ExportReport:
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
                 multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0,
-                input_name: str = INPUT_NAME) -> Path:
-    """Write `model` as ONNX with a dynamic batch axis and string metadata."""
+                input_name: str = INPUT_NAME, segments: list[Segment] | None = None) -> Path:
+    """Write `model` as ONNX with a dynamic batch axis and string metadata; a multi-head model
+    (`segments`) gets a second output, HEAD_OUTPUT."""
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = ProbabilityHead(model.eval().float().to(memory_format=torch.contiguous_format),
-                              multilabel, flip_tta, shift_tta).eval()
+                              multilabel, flip_tta, shift_tta, segments).eval()
+    outputs = [OUTPUT_NAME, HEAD_OUTPUT] if wrapped.segments else [OUTPUT_NAME]
     torch.onnx.export(
-        wrapped, (example,), str(path), input_names=[input_name], output_names=[OUTPUT_NAME],
-        dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17,
+        wrapped, (example,), str(path), input_names=[input_name], output_names=outputs,
+        dynamic_axes={input_name: {0: "batch"}, **{name: {0: "batch"} for name in outputs}}, opset_version=17,
         dynamo=False,
     )
     return set_metadata(path, metadata)
@@ -101,14 +114,16 @@ def set_metadata(path: str | Path, values: dict[str, str]) -> Path:
 
 def parity(model: nn.Module, onnx_path: str | Path, inputs: torch.Tensor, flip_tta: bool = False,
            shift_tta: int = 0,
-           multilabel: bool = False) -> float:
-    """Largest absolute difference between torch (float32) and onnxruntime probabilities."""
+           multilabel: bool = False, segments: list[Segment] | None = None) -> float:
+    """Largest absolute difference between torch (float32) and onnxruntime probabilities (every
+    output of a multi-head model)."""
     from emodetect.runtime import OnnxModel
 
     with torch.no_grad():
-        expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta, shift_tta)(inputs).numpy()
-    got = OnnxModel(onnx_path).predict(inputs.numpy())
-    return float(np.abs(expected - got).max())
+        expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta, shift_tta, segments)(inputs)
+    expected = [e.numpy() for e in (expected if isinstance(expected, tuple) else (expected,))]
+    got = OnnxModel(onnx_path).predict_all(inputs.numpy())
+    return float(max(np.abs(e - g).max() for e, g in zip(expected, got, strict=True)))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -170,11 +185,13 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     # Mirroring only means something for images (a voice log-mel is 4-D too, but time runs one way).
     flip_tta, shift_tta = flip_tta and modality.mirror_tta, shift_tta if modality.mirror_tta else 0
     labels = state.get("labels") or list(EMOTIONS)
+    segs = head_segments(labels, bool(state.get("multilabel")), extras.get("heads", []))
     metadata = {
         "labels": json.dumps(labels),
         "input": json.dumps(input_spec),
-        "output": "probabilities N x %d (%s)" % (len(labels),
-                                                  "sigmoid" if state.get("multilabel") else "softmax"),
+        "output": "probabilities N x %d (%s)" % (len(labels), "sigmoid" if state.get("multilabel") else "softmax")
+                  + "".join(f"; {HEAD_OUTPUT} [{s.start - len(labels)}:{s.stop - len(labels)}] head {s.name}, "
+                            f"{len(s.labels)} labels ({'sigmoid' if s.multilabel else 'softmax'})" for s in segs[1:]),
         "multilabel": json.dumps(bool(state.get("multilabel", False))),
         "modality": modality.name,
         "architecture": state["model_name"],
@@ -188,11 +205,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         "extras": json.dumps(extras),
     } | (extra_metadata or {})
     path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
-                       input_spec["name"])
+                       input_spec["name"], segs)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
-    diff = parity(model, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")))
+    diff = parity(model, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs)
     int8_path = None
     if int8:
         if calibration is None:

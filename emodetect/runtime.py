@@ -43,10 +43,16 @@ class OnnxModel:
         self.input_name = self.session.get_inputs()[0].name
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """The main head's probabilities (the first output)."""
+        return self.predict_all(inputs)[0]
+
+    def predict_all(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """Every output: the main probabilities and, for a multi-head model, the other heads'
+        side by side (their layout is in extras()["heads"]; emodetect.heads)."""
         x = np.asarray(inputs)
         if x.dtype.kind == "f" or x.dtype == np.uint8:
             x = x.astype(np.float32, copy=False)
-        return self.session.run(None, {self.input_name: x})[0]
+        return self.session.run(None, {self.input_name: x})
 
     def extras(self) -> dict[str, Any]:
         return json.loads(self.metadata.get("extras", "{}"))

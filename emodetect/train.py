@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from emodetect.config import TrainConfig, config_from_dict  # noqa: F401  (re-exported)
+from emodetect.heads import Segment, segments, width
 from emodetect.modalities import get_modality
 from emodetect.registry import create_model
 
@@ -41,6 +42,7 @@ class EpochLog:
     lr: float
     images_per_s: float
     seconds: float
+    val_heads: dict[str, float] = field(default_factory=dict)  # each head's score (multi-head models)
 
 
 @dataclass
@@ -66,6 +68,9 @@ class TrainingData:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. a text model's vocab size
     extras: dict[str, Any] = field(default_factory=dict)  # saved with checkpoints (a vocabulary)
     init_weights: Callable[[torch.nn.Module], None] | None = None  # weights the data gives (word vectors)
+    # Extra output heads after the main labels ({"name", "labels", "multilabel"}; emodetect.heads):
+    # targets and val_labels are then N x all-labels floats, NaN where a row has no label in a head.
+    heads: list[dict[str, Any]] = field(default_factory=list)
 
 
 def resolve_modality(cfg: TrainConfig) -> str:
@@ -95,6 +100,38 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, multilabel: bool, smoothin
         return F.binary_cross_entropy_with_logits(logits, target)
     target = target * (1 - smoothing) + smoothing / target.shape[1]
     return torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
+
+
+def _head_loss(logits: torch.Tensor, target: torch.Tensor, segs: list[Segment], smoothing: float,
+               label_sum: bool = False) -> torch.Tensor:
+    """Sum over the heads of each head's loss on the rows labelled in it (NaN targets are not).
+    With `label_sum`, a multi-label head's BCE is summed over its labels, so a 28-label head
+    weighs like a 28-way choice beside the softmax heads instead of like a 28th of one."""
+    if len(segs) == 1:
+        return _loss(logits, target, segs[0].multilabel, smoothing)
+    total = logits.sum() * 0.0
+    for seg in segs:
+        t = target[:, seg.start:seg.stop]
+        known = ~torch.isnan(t).any(1)
+        if known.any():
+            loss = _loss(logits[known, seg.start:seg.stop], t[known], seg.multilabel, smoothing)
+            total = total + (loss * len(seg.labels) if seg.multilabel and label_sum else loss)
+    return total
+
+
+def head_scores(logits: torch.Tensor, labels: torch.Tensor, segs: list[Segment]) -> tuple[float, dict[str, float]]:
+    """Validation loss and each head's selection score, on the rows labelled in that head."""
+    loss, scores = 0.0, {}
+    for seg in segs:
+        t = labels[:, seg.start:seg.stop]
+        known = ~torch.isnan(t).any(1)
+        if not known.any():
+            continue
+        z, t = logits[known, seg.start:seg.stop], t[known]
+        truth = t if seg.multilabel else t.argmax(1)
+        loss += _loss(z, t, seg.multilabel, 0.0).item()
+        scores[seg.name or "main"] = selection_score(z, truth, seg.multilabel)
+    return loss, scores
 
 
 def selection_score(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool) -> float:
@@ -223,6 +260,8 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
     if not cfg.data:
         raise ValueError("no training data given (--data)")
     cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))  # saved with the run
+    if cfg.head_loss not in ("sum", "mean"):
+        raise ValueError(f"unknown head_loss {cfg.head_loss!r}; use sum or mean")
     out = Path(cfg.out)
     main_process = rank == 0
     if main_process:
@@ -230,7 +269,9 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
     last_path, best_path = out / "last.pt", out / "best.pt"
 
     data = load_training_data(cfg)
-    num_classes = len(data.labels)
+    segs = segments(data.labels, data.multilabel, data.heads)
+    num_classes = width(segs)
+    extras = data.extras | ({"heads": data.heads} if data.heads else {})
     log.info("train: %d, val: %d examples, %d classes", len(data.train_targets),
              len(data.val_labels), num_classes)
 
@@ -316,7 +357,7 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
             order = order[:per_process * world][rank::world]
         model.train()
         t0 = time.time()
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen, labelled = 0.0, 0, 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    mininterval=5.0, leave=False, disable=not main_process)
         for step in bar:
@@ -334,7 +375,7 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
                 x = x.contiguous(memory_format=memory_format)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = stepper(x)
-            loss = _loss(logits, target, data.multilabel, cfg.label_smoothing)
+            loss = _head_loss(logits, target, segs, cfg.label_smoothing, cfg.head_loss == "sum")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -344,17 +385,28 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
                 decay = min(cfg.ema_decay, (1 + scheduler.last_epoch) / (10 + scheduler.last_epoch))
                 _ema_update(ema, model, decay)
             loss_sum += loss.item() * len(target)
+            main, main_target = logits[:, :len(data.labels)], target[:, :len(data.labels)]
+            known = ~torch.isnan(main_target).any(1)  # rows with a main label (all, without heads)
+            main, main_target = main[known], main_target[known]
             if data.multilabel:
-                correct += ((logits > 0) == (target > 0.5)).all(1).sum().item()
+                correct += ((main > 0) == (main_target > 0.5)).all(1).sum().item()
             else:
-                correct += (logits.argmax(1) == target.argmax(1)).sum().item()
+                correct += (main.argmax(1) == main_target.argmax(1)).sum().item()
             seen += len(target)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+            labelled += int(known.sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / max(labelled, 1):.3f}",
                             img_s=f"{seen / (time.time() - t0):.0f}", refresh=False)
         bar.close()
         train_seconds = time.time() - t0
-        loss_sum, correct, seen = _all_sum([loss_sum, correct, seen], world)
-        if len(data.val_labels):
+        loss_sum, correct, seen, labelled = _all_sum([loss_sum, correct, seen, labelled], world)
+        val_heads: dict[str, float] = {}
+        if len(data.val_labels) and len(segs) > 1:
+            # Several heads: each scored on its own rows; selection takes their mean, so no
+            # corpus's head is traded away for another's.
+            val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
+            val_loss, val_heads = head_scores(val_logits, data.val_labels, segs)
+            val_acc = float(np.mean(list(val_heads.values())))
+        elif len(data.val_labels):
             val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
             if data.multilabel:
                 val_loss = F.binary_cross_entropy_with_logits(val_logits, data.val_labels.float()).item()
@@ -363,13 +415,14 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
             val_acc = selection_score(val_logits, data.val_labels, data.multilabel)
         else:
             val_loss = val_acc = float("nan")
-        entry = EpochLog(epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc,
-                         scheduler.get_last_lr()[0], seen / train_seconds, time.time() - t0)
+        entry = EpochLog(epoch + 1, loss_sum / seen, correct / max(labelled, 1), val_loss, val_acc,
+                         scheduler.get_last_lr()[0], seen / train_seconds, time.time() - t0,
+                         {k: round(v, 4) for k, v in val_heads.items()})
         seen = int(seen)
         history.append(entry)
-        log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s %.0fs",
+        log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.0f img/s %.0fs",
                  entry.epoch, cfg.epochs, entry.train_loss, entry.train_acc, val_loss, val_acc,
-                 entry.images_per_s, entry.seconds)
+                 "".join(f" {k} {v:.4f}" for k, v in val_heads.items()), entry.images_per_s, entry.seconds)
         # A final fit (--val-split none) has no validation: its recipe was chosen on validation
         # before, so every epoch is the best so far and best.pt ends as the last one.
         is_best = val_acc > best_acc or not len(data.val_labels)
@@ -377,7 +430,7 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
             best_acc, best_epoch = val_acc, epoch + 1
         payload = {
             "config": asdict(cfg), "model_name": cfg.model, "num_classes": num_classes,
-            "labels": list(data.labels), "model_kwargs": data.model_kwargs, "extras": data.extras,
+            "labels": list(data.labels), "model_kwargs": data.model_kwargs, "extras": extras,
             "multilabel": data.multilabel,
             "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

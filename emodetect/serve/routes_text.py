@@ -1,4 +1,4 @@
-"""POST /v1/text: emotion in a JSON list of texts, with the bundled text model (GoEmotions by default)."""
+"""POST /v1/text: emotion in a JSON list of texts, with the bundled text model (the joint model by default)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ class TokenWeight(BaseModel):
                                       "positive: the token pushed towards the label")
 
 
+class HeadItem(BaseModel):
+    label: str | None = Field(description="most probable label of this head; null for an empty text")
+    labels: list[str] = Field(description="this head's labels at or above their thresholds (multi-label), else [label]")
+    probabilities: dict[str, float]
+
+
 class TextItem(BaseModel):
     text: str
     label: str | None = Field(description="most probable label; null for an empty text")
@@ -45,12 +51,16 @@ class TextItem(BaseModel):
     error: str | None = Field(None, description="why a text got no label (e.g. 'empty text')")
     explanation: list[TokenWeight] | None = Field(
         None, description="with ?explain=true: each token read and how much the label's probability falls without it")
+    heads: dict[str, HeadItem] | None = Field(
+        None, description="a multi-head model's answers in each corpus's own labels (the joint model: "
+                          "goemotions' 28, isear's 7, dair's 6)")
 
 
 class TextResponse(BaseModel):
     model: str
     labels: list[str]
     multilabel: bool
+    heads: dict[str, list[str]] = Field(default_factory=dict, description="each extra head's labels")
     max_tokens: int
     results: list[TextItem]
 
@@ -67,6 +77,7 @@ def load(config: ServeConfig) -> Any:
 def _predict(model: Any, texts: list[str], explain: bool = False) -> dict[str, Any]:
     results = model.predict(texts, explain=explain)
     return {"model": model.name, "labels": list(model.labels), "multilabel": model.multilabel,
+            "heads": {s.name: list(s.labels) for s in model.head_segments},
             "max_tokens": model.max_tokens, "results": [r.to_dict() for r in results]}
 
 

@@ -4,6 +4,12 @@ One format covers all of them: a UTF-8 CSV with a `text` column, either a `label
 label per row) or a `labels` column (`;`-joined, multi-label), and a `split` column
 (train/validation/test). GoEmotions' `labels.json` beside the CSV fixes its label order; other
 files use their labels sorted by name. A row without text or label is reported and skipped.
+
+Extra heads: a column `label:NAME` (one label) or `labels:NAME` (`;`-joined) adds an output head
+NAME with that column's labels, for one model that answers in several label sets (the joint text
+model: the shared labels, plus GoEmotions' 28, ISEAR's 7 and dair's 6). An empty cell means the
+row has no label in that set; it then trains the other heads only, and a row needs a label in at
+least one set.
 """
 
 from __future__ import annotations
@@ -48,17 +54,36 @@ class TextDataset:
     source: str
     skipped: list[str] = field(default_factory=list)
     rows: list[dict[str, str]] = field(default_factory=list, repr=False)  # the kept CSV rows, in order
+    # Extra heads, in column order: name -> (labels, multilabel, N x K targets). A row without a
+    # label in a set (or in the main column, where `targets` holds it) has NaN there.
+    heads: dict[str, tuple[tuple[str, ...], bool, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def class_indices(self) -> np.ndarray:
-        """Single-label targets as class indices."""
-        return self.targets.argmax(1)
+        """Single-label targets as class indices (-1 for a row without a main label)."""
+        return np.where(np.isnan(self.targets).any(1), -1, np.nan_to_num(self.targets).argmax(1))
 
     def subset(self, n: int) -> "TextDataset":
         return TextDataset(self.texts[:n], self.targets[:n], self.labels, self.multilabel,
-                           self.source, self.skipped)
+                           self.source, self.skipped, self.rows[:n],
+                           {k: (names, ml, t[:n]) for k, (names, ml, t) in self.heads.items()})
+
+    def head(self, name: str) -> "TextDataset":
+        """The rows labelled in head `name`, as a dataset whose main labels are that head's."""
+        names, multilabel, targets = self.heads[name]
+        keep = np.flatnonzero(~np.isnan(targets).any(1))
+        return TextDataset([self.texts[i] for i in keep], targets[keep], names, multilabel,
+                           f"{self.source} head {name}", self.skipped, [self.rows[i] for i in keep if self.rows])
+
+    def head_specs(self) -> list[dict[str, Any]]:
+        """The extra heads as a model's metadata lists them: name, labels, multilabel."""
+        return [{"name": k, "labels": list(names), "multilabel": ml} for k, (names, ml, _) in self.heads.items()]
+
+    def all_targets(self) -> np.ndarray:
+        """Main targets then every head's, side by side: what a multi-head model's logits line up with."""
+        return np.concatenate([self.targets, *(t for _, _, t in self.heads.values())], 1)
 
 
 def normalise_split(split: str) -> str:
@@ -103,6 +128,39 @@ def _label_order(path: Path, rows: list[dict[str, str]], column: str) -> tuple[s
     return tuple(sorted(found))
 
 
+def _parse_column(column: str) -> tuple[str, bool] | None:
+    """`label:NAME` -> (NAME, single-label), `labels:NAME` -> (NAME, multi-label), else None."""
+    kind, sep, name = column.partition(":")
+    if not sep or kind not in ("label", "labels") or not name.strip():
+        return None
+    return name.strip(), kind == "labels"
+
+
+def _targets(path: Path, rows: list[tuple[int, dict[str, str]]], column: str, labels: tuple[str, ...],
+             multilabel: bool, required: bool) -> tuple[np.ndarray, dict[int, str]]:
+    """N x K targets of one label column (NaN rows where a cell is empty and not required), and
+    the problem of each row (by line) that cannot be read."""
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.full((len(rows), len(labels)), np.nan, dtype=np.float32)
+    problems: dict[int, str] = {}
+    where = "" if column in ("label", "labels") else f" in column {column!r}"
+    for k, (line, row) in enumerate(rows):
+        names = [n.strip() for n in (row.get(column) or "").split(";") if n.strip()]
+        if not names:
+            if required:
+                problems[line] = "no label"
+            continue
+        unknown = next((n for n in names if n not in index), None)
+        if unknown is not None:
+            problems[line] = f"unknown label {unknown!r}{where}"
+        elif not multilabel and len(names) > 1:
+            problems[line] = f"{len(names)} labels in a single-label {'file' if not where else 'head,' + where}"
+        else:
+            out[k] = 0.0
+            out[k, [index[n] for n in names]] = 1.0
+    return out, problems
+
+
 def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
     """Read one split (or every row when split is None) of a text-emotion CSV."""
     path = Path(data)
@@ -113,35 +171,42 @@ def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
         column, multilabel = "label", False
     else:
         raise DataError(f"{path}: no 'label' or 'labels' column; the columns are: {', '.join(header)}")
-    labels = _label_order(path, rows, column)
-    index = {name: i for i, name in enumerate(labels)}
+    head_columns = {c: parsed for c in header if (parsed := _parse_column(c))}
+    for c in [c for c in head_columns if not any((row.get(c) or "").strip() for row in rows)]:
+        log.warning("%s: head column %r has no labels in any row; left out", path, c)
+        del head_columns[c]
     wanted = normalise_split(split) if split else None
     if wanted is not None and "split" not in header:
         raise DataError(f"{path}: split {split!r} asked for, but the file has no 'split' column")
-    texts, targets, skipped, kept = [], [], [], []
-    for line, row in enumerate(rows, start=2):  # line numbers as an editor shows them (header is 1)
-        if wanted is not None and (row.get("split") or "").strip() != wanted:
-            continue
-        text = row.get("text") or ""
-        names = [n.strip() for n in (row.get(column) or "").split(";") if n.strip()]
-        problem = ("empty text" if not text.strip() else "no label" if not names else
-                   next((f"unknown label {n!r}" for n in names if n not in index), None))
-        if problem is None and not multilabel and len(names) > 1:
-            problem = f"{len(names)} labels in a single-label file"
+    # Label sets come from every row (all splits), so train and test targets line up.
+    labels = _label_order(path, rows, column)
+    head_labels = {c: tuple(sorted({n.strip() for row in rows for n in (row.get(c) or "").split(";") if n.strip()}))
+                   for c in head_columns}
+    chosen = [(line, row) for line, row in enumerate(rows, start=2)  # line numbers as an editor shows them
+              if wanted is None or (row.get("split") or "").strip() == wanted]
+    targets, problems = _targets(path, chosen, column, labels, multilabel, required=not head_columns)
+    heads = {}
+    for c, (name, head_multilabel) in head_columns.items():
+        head_targets, head_problems = _targets(path, chosen, c, head_labels[c], head_multilabel, False)
+        heads[name] = (head_labels[c], head_multilabel, head_targets)
+        for line, problem in head_problems.items():
+            problems.setdefault(line, problem)
+    keep, skipped = [], []
+    for k, (line, row) in enumerate(chosen):
+        labelled = any(t.shape[1] and not np.isnan(t[k]).any() for t in (targets, *(t for _, _, t in heads.values())))
+        problem = ("empty text" if not (row.get("text") or "").strip() else problems.get(line)
+                   or (None if labelled else "no label"))
         if problem:
             skipped.append(f"{path}:{line}: {problem}")
-            continue
-        target = np.zeros(len(labels), dtype=np.float32)
-        target[[index[n] for n in names]] = 1.0
-        texts.append(text)
-        targets.append(target)
-        kept.append(row)
+        else:
+            keep.append(k)
     for reason in skipped[:20]:
         log.warning("skipped %s", reason)
-    if not texts:
+    if not keep:
         raise DataError(f"{path}: no usable rows" + (f" in split {wanted!r}" if wanted else ""))
-    return TextDataset(texts, np.stack(targets), labels, multilabel,
-                       f"{path}[{wanted or 'all'}]", skipped, kept)
+    return TextDataset([chosen[k][1]["text"] for k in keep], targets[keep], labels, multilabel,
+                       f"{path}[{wanted or 'all'}]", skipped, [chosen[k][1] for k in keep],
+                       {name: (names, ml, t[keep]) for name, (names, ml, t) in heads.items()})
 
 
 def label_groups(labels: tuple[str, ...] | list[str]) -> dict[str, list[str]] | None:
@@ -175,8 +240,11 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     val_ids = vocab.encode(val.texts, max_tokens)
     for name, ds, enc in (("train", train, train_ids), ("val", val, val_ids)):
         log.info("%s: %d texts from %s, label counts %s, %d skipped, %d truncated to %d tokens",
-                 name, len(ds), ds.source, ds.targets.sum(0).astype(int).tolist(), len(ds.skipped),
+                 name, len(ds), ds.source, np.nansum(ds.targets, 0).astype(int).tolist(), len(ds.skipped),
                  int(enc.truncated.sum()), max_tokens)
+        for head, (names, _, targets) in ds.heads.items():
+            log.info("%s: head %s, %d labelled texts, %d labels", name, head,
+                     int((~np.isnan(targets).any(1)).sum()), len(names))
     log.info("vocabulary: %d tokens (seen twice or more in train%s)", len(vocab),
              f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained words" if vectors else "")
     model_kwargs: dict[str, Any] = {"vocab_size": len(vocab)}
@@ -184,14 +252,18 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     if vectors is not None:
         model_kwargs["static_dim"] = vectors.dim
         init_weights = _vector_loader(vocab, vectors)
-    val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
+    if train.heads:  # all label sets side by side, NaN where a row has none (emodetect.heads)
+        train_targets, val_labels = torch.from_numpy(train.all_targets()), torch.from_numpy(val.all_targets())
+    else:
+        train_targets = torch.from_numpy(train.targets)
+        val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
     extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
     groups = label_groups(train.labels)
     if groups:
         extras["groups"] = groups
     return TrainingData(
         train_inputs=torch.from_numpy(train_ids.ids),
-        train_targets=torch.from_numpy(train.targets),
+        train_targets=train_targets,
         val_inputs=torch.from_numpy(val_ids.ids),
         val_labels=val_labels,
         labels=train.labels,
@@ -200,6 +272,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         model_kwargs=model_kwargs,
         extras=extras,
         init_weights=init_weights,
+        heads=train.head_specs(),
     )
 
 
@@ -250,28 +323,40 @@ def export_example(state: dict) -> tuple:
 
 
 def export_extras(state: dict, model) -> dict[str, Any]:
-    """Extras for the ONNX file: the vocabulary and, for multi-label models, per-label thresholds
-    tuned on the validation split of the training data (0.5 when that data is not at hand)."""
+    """Extras for the ONNX file: the vocabulary and, for multi-label models (or heads), per-label
+    thresholds tuned on the validation split of the training data (0.5 when that data is not at
+    hand)."""
     import torch
 
     from emodetect.evaluate import tune_thresholds
+    from emodetect.heads import activate, segments
 
     extras = dict(state.get("extras") or {})
-    if not state.get("multilabel"):
+    extras["heads"] = [dict(h) for h in extras.get("heads", [])]
+    segs = segments(state["labels"], bool(state.get("multilabel")), extras["heads"])
+    tuned = [(seg, spec) for seg, spec in zip(segs, [extras, *extras["heads"]]) if seg.multilabel]
+    if not extras["heads"]:
+        del extras["heads"]
+    if not tuned:
         return extras
     config = state.get("config", {})
     try:
         val = load_texts(config.get("data", ""), config.get("val_split", "validation"))
     except DataError as err:
         log.warning("thresholds left at 0.5: validation data not readable (%s)", err)
-        extras["thresholds"] = [0.5] * len(state["labels"])
+        for seg, spec in tuned:
+            spec["thresholds"] = [0.5] * len(seg.labels)
         return extras
     ids = Vocabulary.from_dict(extras["vocab"]).encode(val.texts, extras["max_tokens"]).ids
     with torch.no_grad():
-        probs = torch.cat([torch.sigmoid(model(torch.from_numpy(ids[i:i + 1024])).float())
+        probs = torch.cat([torch.cat(activate(model(torch.from_numpy(ids[i:i + 1024])).float(), segs), 1)
                            for i in range(0, len(ids), 1024)]).numpy()
-    extras["thresholds"] = [round(float(t), 3) for t in tune_thresholds(probs, val.targets)]
-    extras["thresholds_from"] = val.source
+    targets = val.all_targets()
+    for seg, spec in tuned:
+        known = ~np.isnan(targets[:, seg.start:seg.stop]).any(1)
+        spec["thresholds"] = [round(float(t), 3) for t in tune_thresholds(probs[known, seg.start:seg.stop],
+                                                                          targets[known, seg.start:seg.stop])]
+        spec["thresholds_from"] = val.source
     return extras
 
 

@@ -1,8 +1,9 @@
 """`TextEmotion`: emotion in texts with a bundled (or any exported) text model; no torch.
 
 The ONNX file carries everything inference needs in its metadata: labels, the vocabulary and
-sequence length, per-label thresholds (multi-label models) and label groups (GoEmotions -> the
-face model's 7 emotions), so predictions here match training exactly.
+sequence length, per-label thresholds (multi-label models), label groups (GoEmotions -> the
+face model's 7 emotions) and extra heads (the joint model: the shared labels first, then
+GoEmotions' 28, ISEAR's 7 and dair's 6), so predictions here match training exactly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from emodetect.heads import segments
 from emodetect.results import ResultReaders, rounded
 
 from emodetect.text.tokenize import Vocabulary
@@ -34,6 +36,8 @@ class TextResult(ResultReaders):
     error: str | None = None
     # With explain=True: each token read and how much `label`'s probability falls without it.
     explanation: list[dict[str, Any]] | None = None
+    # A multi-head model's other answers: head name -> HeadResult (GoEmotions' 28 labels, ...).
+    heads: dict[str, "HeadResult"] | None = None
 
     @property
     def confidence(self) -> float:
@@ -45,10 +49,21 @@ class TextResult(ResultReaders):
         out["probabilities"] = rounded(self.probabilities)
         if self.group_probabilities is not None:
             out["group_probabilities"] = rounded(self.group_probabilities)
+        if self.heads is not None:
+            out["heads"] = {name: {**asdict(h), "probabilities": rounded(h.probabilities)} for name, h in self.heads.items()}
         return out
 
     def to_rows(self) -> list[dict[str, Any]]:
         return TextResults([self]).to_rows()
+
+
+@dataclass
+class HeadResult:
+    """One extra head's answer for a text, in that head's own labels (a corpus's label set)."""
+
+    label: str | None
+    labels: list[str]  # at or above their thresholds (multi-label heads), else [label]
+    probabilities: dict[str, float]
 
 
 class TextResults(list):
@@ -63,6 +78,11 @@ class TextResults(list):
                 row["group"] = r.group or ""
             row.update({f"{prefix}{k}": (round(v, 4) if r.error is None else "")
                         for k, v in r.probabilities.items()})
+            for name, h in (r.heads or {}).items():
+                row[f"{name}_label"] = h.label or ""
+                row[f"{name}_labels"] = ";".join(h.labels)
+                row.update({f"{prefix}{name}:{k}": (round(v, 4) if r.error is None else "")
+                            for k, v in h.probabilities.items()})
             row["truncated"] = r.truncated
             row["error"] = r.error or ""
             rows.append(row)
@@ -137,11 +157,19 @@ class TextEmotion:
         self.max_tokens: int = int(extras["max_tokens"])
         self.thresholds = np.asarray(extras.get("thresholds", [0.5] * len(self.labels)), dtype=np.float32)
         self.groups: dict[str, list[str]] | None = extras.get("groups")
+        # Extra heads (emodetect.heads): where each sits in the second output, and its thresholds.
+        self.head_specs: list[dict[str, Any]] = extras.get("heads", [])
+        self.head_segments = segments(self.labels, self.multilabel, self.head_specs)[1:]
 
     def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """N x C probabilities, token counts and truncation flags for non-empty texts."""
         encoded = self.vocab.encode(texts, self.max_tokens)
         return self.model.predict(encoded.ids), encoded.lengths, encoded.truncated
+
+    @property
+    def heads(self) -> list[str]:
+        """The names of the extra heads (empty for a one-head model)."""
+        return [s.name for s in self.head_segments]
 
     def predict(self, texts: str | Iterable[str], batch_size: int = 256,
                 progress: bool = False, explain: bool = False) -> TextResults:
@@ -160,14 +188,20 @@ class TextEmotion:
             starts = tqdm(starts, desc="texts", unit="batch", disable=len(todo) <= batch_size)
         for start in starts:
             idx = todo[start:start + batch_size]
-            probs, lengths, truncated = self.probabilities([texts[i] for i in idx])
+            encoded = self.vocab.encode([texts[i] for i in idx], self.max_tokens)
+            outputs = self.model.predict_all(encoded.ids) if self.head_segments else [self.model.predict(encoded.ids)]
             for row, i in enumerate(idx):
-                results[i] = self._result(texts[i], probs[row], int(lengths[row]), bool(truncated[row]))
+                results[i] = self._result(texts[i], outputs[0][row], int(encoded.lengths[row]),
+                                          bool(encoded.truncated[row]))
+                if self.head_segments:
+                    results[i].heads = self._heads(outputs[1][row])
         for i, r in enumerate(results):
             if r is None:
                 results[i] = TextResult(texts[i], None, [], dict.fromkeys(self.labels, 0.0), self.name,
                                         error="empty text",
-                                        group_probabilities=dict.fromkeys(self.groups, 0.0) if self.groups else None)
+                                        group_probabilities=dict.fromkeys(self.groups, 0.0) if self.groups else None,
+                                        heads={s.name: HeadResult(None, [], dict.fromkeys(s.labels, 0.0))
+                                               for s in self.head_segments} or None)
         if explain:
             for r in results:
                 if r.label is not None:
@@ -194,17 +228,19 @@ class TextEmotion:
         drops = probs[0, target] - probs[1:, target]
         return [{"token": t, "weight": round(float(d), 4)} for t, d in zip(tokens, drops)]
 
+    def _heads(self, probs: np.ndarray) -> dict[str, HeadResult]:
+        """Each extra head's answer from its slice of the second output."""
+        main = len(self.labels)
+        out = {}
+        for seg, spec in zip(self.head_segments, self.head_specs):
+            p = probs[seg.start - main:seg.stop - main]
+            thresholds = np.asarray(spec.get("thresholds", [0.5] * len(seg.labels))) if seg.multilabel else None
+            _, labels = _top_labels(p, seg.labels, thresholds)
+            out[seg.name] = HeadResult(labels[0], labels, {n: float(v) for n, v in zip(seg.labels, p)})
+        return out
+
     def _result(self, text: str, probs: np.ndarray, tokens: int, truncated: bool) -> TextResult:
-        top = int(probs.argmax())
-        if self.multilabel:
-            chosen = np.flatnonzero(probs >= self.thresholds)
-            chosen = chosen[np.argsort(-probs[chosen])] if len(chosen) else np.array([top])
-            labels = [self.labels[j] for j in chosen]
-            # The top label is the most probable of the labels above their thresholds, so that
-            # `label` is always one of `labels` (the raw argmax may sit under its own threshold).
-            top = int(chosen[0])
-        else:
-            labels = [self.labels[top]]
+        top, labels = _top_labels(probs, self.labels, self.thresholds if self.multilabel else None)
         probabilities = {name: float(p) for name, p in zip(self.labels, probs)}
         group = group_probs = None
         if self.groups:
@@ -212,6 +248,18 @@ class TextEmotion:
             group = next(g for g, members in self.groups.items() if self.labels[top] in members)
         return TextResult(text, self.labels[top], labels, probabilities, self.name, tokens, truncated,
                           group, group_probs)
+
+
+def _top_labels(probs: np.ndarray, names: Sequence[str], thresholds: np.ndarray | None) -> tuple[int, list[str]]:
+    """The top label's index and the labels given: with thresholds (multi-label), those at or
+    above theirs, most probable first, and the top label is the first of them (the raw argmax may
+    sit under its own threshold), else the argmax alone."""
+    top = int(probs.argmax())
+    if thresholds is None:
+        return top, [names[top]]
+    chosen = np.flatnonzero(probs >= thresholds)
+    chosen = chosen[np.argsort(-probs[chosen])] if len(chosen) else np.array([top])
+    return int(chosen[0]), [names[j] for j in chosen]
 
 
 def read_texts(path: str | Path, column: str = "text") -> tuple[list[str], list[dict[str, str]], list[str]]:

@@ -26,6 +26,9 @@ const text = {
       const notes = [];
       if (r.group) notes.push(el("p", { class: "note", text: `Face-model group: ${r.group}` }));
       if (r.labels.length > 1) notes.push(el("p", { class: "note", text: `All labels: ${r.labels.join(", ")}` }));
+      for (const [name, h] of Object.entries(r.heads ?? {})) {
+        if (h.label) notes.push(el("p", { class: "note head", text: `In ${name}'s labels: ${h.labels.join(", ")}` }));
+      }
       if (r.truncated) notes.push(el("p", { class: "note", text: `Only the first ${body.max_tokens} tokens were read.` }));
       if (r.error) notes.push(el("p", { class: "note", text: r.error }));
       const snippet = r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text;

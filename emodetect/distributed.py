@@ -97,9 +97,13 @@ class _TextWorker:
         from emodetect.text.pipeline import TextEmotion
 
         self.reader = TextEmotion(model, threads=1)
+        # A multi-head model (the joint default) adds each head's labels and probabilities.
+        head_text = [f"{seg.name}_{c}" for seg in self.reader.head_segments for c in ("label", "labels")]
+        head_probs = [f"p_{seg.name}:{k}" for seg in self.reader.head_segments for k in seg.labels]
         names = ["source", "text", "label", "labels", *(["group"] if self.reader.groups else []),
-                 *(f"p_{k}" for k in self.reader.labels), "truncated", "error"]
-        self.schema = _schema(names, {"source", "text", "label", "labels", "group", "error"}, boolean={"truncated"})
+                 *(f"p_{k}" for k in self.reader.labels), *head_text, *head_probs, "truncated", "error"]
+        self.schema = _schema(names, {"source", "text", "label", "labels", "group", "error", *head_text},
+                              boolean={"truncated"})
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         results = self.reader.predict([str(t) for t in batch["text"]])

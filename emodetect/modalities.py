@@ -64,7 +64,7 @@ BUILTIN: tuple[Modality, ...] = (
         name="text", summary="English texts: posts, reviews, chat, survey answers",
         data="emodetect.text.data", architectures="emodetect.text.models",
         pipeline="emodetect.text.pipeline:TextEmotion", commands=("emodetect.text.cli:text",),
-        router="emodetect.serve.routes_text", default_model="goemotions",
+        router="emodetect.serve.routes_text",
     ),
     Modality(
         name="voice", summary="speech recordings",

@@ -101,7 +101,9 @@ def test_recordings_and_texts(tmp_path):
     expected = TextEmotion().predict(["Thank you so much!", "This is the worst service ever", "", "I am so scared"])
     assert list(table["label"].fillna("")) == [r.label or "" for r in expected]
     assert table["source"].iloc[0].endswith("posts.csv:2")  # the CSV line the text is on
-    assert abs(table["p_gratitude"].iloc[0] - expected[0].probabilities["gratitude"]) < 1e-3
+    assert abs(table["p_happy"].iloc[0] - expected[0].probabilities["happy"]) < 1e-3
+    gratitude = expected[0].heads["goemotions"].probabilities["gratitude"]  # the joint default's heads
+    assert abs(table["p_goemotions:gratitude"].iloc[0] - gratitude) < 1e-3
 
 
 def test_the_command_line_runs_its_own_local_ray(photos, tmp_path):

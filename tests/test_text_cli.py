@@ -94,7 +94,7 @@ def test_unknown_model_name_lists_the_bundled_ones():
 
 
 def test_csv_with_empty_texts_and_a_label_column_on_the_default_model(tmp_path, monkeypatch):
-    """The GoEmotions default (it has groups): an empty text first and between others, and an input
+    """The joint default (it has heads): an empty text first and between others, and an input
     column named `label` that must survive beside the predicted one."""
     import csv as csv_module
 
@@ -106,9 +106,10 @@ def test_csv_with_empty_texts_and_a_label_column_on_the_default_model(tmp_path, 
     assert result.exit_code == 0, result.output
     rows = list(csv_module.DictReader(open(out, encoding="utf-8")))
     assert [r["id"] for r in rows] == ["1", "2", "3", "4"] and [r["label"] for r in rows] == ["x", "y", "z", "w"]
-    assert all("group" in r and "predicted_label" in r for r in rows)
+    assert all("goemotions_labels" in r and "predicted_label" in r for r in rows)
     assert rows[0]["predicted_label"] == "" and rows[0]["error"] == "empty text"
-    assert rows[1]["predicted_label"] and rows[1]["group"]
+    assert rows[1]["predicted_label"] == "happy" and "gratitude" in rows[1]["goemotions_labels"]
+    assert rows[3]["predicted_label"] in ("angry", "disgust", "sad") and rows[3]["p_isear:joy"]
     assert "thank you so much!" in result.stdout  # every text's result is printed, not only a summary
     assert (tmp_path / "out_labels.png").is_file()
 

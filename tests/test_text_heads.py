@@ -197,6 +197,7 @@ def test_text_command_shows_and_writes_the_heads(heads_run, tmp_path):
     out = tmp_path / "out.csv"
     result = runner.invoke(app, ["text", "--model", str(report.path), "--file", str(source), "--csv", str(out)])
     assert result.exit_code == 0, result.output
+    assert "in tone's labels: loud 50.0%, quiet 50.0%" in result.output
     written = list(csv.DictReader(open(out, encoding="utf-8")))
     assert written[0]["tone_label"] == "loud" and written[1]["tone_label"] == "quiet"
     assert written[1]["label"] == "fear" and "fear_" in written[1]["words_labels"]

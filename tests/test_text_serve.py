@@ -15,8 +15,8 @@ from emodetect.runtime import assets_dir
 from emodetect.serve import ServeConfig, create_app
 
 # The route serves the bundled GoEmotions model; without it there is nothing to serve.
-pytestmark = pytest.mark.skipif(not (assets_dir() / "text_goemotions.onnx").is_file(),
-                                reason="bundled text model emodetect/assets/text_goemotions.onnx is missing")
+pytestmark = pytest.mark.skipif(not (assets_dir() / "text_default.onnx").is_file(),
+                                reason="bundled text model emodetect/assets/text_default.onnx is missing")
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +32,15 @@ def test_texts_get_labels_in_order(client):
     response = client.post("/v1/text", json={"texts": texts})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == "goemotions" and body["multilabel"] and len(body["labels"]) == 28
+    # The joint default: the shared labels, and each corpus's own labels in its heads.
+    assert body["model"] == "default" and not body["multilabel"] and len(body["labels"]) == 7
+    assert set(body["heads"]) == {"goemotions", "dair", "isear"} and len(body["heads"]["goemotions"]) == 28
     first, empty, long = body["results"]
-    assert first["text"] == texts[0] and "gratitude" in first["labels"] and first["group"] == "happy"
+    assert first["text"] == texts[0] and first["label"] == "happy"
+    assert "gratitude" in first["heads"]["goemotions"]["labels"] and first["heads"]["dair"]["label"] == "joy"
     assert set(first["probabilities"]) == set(body["labels"])
-    assert empty["label"] is None and empty["error"] == "empty text"
+    assert set(first["heads"]["isear"]["probabilities"]) == set(body["heads"]["isear"])
+    assert empty["label"] is None and empty["error"] == "empty text" and empty["heads"]["dair"]["label"] is None
     assert long["truncated"] and long["label"] in body["labels"]
 
 

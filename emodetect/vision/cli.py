@@ -189,7 +189,7 @@ def video(
     segment: float = typer.Option(3.0, min=0.5, help="seconds per fused segment when there are no subtitles"),
     model: Optional[str] = typer.Option(None, help="face model: ONNX file or bundled model name"),
     voice_model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
-    text_model: Optional[str] = typer.Option(None, help="bundled text model (goemotions, dair-emotion) or .onnx"),
+    text_model: Optional[str] = typer.Option(None, help="bundled text model (default: the joint one; goemotions, dair-emotion) or .onnx"),
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
     smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),

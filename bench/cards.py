@@ -22,10 +22,16 @@ TEST_DATA = {
     "text:dair-emotion": ("text/dair_emotion/emotion.csv", "test", []),
     # The four corpora in the shared labels: docs/training/text_shared/make_data.py writes it there.
     "text:shared": ("text_shared/shared.csv", "test", ["corpus"]),
+    "text:default": ("text_shared/shared.csv", "test", ["corpus"]),
+    "text:default-int8": ("text_shared/shared.csv", "test", ["corpus"]),
     "voice:ravdess": ("speech/ravdess", "test", ["gender", "actor"]),
     "voice:default": ("speech/ravdess+speech/emodb", "test", ["corpus", "gender"]),
     "voice:emodb": ("speech/emodb", "test", ["gender", "speaker"]),
 }
+# The heads of multi-head models, each scored on its corpus's own file (`evaluate --head`).
+JOINT_HEADS = {"goemotions": "text/goemotions/goemotions.csv", "dair": "text/dair_emotion/emotion.csv",
+               "isear": "text/isear/isear.csv"}
+HEAD_DATA = {"text:default": JOINT_HEADS, "text:default-int8": JOINT_HEADS}
 
 
 def main() -> None:
@@ -59,6 +65,13 @@ def main() -> None:
                     "per_class": [{"label": c.label, "precision": round(c.precision, 3), "recall": round(c.recall, 3),
                                    "f1": round(c.f1, 3), "support": c.support} for c in report.per_class],
                     "groups": {}, "measured_on": machine_info()["cpu"]}
+        for head, head_data in HEAD_DATA.get(f"{model.modality}:{model.name}", {}).items():
+            scored = evaluate(model.path, args.data / head_data, split, modality=model.modality, head=head)
+            evidence.setdefault("heads", {})[head] = {
+                "data": f"{head_data} ({split})", "n": scored.n, "accuracy": round(scored.accuracy, 4),
+                "macro_f1": round(scored.macro_f1, 4),
+                "command": f"emodetect evaluate {model.name} ../shared/data/{head_data} --split {split} "
+                           f"--modality {model.modality} --head {head}"}
         for column in columns:
             grouped = evaluate(model.path, where, split, modality=model.modality, group_by=column)
             evidence["groups"][column] = grouped.extra["groups"]

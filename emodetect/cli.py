@@ -156,8 +156,11 @@ def export(
         if int8:
             if calibration_data is None:
                 fail("--int8 needs --calibration-data")
-            modality = get_modality(read_checkpoint(checkpoint)["config"].get("modality") or "vision")
-            inputs = modality.data_module().evaluation_data(calibration_data, calibration_split)[0]
+            state = read_checkpoint(checkpoint)
+            module = get_modality(state["config"].get("modality") or "vision").data_module()
+            # Text: the checkpoint's vocabulary encodes the calibration texts.
+            options = {"model": state} if getattr(module, "EVALUATION_NEEDS_MODEL", False) else {}
+            inputs = module.evaluation_data(calibration_data, calibration_split, **options)[0]
             calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
         report = export_checkpoint(checkpoint, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
                                    calibration=calibration, extra_metadata={"name": name} if name else None)

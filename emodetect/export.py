@@ -81,9 +81,10 @@ class ExportReport:
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
                 multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0,
-                input_name: str = INPUT_NAME, segments: list[Segment] | None = None) -> Path:
-    """Write `model` as ONNX with a dynamic batch axis and string metadata; a multi-head model
-    (`segments`) gets a second output, HEAD_OUTPUT."""
+                input_name: str = INPUT_NAME, segments: list[Segment] | None = None,
+                free_axes: tuple[int, ...] = ()) -> Path:
+    """Write `model` as ONNX with a dynamic batch axis (and the input axes in `free_axes`) and
+    string metadata; a multi-head model (`segments`) gets a second output, HEAD_OUTPUT."""
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metad
     outputs = [OUTPUT_NAME, HEAD_OUTPUT] if wrapped.segments else [OUTPUT_NAME]
     torch.onnx.export(
         wrapped, (example,), str(path), input_names=[input_name], output_names=outputs,
-        dynamic_axes={input_name: {0: "batch"}, **{name: {0: "batch"} for name in outputs}}, opset_version=17,
+        dynamic_axes={input_name: {0: "batch", **{axis: f"axis{axis}" for axis in free_axes}},
+                      **{name: {0: "batch"} for name in outputs}}, opset_version=17,
         dynamo=False,
     )
     return set_metadata(path, metadata)
@@ -186,6 +188,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     flip_tta, shift_tta = flip_tta and modality.mirror_tta, shift_tta if modality.mirror_tta else 0
     labels = state.get("labels") or list(EMOTIONS)
     segs = head_segments(labels, bool(state.get("multilabel")), extras.get("heads", []))
+    # Input axes the model reads at any length (a one-layer text CNN: the token axis, up to the
+    # length it was trained with).
+    free_axes = tuple(getattr(model, "dynamic_input_axes", ()))
+    for axis in free_axes:
+        input_spec["shape"][axis] = f"1..{input_spec['shape'][axis]}"
     metadata = {
         "labels": json.dumps(labels),
         "input": json.dumps(input_spec),
@@ -205,11 +212,14 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         "extras": json.dumps(extras),
     } | (extra_metadata or {})
     path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
-                       input_spec["name"], segs)
+                       input_spec["name"], segs, free_axes)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
     diff = parity(model, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs)
+    for axis in free_axes:  # a free axis is checked at a third of its length too
+        short = parity_batch.narrow(axis, 0, max(1, parity_batch.shape[axis] // 3))
+        diff = max(diff, parity(model, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs))
     int8_path = None
     if int8:
         if calibration is None:

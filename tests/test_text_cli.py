@@ -134,9 +134,13 @@ def test_a_huge_csv_cell_is_a_clear_error(tmp_path):
 def test_the_top_label_is_always_one_of_the_labels_above_threshold():
     from emodetect.text.pipeline import TextEmotion
 
-    reader = TextEmotion()
+    reader = TextEmotion("goemotions")
     texts = ["ugh, this again", "fine.", "I am so annoyed and angry right now", "ok thanks I guess", "what?!",
              "meh", "wow", "I miss her so much", "that is disgusting", "lol", "hmm interesting"]  # the last contradicted once
     for r in reader.predict(texts):
         assert r.label == r.labels[0] and r.label in r.labels
         assert r.group == next(g for g, members in reader.groups.items() if r.label in members)
+    for r in TextEmotion().predict(texts):  # the joint default's multi-label head keeps the same rule
+        head = r.heads["goemotions"]
+        assert head.label == head.labels[0] and head.probabilities[head.label] == max(
+            head.probabilities[k] for k in head.labels)

@@ -201,3 +201,25 @@ def test_text_command_shows_and_writes_the_heads(heads_run, tmp_path):
     written = list(csv.DictReader(open(out, encoding="utf-8")))
     assert written[0]["tone_label"] == "loud" and written[1]["tone_label"] == "quiet"
     assert written[1]["label"] == "fear" and "fear_" in written[1]["words_labels"]
+
+
+def test_a_one_layer_text_cnn_reads_each_batch_at_its_own_length(heads_run, tmp_path):
+    """The token axis is free in the ONNX file, and trimming a batch's padding changes nothing."""
+    _, data, result, report = heads_run
+    model = OnnxModel(report.path)
+    assert not isinstance(model.session.get_inputs()[0].shape[1], int)
+    assert json.loads(model.metadata["input"])["shape"][1].startswith("1..")
+    reader = TextEmotion(report.path)
+    assert reader.trim
+    texts = ["so glad", "we went home terrified loudly", "x " * 200]
+    max_tokens = model.extras()["max_tokens"]
+    trimmed = reader.vocab.encode(texts, max_tokens, trim=True)
+    padded = reader.vocab.encode(texts, max_tokens)
+    assert trimmed.ids.shape[1] == max_tokens and reader.vocab.encode(texts[:1], max_tokens, trim=True).ids.shape == (1, 2)
+    short = reader.vocab.encode(texts[:2], max_tokens, trim=True).ids
+    for got, want in zip(model.predict_all(short), model.predict_all(padded.ids[:2])):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # A deeper network's second layer sees its own output at padding positions: its length stays fixed.
+    from emodetect.text.models import kim_cnn_deep
+
+    assert kim_cnn_deep(num_classes=2, vocab_size=10).dynamic_input_axes == ()

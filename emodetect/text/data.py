@@ -77,6 +77,14 @@ class TextDataset:
         return TextDataset([self.texts[i] for i in keep], targets[keep], names, multilabel,
                            f"{self.source} head {name}", self.skipped, [self.rows[i] for i in keep if self.rows])
 
+    def main_rows(self) -> "TextDataset":
+        """The rows with a main label (all of them in a file without head columns)."""
+        if not self.heads:
+            return self
+        keep = np.flatnonzero(~np.isnan(self.targets).any(1))
+        return TextDataset([self.texts[i] for i in keep], self.targets[keep], self.labels, self.multilabel,
+                           self.source, self.skipped, [self.rows[i] for i in keep if self.rows])
+
     def head_specs(self) -> list[dict[str, Any]]:
         """The extra heads as a model's metadata lists them: name, labels, multilabel."""
         return [{"name": k, "labels": list(names), "multilabel": ml} for k, (names, ml, _) in self.heads.items()]
@@ -392,7 +400,7 @@ def evaluation_data(data: str | Path, split: str | None, model: Any = None):
     multi-label files), label names and a source description."""
     if model is None:
         raise ValueError("text evaluation needs the model, whose vocabulary encodes the texts")
-    texts = load_texts(data, split)
+    texts = load_texts(data, split).main_rows()  # a joint CSV: the rows labelled in its main column
     extras, _ = model_text_config(model)
     ids = Vocabulary.from_dict(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
     truth = texts.targets.astype(np.int64) if texts.multilabel else texts.class_indices()
@@ -401,7 +409,7 @@ def evaluation_data(data: str | Path, split: str | None, model: Any = None):
 
 def evaluation_groups(data: str | Path, split: str | None, column: str, **_: Any) -> np.ndarray:
     """The value of `column` for each row evaluation_data scores (e.g. corpus, source, author)."""
-    texts = load_texts(data, split)
+    texts = load_texts(data, split).main_rows()
     if texts.rows and column not in texts.rows[0]:
         raise DataError(f"{data}: no column {column!r} to group by; the columns are: {', '.join(texts.rows[0])}")
     return np.array([(row.get(column) or "").strip() or "(empty)" for row in texts.rows])

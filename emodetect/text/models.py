@@ -40,6 +40,11 @@ class KimCNN(nn.Module):
                           *[ConvBNAct(filters, filters, w, dims=1) for _ in range(depth - 1)])
             for w in widths)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(filters * len(widths), num_classes))
+        # One convolution per branch: a real position sees zeros past the text's end whether they
+        # are padding tokens (zero embeddings) or the convolution's own zero padding, so trailing
+        # padding changes nothing and export may leave the sequence length free (shorter batches
+        # run faster). A second layer would see the first one's output at padding positions.
+        self.dynamic_input_axes = (1,) if depth == 1 else ()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Returns logits."""
@@ -90,6 +95,13 @@ def kim_cnn_glove(num_classes: int = 28, vocab_size: int = 30_000, static_dim: i
     """kim_cnn with a frozen channel of pretrained word vectors (train with --embeddings) beside a
     64-d learnt one, 128 filters per width."""
     return KimCNN(vocab_size, num_classes, 64, (1, 3, 5), 128, dropout, static_dim=static_dim)
+
+
+@register_model
+def kim_cnn_glove_wide(num_classes: int = 28, vocab_size: int = 30_000, static_dim: int = 100,
+                       dropout: float = 0.5) -> nn.Module:
+    """kim_cnn_glove with kim_cnn_wide's branches: widths 1, 3, 5, 7 with 256 filters each."""
+    return KimCNN(vocab_size, num_classes, 64, (1, 3, 5, 7), 256, dropout, static_dim=static_dim)
 
 
 @register_model

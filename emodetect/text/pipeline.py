@@ -96,13 +96,16 @@ class TextResults(list):
 
     def to_table(self, width: int = 40) -> str:
         """A plain-text table: text, top label and its probability, the labels above threshold."""
-        lines = [f"{'text':{width}}  {'label':14} {'prob':>5}  labels"]
+        heads = bool(self) and bool(self[0].heads)
+        lines = [f"{'text':{width}}  {'label':14} {'prob':>5}  labels" + ("  (in each head's labels)" if heads else "")]
         for r in self:
             text = r.text.replace("\n", " ")
             text = text if len(text) <= width else text[:width - 1] + "…"
             prob = f"{r.probabilities[r.label]:.2f}" if r.label else "-"
+            # A multi-head model: each head's labels after the main ones, e.g. "goemotions=gratitude".
+            extra = "".join(f"  {name}={';'.join(h.labels)}" for name, h in (r.heads or {}).items() if h.labels)
             lines.append(f"{text:{width}}  {r.label or '(' + (r.error or '') + ')':14} {prob:>5}  "
-                         f"{';'.join(r.labels)}")
+                         f"{';'.join(r.labels)}{extra}")
         return "\n".join(lines)
 
     def shares(self, groups: bool = False, head: str | None = None) -> dict[str, float]:
@@ -159,6 +162,9 @@ class TextEmotion:
         self.multilabel: bool = self.model.multilabel
         self.vocab = Vocabulary.from_dict(extras["vocab"])
         self.max_tokens: int = int(extras["max_tokens"])
+        # A model exported with a free token axis reads each batch only as wide as its longest
+        # text: the same probabilities, faster for short texts.
+        self.trim: bool = not isinstance(self.model.session.get_inputs()[0].shape[1], int)
         self.thresholds = np.asarray(extras.get("thresholds", [0.5] * len(self.labels)), dtype=np.float32)
         self.groups: dict[str, list[str]] | None = extras.get("groups")
         # Extra heads (emodetect.heads): where each sits in the second output, and its thresholds.
@@ -167,7 +173,7 @@ class TextEmotion:
 
     def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """N x C probabilities, token counts and truncation flags for non-empty texts."""
-        encoded = self.vocab.encode(texts, self.max_tokens)
+        encoded = self.vocab.encode(texts, self.max_tokens, self.trim)
         return self.model.predict(encoded.ids), encoded.lengths, encoded.truncated
 
     @property
@@ -185,6 +191,9 @@ class TextEmotion:
                 raise TypeError(f"text {i} is {type(t).__name__}, not str")
         results: list[TextResult | None] = [None] * len(texts)
         todo = [i for i, t in enumerate(texts) if t.strip()]
+        token_ids = dict(zip(todo, self.vocab.token_ids([texts[i] for i in todo])))
+        if self.trim:  # batches of similar lengths carry less padding; results keep the input order
+            todo.sort(key=lambda i: len(token_ids[i]))
         starts = range(0, len(todo), batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -192,7 +201,7 @@ class TextEmotion:
             starts = tqdm(starts, desc="texts", unit="batch", disable=len(todo) <= batch_size)
         for start in starts:
             idx = todo[start:start + batch_size]
-            encoded = self.vocab.encode([texts[i] for i in idx], self.max_tokens)
+            encoded = self.vocab.pack([token_ids[i] for i in idx], self.max_tokens, self.trim)
             outputs = self.model.predict_all(encoded.ids) if self.head_segments else [self.model.predict(encoded.ids)]
             for row, i in enumerate(idx):
                 results[i] = self._result(texts[i], outputs[0][row], int(encoded.lengths[row]),

@@ -69,15 +69,24 @@ class Vocabulary:
         ranked += unseen[:max(0, min(extra, max_size - 2 - len(ranked)))]
         return cls([PAD, UNK] + ranked)
 
-    def encode(self, texts: Sequence[str], max_tokens: int) -> Encoded:
-        """Ids for a batch of texts; longer texts keep their first `max_tokens` tokens."""
-        ids = np.zeros((len(texts), max_tokens), dtype=np.int64)
-        lengths = np.zeros(len(texts), dtype=np.int64)
+    def encode(self, texts: Sequence[str], max_tokens: int, trim: bool = False) -> Encoded:
+        """Ids for a batch of texts; longer texts keep their first `max_tokens` tokens. With
+        `trim`, the batch is only as wide as its longest text (at least 1, at most max_tokens)."""
+        return self.pack(self.token_ids(texts), max_tokens, trim)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, whole (unknown tokens as <unk>)."""
         unk = self.index[UNK]
-        for row, text in enumerate(texts):
-            tokens = tokenize(text)
-            lengths[row] = len(tokens)
-            ids[row, :min(len(tokens), max_tokens)] = [self.index.get(t, unk) for t in tokens[:max_tokens]]
+        return [[self.index.get(t, unk) for t in tokenize(text)] for text in texts]
+
+    @staticmethod
+    def pack(rows: Sequence[Sequence[int]], max_tokens: int, trim: bool = False) -> Encoded:
+        """Token id lists as one padded batch (see encode)."""
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        width = max(1, min(max_tokens, int(lengths.max(initial=0)))) if trim else max_tokens
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        for row, tokens in enumerate(rows):
+            ids[row, :min(len(tokens), width)] = tokens[:width]
         return Encoded(ids, lengths, lengths > max_tokens)
 
     def to_dict(self) -> dict[str, Any]:

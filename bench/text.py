@@ -115,8 +115,11 @@ def main() -> None:
                      report.extra.get("group_macro_f1", "-"), f"{metric} >= {bar} ({'met' if value >= bar else 'MISSED'})",
                      speed1, speed256, speed_file])
     if args.stamp:
+        from emodetect.runtime import write_catalog
+
         for name, figures in stamps.items():
             print(f"stamped {stamp(name, figures)}")
+        print(f"rewrote {write_catalog()}")  # the catalogue copies each model's metadata
     table = markdown_table(["model (head)", "test n", "accuracy", "macro-F1", "Ekman macro-F1", "bar",
                             "texts/s b1", "texts/s b256", "texts/s one call"], rows)
     print(table)

@@ -27,7 +27,7 @@ const text = {
       if (r.group) notes.push(el("p", { class: "note", text: `Face-model group: ${r.group}` }));
       if (r.labels.length > 1) notes.push(el("p", { class: "note", text: `All labels: ${r.labels.join(", ")}` }));
       for (const [name, h] of Object.entries(r.heads ?? {})) {
-        if (h.label) notes.push(el("p", { class: "note head", text: `In ${name}'s labels: ${h.labels.join(", ")}` }));
+        if (h.label) notes.push(el("p", { class: "note head", text: `${name} labels: ${h.labels.join(", ")}` }));
       }
       if (r.truncated) notes.push(el("p", { class: "note", text: `Only the first ${body.max_tokens} tokens were read.` }));
       if (r.error) notes.push(el("p", { class: "note", text: r.error }));

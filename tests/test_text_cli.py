@@ -34,7 +34,7 @@ def write_csv(path, rows, header=("id", "text", "source")):
 def test_csv_round_trip_keeps_rows_and_columns(toy_model, tmp_path):
     rows = [("1", "my day at work, so furious!", "web"), ("2", "we went home terrified", "app"),
             ("3", "   ", "web"), ("4", "a glad morning 😀🎉 with my friend", "app"),
-            ("5", "Привет 日本語 مرحبا", "web"), ("6", "so delighted " + "really " * 200, "app")]
+            ("5", "Привет 日本語 مرحبا", "web"), ("6", "so delighted " + "really " * 600, "app")]
     source = write_csv(tmp_path / "reviews.csv", rows)
     out = tmp_path / "out.csv"
     result = runner.invoke(app, ["text", "--file", str(source), "--column", "text", "--csv", str(out),

@@ -223,3 +223,18 @@ def test_a_one_layer_text_cnn_reads_each_batch_at_its_own_length(heads_run, tmp_
     from emodetect.text.models import kim_cnn_deep
 
     assert kim_cnn_deep(num_classes=2, vocab_size=10).dynamic_input_axes == ()
+
+
+def test_a_free_length_model_reads_a_long_text_whole(heads_run):
+    """The keyword sits past the training length: cut there, the text would have no keyword."""
+    _, _, _, report = heads_run
+    reader = TextEmotion(report.path)
+    trained = reader.trained_tokens
+    assert reader.max_tokens == 512 > trained
+    text = " ".join(["the day"] * trained) + " so terrified"
+    (result,) = reader.predict([text])
+    assert result.tokens == 2 * trained + 2 and not result.truncated
+    assert result.label == "fear"
+    (huge,) = reader.predict(["the " * 600 + "terrified"])
+    assert huge.truncated and huge.tokens == 601  # past 512 tokens a text is cut and flagged
+    assert reader.explain(text)[-1]["token"] == "terrified"

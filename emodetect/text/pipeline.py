@@ -19,6 +19,8 @@ from emodetect.results import ResultReaders, rounded
 
 from emodetect.text.tokenize import Vocabulary
 
+LONG_TEXT_TOKENS = 512  # tokens a free-length model reads of one text (the rest is cut and flagged)
+
 
 @dataclass
 class TextResult(ResultReaders):
@@ -161,10 +163,15 @@ class TextEmotion:
         self.labels: tuple[str, ...] = self.model.labels
         self.multilabel: bool = self.model.multilabel
         self.vocab = Vocabulary.from_dict(extras["vocab"])
-        self.max_tokens: int = int(extras["max_tokens"])
         # A model exported with a free token axis reads each batch only as wide as its longest
-        # text: the same probabilities, faster for short texts.
+        # text (the same probabilities, faster for short texts) and reads long texts whole, up to
+        # LONG_TEXT_TOKENS: a max-over-time CNN finds its features anywhere in a text, and on the
+        # validation texts longer than the training length reading them whole was right more
+        # often than cutting them (bench/text_long.py). A fixed-length model reads what it was
+        # trained on.
+        self.trained_tokens: int = int(extras["max_tokens"])
         self.trim: bool = not isinstance(self.model.session.get_inputs()[0].shape[1], int)
+        self.max_tokens: int = max(LONG_TEXT_TOKENS, self.trained_tokens) if self.trim else self.trained_tokens
         self.thresholds = np.asarray(extras.get("thresholds", [0.5] * len(self.labels)), dtype=np.float32)
         self.groups: dict[str, list[str]] | None = extras.get("groups")
         # Extra heads (emodetect.heads): where each sits in the second output, and its thresholds.
@@ -230,8 +237,9 @@ class TextEmotion:
         tokens = tokenize(text)[:self.max_tokens]
         if not tokens:
             return []
-        ids = self.vocab.encode([text], self.max_tokens).ids[0]
-        rows = np.zeros((len(tokens) + 1, self.max_tokens), dtype=np.int64)
+        width = len(tokens) if self.trim else self.max_tokens
+        ids = self.vocab.encode([text], width).ids[0]
+        rows = np.zeros((len(tokens) + 1, width), dtype=np.int64)
         rows[0] = ids
         for i in range(len(tokens)):
             kept = np.concatenate([ids[:i], ids[i + 1:len(tokens)]])

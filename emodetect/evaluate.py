@@ -253,10 +253,9 @@ def model_head(opened: Any, head: str | None) -> tuple[Segment, dict[str, Any]]:
 
 
 def predict_probabilities(model: str | Path, inputs: np.ndarray, opened: Any,
-                          head: str | None = None) -> tuple[np.ndarray, list[str], str]:
-    """Probabilities of one head (None: the main one) from an opened checkpoint (torch) or ONNX
-    model (onnxruntime), the head's labels and the name reports give the model."""
-    seg, _ = model_head(opened, head)
+                          seg: Segment) -> tuple[np.ndarray, list[str], str]:
+    """Probabilities of one head (`model_head`) from an opened checkpoint (torch) or ONNX model
+    (onnxruntime), the head's labels and the name reports give the model."""
     if isinstance(opened, dict):
         import torch
 
@@ -309,8 +308,8 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
         options = {k: v for k, v in data_options.items() if k != "model"}
         groups = module.evaluation_groups(data, split, group_by, **options)
     inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)
-    probs, model_labels, model_name = predict_probabilities(model, inputs, opened, head)
-    head_extras = model_head(opened, head)[1]
+    seg, head_extras = model_head(opened, head)
+    probs, model_labels, model_name = predict_probabilities(model, inputs, opened, seg)
     if rest:  # rows are parts of examples (a clip's windows): score each example once, on its mean
         pooled = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]), groups)
         probs, y_true = pooled[0], pooled[1]

@@ -177,11 +177,8 @@ class TextEmotion:
         # Extra heads (emodetect.heads): where each sits in the second output, and its thresholds.
         self.head_specs: list[dict[str, Any]] = extras.get("heads", [])
         self.head_segments = segments(self.labels, self.multilabel, self.head_specs)[1:]
-
-    def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """N x C probabilities, token counts and truncation flags for non-empty texts."""
-        encoded = self.vocab.encode(texts, self.max_tokens, self.trim)
-        return self.model.predict(encoded.ids), encoded.lengths, encoded.truncated
+        self.head_thresholds = [np.asarray(spec.get("thresholds", [0.5] * len(seg.labels)), dtype=np.float32)
+                                if seg.multilabel else None for seg, spec in zip(self.head_segments, self.head_specs)]
 
     @property
     def heads(self) -> list[str]:
@@ -209,7 +206,7 @@ class TextEmotion:
         for start in starts:
             idx = todo[start:start + batch_size]
             encoded = self.vocab.pack([token_ids[i] for i in idx], self.max_tokens, self.trim)
-            outputs = self.model.predict_all(encoded.ids) if self.head_segments else [self.model.predict(encoded.ids)]
+            outputs = self.model.predict_all(encoded.ids)
             for row, i in enumerate(idx):
                 results[i] = self._result(texts[i], outputs[0][row], int(encoded.lengths[row]),
                                           bool(encoded.truncated[row]))
@@ -253,9 +250,8 @@ class TextEmotion:
         """Each extra head's answer from its slice of the second output."""
         main = len(self.labels)
         out = {}
-        for seg, spec in zip(self.head_segments, self.head_specs):
+        for seg, thresholds in zip(self.head_segments, self.head_thresholds):
             p = probs[seg.start - main:seg.stop - main]
-            thresholds = np.asarray(spec.get("thresholds", [0.5] * len(seg.labels))) if seg.multilabel else None
             _, labels = _top_labels(p, seg.labels, thresholds)
             out[seg.name] = HeadResult(labels[0], labels, {n: float(v) for n, v in zip(seg.labels, p)})
         return out

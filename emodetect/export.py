@@ -134,6 +134,25 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
 
 
+class NeedsCalibration(ValueError):
+    """Static int8 quantisation was asked for without calibration inputs."""
+
+
+def quantize_dynamic_int8(onnx_path: str | Path, out_path: str | Path) -> Path:
+    """Dynamic int8 quantisation (int8 weights, activations scaled per batch at run time) of the
+    MatMuls and the embedding tables: the usual recipe for transformer encoders, whose softmax and LayerNorm outputs a static
+    calibration range fits badly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out_path = Path(out_path)
+    quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
+                     reduce_range=True, op_types_to_quantize=["MatMul", "Gemm", "Gather"])
+    metadata = read_metadata(onnx_path)
+    metadata.update(precision="int8", name=metadata.get("name", Path(onnx_path).stem) + "-int8")
+    set_metadata(out_path, metadata)
+    return out_path
+
+
 def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
     """Static int8 quantisation (QDQ, per-channel) calibrated on a few hundred real inputs."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
@@ -222,7 +241,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
         diff = max(diff, parity(model, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs))
     int8_path = None
     if int8:
-        if calibration is None:
-            raise ValueError("int8 export needs calibration inputs")
-        int8_path = quantize_int8(path, Path(out).with_name(Path(out).stem + "_int8.onnx"), calibration)
+        int8_out = Path(out).with_name(Path(out).stem + "_int8.onnx")
+        if getattr(model, "int8_dynamic", False):  # a transformer encoder
+            int8_path = quantize_dynamic_int8(path, int8_out)
+        elif calibration is None:
+            raise NeedsCalibration("int8 export needs calibration inputs")
+        else:
+            int8_path = quantize_int8(path, int8_out, calibration)
     return ExportReport(path, diff, int8_path)

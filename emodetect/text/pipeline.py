@@ -17,7 +17,7 @@ import numpy as np
 from emodetect.heads import segments
 from emodetect.results import ResultReaders, rounded
 
-from emodetect.text.tokenize import Vocabulary
+from emodetect.text.tokenize import read_vocabulary
 
 LONG_TEXT_TOKENS = 512  # tokens a free-length model reads of one text (the rest is cut and flagged)
 
@@ -162,7 +162,7 @@ class TextEmotion:
         self.name: str = self.model.metadata.get("name", self.model.path.stem)
         self.labels: tuple[str, ...] = self.model.labels
         self.multilabel: bool = self.model.multilabel
-        self.vocab = Vocabulary.from_dict(extras["vocab"])
+        self.vocab = read_vocabulary(extras["vocab"])
         # A model exported with a free token axis reads each batch only as wide as its longest
         # text (the same probabilities, faster for short texts) and reads long texts whole, up to
         # LONG_TEXT_TOKENS: a max-over-time CNN finds its features anywhere in a text, and on the
@@ -172,6 +172,7 @@ class TextEmotion:
         self.trained_tokens: int = int(extras["max_tokens"])
         self.trim: bool = not isinstance(self.model.session.get_inputs()[0].shape[1], int)
         self.max_tokens: int = max(LONG_TEXT_TOKENS, self.trained_tokens) if self.trim else self.trained_tokens
+        self.max_tokens = min(self.max_tokens, int(extras.get("max_positions", self.max_tokens)))
         self.thresholds = np.asarray(extras.get("thresholds", [0.5] * len(self.labels)), dtype=np.float32)
         self.groups: dict[str, list[str]] | None = extras.get("groups")
         # Extra heads (emodetect.heads): where each sits in the second output, and its thresholds.
@@ -229,18 +230,12 @@ class TextEmotion:
         """Token occlusion: for each token read, how much the probability of `label` (default: the
         text's own) falls when that token is left out; positive weights pushed towards the label.
         One onnxruntime call of (tokens + 1) rows."""
-        from emodetect.text.tokenize import tokenize
-
-        tokens = tokenize(text)[:self.max_tokens]
-        if not tokens:
+        content = self.vocab.token_ids([text])[0][:self.max_tokens - self.vocab.reserved]
+        if not content:
             return []
-        width = len(tokens) if self.trim else self.max_tokens
-        ids = self.vocab.encode([text], width).ids[0]
-        rows = np.zeros((len(tokens) + 1, width), dtype=np.int64)
-        rows[0] = ids
-        for i in range(len(tokens)):
-            kept = np.concatenate([ids[:i], ids[i + 1:len(tokens)]])
-            rows[i + 1, :len(kept)] = kept
+        tokens = self.vocab.split(text)[:len(content)]
+        rows = [content] + [content[:i] + content[i + 1:] for i in range(len(content))]
+        rows = self.vocab.pack(rows, self.max_tokens, self.trim).ids
         probs = self.model.predict(rows)
         target = self.labels.index(label) if label else int(probs[0].argmax())
         drops = probs[0, target] - probs[1:, target]

@@ -44,6 +44,8 @@ class Encoded:
 class Vocabulary:
     """Token <-> id map built from training texts; saved as a plain dict."""
 
+    reserved = 0  # ids a row carries beside the text's own (WordPiece rows carry [CLS] and [SEP])
+
     def __init__(self, tokens: Sequence[str]):
         if list(tokens[:2]) != [PAD, UNK]:
             raise ValueError("a vocabulary starts with <pad>, <unk>")
@@ -79,6 +81,10 @@ class Vocabulary:
         unk = self.index[UNK]
         return [[self.index.get(t, unk) for t in tokenize(text)] for text in texts]
 
+    def split(self, text: str) -> list[str]:
+        """The tokens of one text, as strings (what an explanation shows)."""
+        return tokenize(text)
+
     @staticmethod
     def pack(rows: Sequence[Sequence[int]], max_tokens: int, trim: bool = False) -> Encoded:
         """Token id lists as one padded batch (see encode)."""
@@ -98,3 +104,13 @@ class Vocabulary:
             raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, "
                              f"this emodetect reads {TOKENIZER_VERSION!r}")
         return cls(data["tokens"])
+
+
+def read_vocabulary(data: dict[str, Any]):
+    """The vocabulary saved in a text model's extras: words (this module) or WordPiece pieces
+    (emodetect.text.wordpiece, for models fine-tuned from a pretrained encoder)."""
+    from emodetect.text.wordpiece import TOKENIZER_VERSION as WORDPIECE, WordPieceVocabulary
+
+    if data.get("tokenizer") == WORDPIECE:
+        return WordPieceVocabulary.from_dict(data)
+    return Vocabulary.from_dict(data)

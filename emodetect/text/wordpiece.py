@@ -1,0 +1,152 @@
+"""BERT's uncased WordPiece tokenizer, for models fine-tuned from a pretrained encoder.
+
+Why our own: as with the word vocabulary (emodetect.text.tokenize), the vocabulary travels inside
+the ONNX file and inference needs only numpy and onnxruntime; the rules below are BERT's
+(`BasicTokenizer` + `WordpieceTokenizer`), and a test checks them against Hugging Face's
+`tokenizers` on the same vocab.txt.
+
+Rules: drop control characters, map whitespace to spaces, put spaces around CJK ideographs;
+lower-case and strip accents; split on whitespace and on every punctuation character; then split
+each word greedily into the longest pieces in the vocabulary ("##" marks a piece inside a word); a
+word with no such split, or longer than 100 characters, is [UNK]. A batch row is
+[CLS] pieces [SEP], 0-padded; a text cut to fit keeps its [SEP]. A text that spells a special
+token ("[SEP]") is read as those characters, never as the control token.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from emodetect.text.tokenize import Encoded
+
+TOKENIZER_VERSION = "wordpiece-v1"
+MAX_WORD_CHARS = 100
+
+
+def _is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_cjk(cp: int) -> bool:
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+def basic_words(text: str) -> list[str]:
+    """BERT's basic (pre-WordPiece) split of one text: lower-cased, accents stripped."""
+    chars = []
+    for char in text:
+        cp = ord(char)
+        if cp == 0 or cp == 0xFFFD:
+            continue
+        if char in " \t\n\r" or unicodedata.category(char) == "Zs":
+            chars.append(" ")
+        elif unicodedata.category(char).startswith("C"):
+            continue
+        elif _is_cjk(cp):
+            chars.extend((" ", char, " "))
+        else:
+            chars.append(char)
+    words = []
+    for word in "".join(chars).split():
+        word = "".join(c for c in unicodedata.normalize("NFD", word.lower()) if unicodedata.category(c) != "Mn")
+        current = ""
+        for char in word:
+            if _is_punctuation(char):
+                if current:
+                    words.append(current)
+                words.append(char)
+                current = ""
+            else:
+                current += char
+        if current:
+            words.append(current)
+    return words
+
+
+class WordPieceVocabulary:
+    """A BERT vocab.txt: piece <-> id, with [PAD] = 0 (the padding id every text model uses)."""
+
+    reserved = 2  # [CLS] and [SEP] in every row
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens = list(tokens)
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
+            if special not in self.index:
+                raise ValueError(f"a WordPiece vocabulary needs {special}")
+        if self.index["[PAD]"] != 0:
+            raise ValueError("a WordPiece vocabulary must have [PAD] as id 0")
+        self.unk, self.cls, self.sep = self.index["[UNK]"], self.index["[CLS]"], self.index["[SEP]"]
+        self.framing = (self.cls, self.sep)
+        self._cache: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "WordPieceVocabulary":
+        """A vocab.txt: one piece per line, the line number is its id."""
+        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+
+    def _word_ids(self, word: str) -> list[int]:
+        """Greedy longest-match-first pieces of one basic word."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        ids: list[int] = []
+        start = 0
+        if len(word) > MAX_WORD_CHARS:
+            ids = [self.unk]
+        while start < len(word) and ids != [self.unk]:
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.index:
+                    ids.append(self.index[piece])
+                    start = end
+                    break
+            else:
+                ids = [self.unk]
+        if len(self._cache) < 200_000:
+            self._cache[word] = ids
+        return ids
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's piece ids, whole, without [CLS] and [SEP] (pack adds them)."""
+        return [[i for word in basic_words(text) for i in self._word_ids(word)] for text in texts]
+
+    def split(self, text: str) -> list[str]:
+        """The pieces of one text, as strings (what an explanation shows)."""
+        return [self.tokens[i] for i in self.token_ids([text])[0]]
+
+    def pack(self, rows: Sequence[Sequence[int]], max_tokens: int, trim: bool = False) -> Encoded:
+        """Rows of piece ids as one batch of [CLS] pieces [SEP], 0-padded to `max_tokens` (with
+        `trim`, to the longest row); a longer text keeps its first pieces and its [SEP]."""
+        lengths = np.array([len(r) + self.reserved for r in rows], dtype=np.int64)
+        width = min(max_tokens, int(lengths.max(initial=0))) if trim else max_tokens
+        width = max(width, self.reserved)  # a row always has room for [CLS] and [SEP]
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        for row, pieces in enumerate(rows):
+            kept = list(pieces[:width - self.reserved])
+            ids[row, :len(kept) + 2] = [self.cls, *kept, self.sep]
+        return Encoded(ids, lengths, lengths > max_tokens)
+
+    def encode(self, texts: Sequence[str], max_tokens: int, trim: bool = False) -> Encoded:
+        return self.pack(self.token_ids(texts), max_tokens, trim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokenizer": TOKENIZER_VERSION, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WordPieceVocabulary":
+        if data.get("tokenizer") != TOKENIZER_VERSION:
+            raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, not {TOKENIZER_VERSION!r}")
+        return cls(data["tokens"])

@@ -34,6 +34,9 @@ MODELS = [
     ("default-int8", "goemotions", DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),
     ("default-int8", "dair", DATA / "dair_emotion" / "emotion.csv", "accuracy", 0.94),
     ("default-int8", "isear", DATA / "isear" / "isear.csv", "accuracy", 0.65),
+    ("minilm-int8", "goemotions", DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),
+    ("minilm-int8", "dair", DATA / "dair_emotion" / "emotion.csv", "accuracy", 0.94),
+    ("minilm-int8", "isear", DATA / "isear" / "isear.csv", "accuracy", 0.65),
 ]
 
 

@@ -155,3 +155,26 @@ def test_encoder_without_or_with_a_bad_pretrained_folder_is_refused(tmp_path):
     result = CliRunner().invoke(app, [*common, "--pretrained", str(tmp_path / "empty")])
     assert result.exit_code != 0
     assert "vocab.txt, config.json, model.safetensors" in result.output and "empty" in result.output
+
+
+def test_bundled_minilm_reads_alone_or_batched_alike_and_answers_in_every_head():
+    """The bundled encoder: a text's probabilities do not depend on the texts batched with it (each
+    batch is padded to its longest text, and padding is masked), every head answers, and a text
+    past the 512-piece position table is read up to it and flagged."""
+    from emodetect.text.pipeline import TextEmotion
+
+    reader = TextEmotion("minilm-int8", threads=1)
+    assert reader.heads == ["goemotions", "dair", "isear"] and reader.max_tokens == 512
+    texts = ["Thank you so much, this made my day!", "I can't believe they cancelled it again.",
+             "We were walking home when a car nearly hit my little brother, and I froze. " * 3, "ok",
+             "unbelievably frustrating " * 300]
+    together = reader.predict(texts)
+    for text, batched in zip(texts, together):
+        (alone,) = reader.predict([text])
+        assert alone.label == batched.label
+        np.testing.assert_allclose(list(alone.probabilities.values()), list(batched.probabilities.values()),
+                                   atol=2e-3)
+        assert set(batched.heads) == {"goemotions", "dair", "isear"}
+    assert together[4].truncated and not any(r.truncated for r in together[:4])
+    pieces = [e["token"] for e in reader.explain("unbelievably frustrating")]
+    assert pieces == reader.vocab.split("unbelievably frustrating") and len(pieces) >= 2

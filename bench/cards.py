@@ -21,7 +21,6 @@ TEST_DATA = {
     "text:goemotions": ("text/goemotions/goemotions.csv", "test", []),
     "text:dair-emotion": ("text/dair_emotion/emotion.csv", "test", []),
     # The four corpora in the shared labels: docs/training/text_shared/make_data.py writes it there.
-    "text:shared": ("text_shared/shared.csv", "test", ["corpus"]),
     "text:default": ("text_shared/shared.csv", "test", ["corpus"]),
     "text:default-int8": ("text_shared/shared.csv", "test", ["corpus"]),
     "text:minilm-int8": ("text_shared/shared.csv", "test", ["corpus"]),

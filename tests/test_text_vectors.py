@@ -13,10 +13,11 @@ import pytest
 from emodetect.errors import DataError
 from emodetect.text.tokenize import Vocabulary
 from emodetect.text.vectors import read_vectors
+from conftest import TEXT_FILLER, write_keyword_texts
 
 SEEN = {"anger": ["furious", "outraged"], "fear": ["scared", "terrified"], "joy": ["delighted", "thrilled"]}
 UNSEEN = {"anger": ["livid", "irate"], "fear": ["afraid", "frightened"], "joy": ["glad", "cheerful"]}
-FILLER = "the a today was it and my day at work with friend we went home then later".split()
+FILLER = TEXT_FILLER
 DIM = 16
 
 
@@ -36,16 +37,7 @@ def write_glove(path, seed=0):
 
 
 def write_texts(path, words, n=360, seed=0):
-    rng = random.Random(seed)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label", "split"])
-        for i in range(n):
-            label = sorted(words)[i % 3]
-            text = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
-            text.insert(rng.randrange(len(text) + 1), rng.choice(words[label]))
-            writer.writerow([" ".join(text), label, "train" if i < n * 2 // 3 else "validation"])
-    return path
+    return write_keyword_texts(path, words, n, seed)
 
 
 def test_glove_text_and_wink_json_read_to_the_same_vectors(tmp_path):

@@ -141,6 +141,8 @@ def test_encoder_without_or_with_a_bad_pretrained_folder_is_refused(tmp_path):
     result = CliRunner().invoke(app, [*common, "--pretrained", str(tmp_path / "empty")])
     assert result.exit_code != 0
     assert "vocab.txt, config.json, model.safetensors" in result.output and "empty" in result.output
+    result = CliRunner().invoke(app, [*common, "--pretrained", str(tmp_path / "empty"), "--embeddings", "v.txt"])
+    assert result.exit_code != 0 and "--pretrained and --embeddings" in result.output
 
 
 def test_bundled_minilm_reads_alone_or_batched_alike_and_answers_in_every_head():

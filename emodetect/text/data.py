@@ -238,7 +238,9 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         train = train.subset(min(cfg.limit, len(train)))
     vectors = None
     model_kwargs: dict[str, Any] = {}
-    init_weights = _refuse_vector_channel(cfg.model)
+    init_weights = _refuse_missing_pretrained(cfg.model)
+    if getattr(cfg, "pretrained", "") and getattr(cfg, "embeddings", ""):
+        raise DataError("--pretrained and --embeddings: give one (an encoder brings its own vocabulary)")
     if getattr(cfg, "pretrained", ""):
         vocab, sizes, init_weights = _pretrained_encoder(cfg.pretrained)
         model_kwargs.update(sizes)
@@ -292,7 +294,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     )
 
 
-def _refuse_vector_channel(model_name: str):
+def _refuse_missing_pretrained(model_name: str):
     """The training loop's init_weights without --embeddings or --pretrained: a model with a
     pretrained-vector channel (kim_cnn_glove, kim_cnn_static) would read zeros there, and a
     pretrained encoder would start from noise, so both are refused."""

@@ -90,3 +90,13 @@ def test_an_unpaired_surrogate_is_a_422_not_a_500(client):
 def test_a_422_does_not_echo_a_huge_input(client):
     response = client.post("/v1/text", json={"texts": "x" * 1_000_000})
     assert response.status_code == 422 and len(response.text) < 2_000
+
+
+def test_the_service_serves_the_text_model_it_is_given():
+    app = create_app(ServeConfig(workers=1, text_model="minilm-int8"),
+                     route_modules=("emodetect.serve.routes_health", "emodetect.serve.routes_text"))
+    with TestClient(app) as c:
+        body = c.post("/v1/text", json={"texts": ["Thank you so much, this is wonderful!"]}).json()
+    assert body["model"] == "minilm-int8" and body["max_tokens"] == 512
+    assert set(body["heads"]) == {"goemotions", "dair", "isear"}
+    assert body["results"][0]["label"] in body["labels"]

@@ -69,7 +69,7 @@ def load(config: ServeConfig) -> Any:
     """Start-up hook: one TextEmotion (onnxruntime sessions are thread-safe, so one is shared)."""
     from emodetect.text.pipeline import TextEmotion
 
-    model = TextEmotion(threads=config.threads)
+    model = TextEmotion(config.text_model, threads=config.threads)
     model.model_name = model.name  # what /v1/models marks as loaded
     return model
 

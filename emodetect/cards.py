@@ -50,14 +50,15 @@ GAPS = {
               "0.29-0.50 and 0.24-0.44.",
               "Figures differ between genders and between held-out speakers: see the tables under Test figures."],
 }
+# The combined text CSVs (docs/training/text_shared/make_data.py) hold all four text corpora.
+FOUR_TEXT_CORPORA = ("GoEmotions (Apache-2.0), dair-ai emotion (educational and research use), MELD (GPL-3.0), "
+                     "ISEAR (research material of the Swiss Center for Affective Sciences).")
 DATA_TERMS = {
     "fer2013new": "FER+ labels: MIT licence (Microsoft).",
     "fer2013": "FER-2013 (Goodfellow et al. 2013, Kaggle): for research.",
     "goemotions": "GoEmotions: Apache-2.0 (Google Research).",
-    "joint.csv": "GoEmotions (Apache-2.0), dair-ai emotion (educational and research use), MELD (GPL-3.0), "
-                 "ISEAR (research material of the Swiss Center for Affective Sciences).",
-    "shared.csv": "GoEmotions (Apache-2.0), dair-ai emotion (educational and research use), MELD (GPL-3.0), "
-                  "ISEAR (research material of the Swiss Center for Affective Sciences).",
+    "joint.csv": FOUR_TEXT_CORPORA,
+    "shared.csv": FOUR_TEXT_CORPORA,
     "emotion.csv": "dair-ai emotion: its authors state 'for educational and research purposes only'.",
     "ravdess": "RAVDESS: CC BY-NC-SA 4.0 (non-commercial, share-alike).",
     "emodb": "EmoDB: distributed free of charge by its authors for research; no licence text.",

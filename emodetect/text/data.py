@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from emodetect.heads import segments
 from emodetect.labels import GOEMOTIONS_EKMAN
 from emodetect.text.tokenize import Vocabulary, read_vocabulary
 from emodetect.errors import DataError
@@ -271,8 +272,15 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     if vectors is not None:
         model_kwargs["static_dim"] = vectors.dim
         init_weights = _vector_loader(vocab, vectors)
+    teacher = getattr(cfg, "teacher", "")
     if train.heads:  # all label sets side by side, NaN where a row has none (emodetect.heads)
-        train_targets, val_labels = torch.from_numpy(train.all_targets()), torch.from_numpy(val.all_targets())
+        train_targets = train.all_targets()
+        if teacher:
+            train_targets = distill_targets(teacher, train, cfg.distill, cfg.threads)
+        train_targets, val_labels = torch.from_numpy(train_targets), torch.from_numpy(val.all_targets())
+    elif teacher:
+        train_targets = torch.from_numpy(distill_targets(teacher, train, cfg.distill, cfg.threads))
+        val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
     else:
         train_targets = torch.from_numpy(train.targets)
         val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
@@ -295,6 +303,33 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         init_weights=init_weights,
         heads=train.head_specs(),
     )
+
+
+def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int = 0) -> np.ndarray:
+    """Training targets mixed with a teacher model's probabilities (knowledge distillation):
+    `weight` x teacher + (1 - weight) x label where a text has a label in a head, the teacher's
+    alone where it has none, so a small fast model learns every head from every corpus's texts
+    and the teacher's graded answers instead of one-hot ones."""
+    from emodetect.text.pipeline import TextEmotion
+
+    if not 0.0 <= weight <= 1.0:
+        raise DataError(f"--distill {weight}: the teacher's share must be between 0 and 1")
+    try:
+        model = TextEmotion(teacher, threads=threads)
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"--teacher {teacher}: {err.args[0] if err.args else err}") from err
+    wanted = [(s.name, s.labels, s.multilabel) for s in segments(data.labels, data.multilabel, data.head_specs())]
+    given = [(s.name, s.labels, s.multilabel) for s in segments(model.labels, model.multilabel, model.head_specs)]
+    if wanted != given:
+        def show(heads):
+            return "; ".join(f"{name or 'main'}: {len(labels)} labels{' (multi-label)' if ml else ''}"
+                             for name, labels, ml in heads)
+        raise DataError(f"--teacher {teacher} answers in other labels than {data.source}: "
+                        f"the teacher's heads {show(given)}; the data's {show(wanted)}")
+    log.info("teacher %s: reading %d training texts", teacher, len(data))
+    soft = model.probabilities(data.texts, progress=True)
+    hard = data.all_targets()
+    return np.where(np.isnan(hard), soft, (1.0 - weight) * hard + weight * soft).astype(np.float32)
 
 
 def _refuse_missing_pretrained(model_name: str):

@@ -195,19 +195,7 @@ class TextEmotion:
             if not isinstance(t, str):
                 raise TypeError(f"text {i} is {type(t).__name__}, not str")
         results: list[TextResult | None] = [None] * len(texts)
-        todo = [i for i, t in enumerate(texts) if t.strip()]
-        token_ids = dict(zip(todo, self.vocab.token_ids([texts[i] for i in todo])))
-        if self.trim:  # batches of similar lengths carry less padding; results keep the input order
-            todo.sort(key=lambda i: len(token_ids[i]))
-        starts = range(0, len(todo), batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="texts", unit="batch", disable=len(todo) <= batch_size)
-        for start in starts:
-            idx = todo[start:start + batch_size]
-            encoded = self.vocab.pack([token_ids[i] for i in idx], self.max_tokens, self.trim)
-            outputs = self.model.predict_all(encoded.ids)
+        for idx, encoded, outputs in self._batches(texts, batch_size, progress):
             for row, i in enumerate(idx):
                 results[i] = self._result(texts[i], outputs[0][row], int(encoded.lengths[row]),
                                           bool(encoded.truncated[row]))
@@ -225,6 +213,33 @@ class TextEmotion:
                 if r.label is not None:
                     r.explanation = self.explain(r.text, r.label)
         return TextResults(results)
+
+    def probabilities(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """N x (all labels) float32: the main head's probabilities, then each extra head's, in the
+        model's logit order (emodetect.heads); a row of zeros for an empty text. What a student
+        model fits when this one teaches it (`emodetect train --teacher`)."""
+        width = len(self.labels) + sum(len(s.labels) for s in self.head_segments)
+        out = np.zeros((len(texts), width), dtype=np.float32)
+        for idx, _, outputs in self._batches(list(texts), batch_size, progress):
+            out[idx] = np.concatenate(outputs[:2] if self.head_segments else outputs[:1], 1)
+        return out
+
+    def _batches(self, texts: list[str], batch_size: int, progress: bool):
+        """(row indices, packed tokens, model outputs) per batch of the non-empty texts: with a
+        free token axis, batches of similar lengths (less padding); callers put results back in order."""
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        token_ids = dict(zip(todo, self.vocab.token_ids([texts[i] for i in todo])))
+        if self.trim:
+            todo.sort(key=lambda i: len(token_ids[i]))
+        starts = range(0, len(todo), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="texts", unit="batch", disable=len(todo) <= batch_size)
+        for start in starts:
+            idx = todo[start:start + batch_size]
+            encoded = self.vocab.pack([token_ids[i] for i in idx], self.max_tokens, self.trim)
+            yield idx, encoded, self.model.predict_all(encoded.ids)
 
     def explain(self, text: str, label: str | None = None) -> list[dict[str, Any]]:
         """Token occlusion: for each token read, how much the probability of `label` (default: the

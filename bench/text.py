@@ -4,6 +4,9 @@ of its heads) against issue 18's required figures, and their throughput.
     nice -n 15 .venv/bin/python bench/text.py            # prints a table, writes bench/results/text.json
     nice -n 15 .venv/bin/python bench/text.py --stamp    # also writes the test figures into the
                                                          # bundled models' `test_figures` metadata
+    python bench/text.py --split validation --runs 0 --models default student.onnx
+                                  # candidates (names or ONNX files) through the joint heads, on the
+                                  # validation splits (choose there), no timing
 
 Throughput is end to end (`TextEmotion.predict`: tokenising, onnxruntime, result objects) on
 GoEmotions test texts, at batch 1 (texts one call at a time), batch 256 (a call per 256 texts)
@@ -80,15 +83,24 @@ def main() -> None:
     parser.add_argument("--stamp", action="store_true",
                         help="write the test figures into each bundled model's ONNX metadata")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/text.json)")
+    parser.add_argument("--split", default="test", help="test, or validation to choose between candidates")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="score these (bundled names or ONNX files) through the joint heads instead")
     args = parser.parse_args()
+    if args.stamp and (args.split != "test" or args.models):
+        parser.error("--stamp writes the bundled models' test figures: not with --split or --models")
+    models = MODELS if not args.models else [(m, head, data, metric, bar) for m in args.models
+                                             for name, head, data, metric, bar in MODELS if name == "default"]
 
     from emodetect.evaluate import evaluate
     from emodetect.text.data import load_texts
 
     texts = load_texts(MODELS[0][2], "test").texts
     rows, results, speeds, stamps = [], {}, {}, {}
-    for name, head, data, metric, bar in MODELS:
-        report = evaluate(name, data, "test", modality="text", head=head)
+    for name, head, data, metric, bar in models:
+        report = evaluate(name, data, args.split, modality="text", head=head)
+        if not args.runs:
+            speeds[name] = (float("nan"),) * 3
         if name not in speeds:
             speeds[name] = (throughput(name, texts[:args.n1], 1, args.runs, args.threads),
                             throughput(name, texts[:args.n256], 256, args.runs, args.threads),
@@ -103,10 +115,10 @@ def main() -> None:
             "micro_f1": report.extra.get("micro_f1"),
             "bar": {"metric": metric, "required": bar, "value": round(value, 4), "met": value >= bar},
             "texts_per_s": {"batch_1": round(speed1, 1), "batch_256": round(speed256, 1),
-                            "one_call": round(speed_file, 1)},
+                            "one_call": round(speed_file, 1)} if args.runs else None,
             "per_class_f1": {c.label: round(c.f1, 4) for c in report.per_class},
         }
-        figures = {"split": "test", "data": Path(data).name, "n": report.n, "accuracy": round(report.accuracy, 4),
+        figures = {"split": args.split, "data": Path(data).name, "n": report.n, "accuracy": round(report.accuracy, 4),
                    "macro_f1": round(report.macro_f1, 4)}
         if "group_macro_f1" in report.extra:
             figures["ekman_macro_f1"] = report.extra["group_macro_f1"]
@@ -116,20 +128,20 @@ def main() -> None:
             stamps[name] = figures
         rows.append([key, report.n, report.accuracy, report.macro_f1,
                      report.extra.get("group_macro_f1", "-"), f"{metric} >= {bar} ({'met' if value >= bar else 'MISSED'})",
-                     speed1, speed256, speed_file])
+                     *((speed1, speed256, speed_file) if args.runs else ("-",) * 3)])
     if args.stamp:
         from emodetect.runtime import write_catalog
 
         for name, figures in stamps.items():
             print(f"stamped {stamp(name, figures)}")
         print(f"rewrote {write_catalog()}")  # the catalogue copies each model's metadata
-    table = markdown_table(["model (head)", "test n", "accuracy", "macro-F1", "Ekman macro-F1", "bar",
+    table = markdown_table(["model (head)", f"{args.split} n", "accuracy", "macro-F1", "Ekman macro-F1", "bar",
                             "texts/s b1", "texts/s b256", "texts/s one call"], rows)
     print(table)
     print("GoEmotions accuracy is exact match of the whole label set; Ekman macro-F1 groups the 28 "
           "labels (a group is predicted when any of its labels is).")
-    payload = {"machine": machine_info(), "threads": args.threads, "runs": args.runs, "models": results,
-               "table": table}
+    payload = {"machine": machine_info(), "threads": args.threads, "runs": args.runs, "split": args.split,
+               "models": results, "table": table}
     print(f"wrote {write_json('text.json', payload, args.out.parent if args.out else None)}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,19 @@ def test_leave_one_speaker_out_selection_excludes_exactly_that_speaker(corpus):
     rest = select(clips, "speaker!=03")  # zero-padded ids match too
     assert {c.speaker for c in rest} == {"1", "2", "4"}
     assert {c.split for c in select(clips, "Training+PublicTest")} == {"train", "validation"}
+
+
+def test_a_speaker_can_be_named_in_one_corpus_of_joined_corpora():
+    from emodetect.voice.data import Clip, DataError, select
+
+    clips = [Clip(Path(f"{corpus}_{speaker}.wav"), "sad", speaker, "train", corpus)
+             for corpus, speakers in (("ravdess", ["10", "11"]), ("emodb", ["03", "10"])) for speaker in speakers]
+    names = lambda chosen: sorted(c.path.stem for c in chosen)  # noqa: E731
+    assert names(select(clips, "speaker=10")) == ["emodb_10", "ravdess_10"]  # a bare id: every corpus's
+    assert names(select(clips, "speaker=emodb/10")) == ["emodb_10"]
+    assert names(select(clips, "speaker!=emodb/10,emodb/3")) == ["ravdess_10", "ravdess_11"]
+    with pytest.raises(DataError, match="selects no clips"):
+        select(clips, "speaker=emodb/11")
 
 
 def test_long_recording_gives_a_timeline_with_silent_windows_skipped(engine, tmp_path):

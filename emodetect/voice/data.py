@@ -92,7 +92,9 @@ def read_manifest(data: str | Path) -> list[Clip]:
 
 
 def select(clips: list[Clip], split: str) -> list[Clip]:
-    """Clips of a split spec: `train`, `train+validation`, `all`, `speaker=03,08`, `speaker!=03`."""
+    """Clips of a split spec: `train`, `train+validation`, `all`, `speaker=03,08`, `speaker!=03`.
+    Joined corpora can share speaker ids (RAVDESS actor 10, EmoDB speaker 10): `emodb/10` names
+    one corpus's speaker (the corpus is its folder's name), a bare `10` every corpus's."""
     spec = split.strip()
     if spec.lower() == "all":
         return clips
@@ -101,8 +103,10 @@ def select(clips: list[Clip], split: str) -> list[Clip]:
             key, values = spec.split(op, 1)
             if key.strip().lower() not in ("speaker", "actor"):
                 raise DataError(f"split {split!r}: select on speaker= or actor=")
-            wanted = {v.strip().lstrip("0") for v in values.split(",") if v.strip()}
-            inside = [c for c in clips if c.speaker.lstrip("0") in wanted]
+            wanted = {(corpus or None, speaker.lstrip("0"))
+                      for corpus, _, speaker in (v.strip().rpartition("/") for v in values.split(",") if v.strip())}
+            inside = [c for c in clips if (c.corpus, c.speaker.lstrip("0")) in wanted
+                      or (None, c.speaker.lstrip("0")) in wanted]
             chosen = [c for c in clips if c not in inside] if op == "!=" else inside
             break
     else:

@@ -269,6 +269,13 @@ def test_distill_targets_mix_labels_with_the_teacher_and_fill_unlabelled_heads(h
     np.testing.assert_allclose(mixed[~unlabelled], 0.75 * hard[~unlabelled] + 0.25 * soft[~unlabelled], atol=1e-6)
     with pytest.raises(DataError, match="between 0 and 1"):
         distill_targets(str(report.path), ds, 1.5)
+    # Teaching only some heads: the others keep their labels alone (NaN where a row has none).
+    main = len(ds.labels)
+    main_only = distill_targets(str(report.path), ds, 0.25, heads="main")
+    np.testing.assert_array_equal(main_only[:, main:], hard[:, main:])  # the words and tone heads
+    np.testing.assert_allclose(main_only[:, :main], mixed[:, :main], atol=1e-6)
+    with pytest.raises(DataError, match="no head volume"):
+        distill_targets(str(report.path), ds, 0.25, heads="main,volume")
 
 
 def test_a_teacher_with_other_labels_is_refused_naming_both(heads_run, tmp_path):

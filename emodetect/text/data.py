@@ -276,10 +276,10 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     if train.heads:  # all label sets side by side, NaN where a row has none (emodetect.heads)
         train_targets = train.all_targets()
         if teacher:
-            train_targets = distill_targets(teacher, train, cfg.distill, cfg.threads)
+            train_targets = distill_targets(teacher, train, cfg.distill, cfg.threads, cfg.distill_heads)
         train_targets, val_labels = torch.from_numpy(train_targets), torch.from_numpy(val.all_targets())
     elif teacher:
-        train_targets = torch.from_numpy(distill_targets(teacher, train, cfg.distill, cfg.threads))
+        train_targets = torch.from_numpy(distill_targets(teacher, train, cfg.distill, cfg.threads, cfg.distill_heads))
         val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
     else:
         train_targets = torch.from_numpy(train.targets)
@@ -305,11 +305,13 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     )
 
 
-def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int = 0) -> np.ndarray:
+def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int = 0,
+                    heads: str = "") -> np.ndarray:
     """Training targets mixed with a teacher model's probabilities (knowledge distillation):
     `weight` x teacher + (1 - weight) x label where a text has a label in a head, the teacher's
     alone where it has none, so a small fast model learns every head from every corpus's texts
-    and the teacher's graded answers instead of one-hot ones."""
+    and the teacher's graded answers instead of one-hot ones. `heads` (comma-separated, "main" for
+    the main labels) limits the teaching to the heads where the teacher is the better model."""
     from emodetect.text.pipeline import TextEmotion
 
     if not 0.0 <= weight <= 1.0:
@@ -326,10 +328,20 @@ def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int
                              for name, labels, ml in heads)
         raise DataError(f"--teacher {teacher} answers in other labels than {data.source}: "
                         f"the teacher's heads {show(given)}; the data's {show(wanted)}")
-    log.info("teacher %s: reading %d training texts", teacher, len(data))
+    segs = segments(data.labels, data.multilabel, data.head_specs())
+    taught = {h.strip() for h in heads.split(",") if h.strip()} or {s.name or "main" for s in segs}
+    unknown = taught - {s.name or "main" for s in segs}
+    if unknown:
+        raise DataError(f"--distill-heads: no head {', '.join(sorted(unknown))}; the heads: "
+                        f"{', '.join(s.name or 'main' for s in segs)}")
+    log.info("teacher %s: reading %d training texts for heads %s", teacher, len(data), ", ".join(sorted(taught)))
     soft = model.probabilities(data.texts, progress=True)
     hard = data.all_targets()
-    return np.where(np.isnan(hard), soft, (1.0 - weight) * hard + weight * soft).astype(np.float32)
+    mixed = np.where(np.isnan(hard), soft, (1.0 - weight) * hard + weight * soft).astype(np.float32)
+    for seg in segs:
+        if (seg.name or "main") not in taught:
+            mixed[:, seg.start:seg.stop] = hard[:, seg.start:seg.stop]
+    return mixed
 
 
 def _refuse_missing_pretrained(model_name: str):

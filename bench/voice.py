@@ -133,6 +133,9 @@ def main() -> None:
                 set_metadata(m.path, {"test_figures": "; ".join(
                     f"{s['corpus']} held-out speakers {','.join(s['speakers'])}: accuracy {s['accuracy']:.3f}, "
                     f"unweighted accuracy {s['unweighted_accuracy']:.3f} ({s['n']} clips)" for s in figures[m.name])})
+        from emodetect.runtime import write_catalog
+
+        print(f"rewrote {write_catalog()}")  # `emodetect models` reads the catalogue's copy of the metadata
 
     clips, _ = load_corpus(SPEECH / "ravdess")
     test = select(clips, "test")

@@ -272,18 +272,14 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     if vectors is not None:
         model_kwargs["static_dim"] = vectors.dim
         init_weights = _vector_loader(vocab, vectors)
-    teacher = getattr(cfg, "teacher", "")
     if train.heads:  # all label sets side by side, NaN where a row has none (emodetect.heads)
-        train_targets = train.all_targets()
-        if teacher:
-            train_targets = distill_targets(teacher, train, cfg.distill, cfg.threads, cfg.distill_heads)
-        train_targets, val_labels = torch.from_numpy(train_targets), torch.from_numpy(val.all_targets())
-    elif teacher:
-        train_targets = torch.from_numpy(distill_targets(teacher, train, cfg.distill, cfg.threads, cfg.distill_heads))
-        val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
+        train_targets, val_labels = train.all_targets(), torch.from_numpy(val.all_targets())
     else:
-        train_targets = torch.from_numpy(train.targets)
+        train_targets = train.targets
         val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
+    if getattr(cfg, "teacher", ""):
+        train_targets = distill_targets(cfg.teacher, train, cfg.distill, cfg.threads, cfg.distill_heads)
+    train_targets = torch.from_numpy(train_targets)
     extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
     if "max_positions" in model_kwargs:  # an encoder reads no text longer than its position table
         extras["max_positions"] = model_kwargs["max_positions"]
@@ -320,7 +316,8 @@ def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int
         model = TextEmotion(teacher, threads=threads)
     except (OSError, ValueError, KeyError) as err:
         raise DataError(f"--teacher {teacher}: {err.args[0] if err.args else err}") from err
-    wanted = [(s.name, s.labels, s.multilabel) for s in segments(data.labels, data.multilabel, data.head_specs())]
+    segs = segments(data.labels, data.multilabel, data.head_specs())
+    wanted = [(s.name, s.labels, s.multilabel) for s in segs]
     given = [(s.name, s.labels, s.multilabel) for s in segments(model.labels, model.multilabel, model.head_specs)]
     if wanted != given:
         def show(heads):
@@ -328,7 +325,6 @@ def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int
                              for name, labels, ml in heads)
         raise DataError(f"--teacher {teacher} answers in other labels than {data.source}: "
                         f"the teacher's heads {show(given)}; the data's {show(wanted)}")
-    segs = segments(data.labels, data.multilabel, data.head_specs())
     taught = {h.strip() for h in heads.split(",") if h.strip()} or {s.name or "main" for s in segs}
     unknown = taught - {s.name or "main" for s in segs}
     if unknown:

@@ -99,13 +99,11 @@ def main() -> None:
     rows, results, speeds, stamps = [], {}, {}, {}
     for name, head, data, metric, bar in models:
         report = evaluate(name, data, args.split, modality="text", head=head)
-        if not args.runs:
-            speeds[name] = (float("nan"),) * 3
-        if name not in speeds:
+        if args.runs and name not in speeds:
             speeds[name] = (throughput(name, texts[:args.n1], 1, args.runs, args.threads),
                             throughput(name, texts[:args.n256], 256, args.runs, args.threads),
                             throughput(name, texts[:args.n256], 256, args.runs, args.threads, one_call=True))
-        speed1, speed256, speed_file = speeds[name]
+        speed1, speed256, speed_file = speeds.get(name, ("-",) * 3)  # "-": not timed (--runs 0)
         value = getattr(report, metric)
         key = f"{name} ({head})" if head else name
         results[key] = {
@@ -115,7 +113,7 @@ def main() -> None:
             "micro_f1": report.extra.get("micro_f1"),
             "bar": {"metric": metric, "required": bar, "value": round(value, 4), "met": value >= bar},
             "texts_per_s": {"batch_1": round(speed1, 1), "batch_256": round(speed256, 1),
-                            "one_call": round(speed_file, 1)} if args.runs else None,
+                            "one_call": round(speed_file, 1)} if name in speeds else None,
             "per_class_f1": {c.label: round(c.f1, 4) for c in report.per_class},
         }
         figures = {"split": args.split, "data": Path(data).name, "n": report.n, "accuracy": round(report.accuracy, 4),
@@ -128,7 +126,7 @@ def main() -> None:
             stamps[name] = figures
         rows.append([key, report.n, report.accuracy, report.macro_f1,
                      report.extra.get("group_macro_f1", "-"), f"{metric} >= {bar} ({'met' if value >= bar else 'MISSED'})",
-                     *((speed1, speed256, speed_file) if args.runs else ("-",) * 3)])
+                     speed1, speed256, speed_file])
     if args.stamp:
         from emodetect.runtime import write_catalog
 

@@ -51,26 +51,24 @@ def main() -> None:
     from emodetect.voice.pipeline import VoiceEmotion
 
     data = SPEECH / "emodb"
-    clips, _ = load_corpus(data)
-    speakers = sorted({c.speaker for c in clips})
     # Other corpora train in every fold, their test speakers never (emodb/ names EmoDB's speakers:
     # joined corpora share ids).
-    also = [SPEECH / name for name in args.also.split("+") if name]
-    joined, labels = load_corpus("+".join(str(d) for d in [data, *also]))
+    corpora = "+".join(str(d) for d in [data, *(SPEECH / name for name in args.also.split("+") if name)])
+    joined, labels = load_corpus(corpora)
+    clips = [c for c in joined if c.corpus == data.name]
+    speakers = sorted({c.speaker for c in clips})
     never = sorted({f"{c.corpus}/{c.speaker}" for c in joined if c.corpus != data.name and c.split == "test"})
     held_out = args.folds.split(",") if args.folds else speakers
-    folds, rows = [], []
+    folds = []
     saved = RESULTS / args.out
     if args.resume and saved.is_file():
         folds = [f for f in json.loads(saved.read_text())["folds"] if f["test_speaker"] in held_out]
-        rows = [[f["test_speaker"], f["val_speaker"], f["n"], f["accuracy"], f["unweighted_accuracy"], f["wall_s"]]
-                for f in folds]
         print(f"resuming: folds {[f['test_speaker'] for f in folds]} kept from {saved}")
     for test_speaker in [s for s in held_out if s not in {f["test_speaker"] for f in folds}]:
         # Model selection on the next speaker round the list, so the scored one stays unseen.
         val_speaker = speakers[(speakers.index(test_speaker) + 1) % len(speakers)]
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(data="+".join(str(d) for d in [data, *also]), modality="voice", model=args.model,
+            cfg = TrainConfig(data=corpora, modality="voice", model=args.model,
                               out=tmp, train_split="speaker!=" + ",".join(
                                   [f"emodb/{test_speaker}", f"emodb/{val_speaker}", *never]),
                               val_split=f"speaker=emodb/{val_speaker}", epochs=args.epochs, batch_size=32,
@@ -85,13 +83,13 @@ def main() -> None:
                 "val_window_acc": round(result.best_val_acc, 4), "wall_s": round(time.perf_counter() - t0, 1),
                 **{k: scores[k] for k in ("n", "accuracy", "unweighted_accuracy", "macro_f1")}}
         folds.append(fold)
-        rows.append([test_speaker, val_speaker, fold["n"], fold["accuracy"], fold["unweighted_accuracy"],
-                     fold["wall_s"]])
         print(f"fold {test_speaker}: {fold}", flush=True)
-        # Written after every fold: an interrupted run keeps what it measured (rerun the rest with --folds).
+        # Written after every fold: an interrupted run keeps what it measured (the rest: --resume).
         write_json(args.out, {"machine": machine_info(), "config": vars(args), "folds": folds, "complete": False})
     mean_ua = float(np.mean([f["unweighted_accuracy"] for f in folds]))
     mean_acc = float(np.mean([f["accuracy"] for f in folds]))
+    rows = [[f["test_speaker"], f["val_speaker"], f["n"], f["accuracy"], f["unweighted_accuracy"], f["wall_s"]]
+            for f in folds]
     rows.append(["mean", "", sum(f["n"] for f in folds), round(mean_acc, 4), round(mean_ua, 4),
                  round(sum(f["wall_s"] for f in folds), 1)])
     print(markdown_table(["held-out speaker", "selection speaker", "clips", "accuracy", "unweighted acc",

@@ -53,7 +53,8 @@ class TrainConfig:
     distill: float = _option(0.5, "with --teacher, the teacher's share of the target where a text has a label "
                                   "(the label's share is 1 - this)")
     distill_heads: str = _option("", "with --teacher, the heads it teaches, comma-separated (main = the main labels); "
-                                     "the others keep their labels alone. Empty: every head")
+                                     "the others keep their labels alone; NAME=SHARE sets that head's own share "
+                                     "(e.g. main,dair,goemotions=0.2). Empty: every head")
     wave_copies: int = _option(0, "voice: perturbed copies of each training clip (speed, room, telephone band, "
                                   "noise, level; emodetect.voice.augment)")
     head_loss: str = _option("sum", "models with several heads (text: label:NAME columns): a multi-label head's "

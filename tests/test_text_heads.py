@@ -276,6 +276,17 @@ def test_distill_targets_mix_labels_with_the_teacher_and_fill_unlabelled_heads(h
     np.testing.assert_allclose(main_only[:, :main], mixed[:, :main], atol=1e-6)
     with pytest.raises(DataError, match="no head volume"):
         distill_targets(str(report.path), ds, 0.25, heads="main,volume")
+    # A head's own share: 0 keeps its labels where a row has one and lets the teacher fill the rest.
+    own = distill_targets(str(report.path), ds, 0.25, heads="main,words=0")
+    np.testing.assert_allclose(own[:, :main], mixed[:, :main], atol=1e-6)
+    part, taught = hard[:, main:], soft[:, main:]
+    head = slice(0, 6)  # the words head (6 labels) comes first after the main labels; tone is not taught
+    np.testing.assert_allclose(own[:, main:][:, head], np.where(np.isnan(part), taught, part)[:, head], atol=1e-6)
+    np.testing.assert_array_equal(own[:, main + 6:], hard[:, main + 6:])
+    with pytest.raises(DataError, match="between 0 and 1"):
+        distill_targets(str(report.path), ds, 0.25, heads="main=2")
+    with pytest.raises(DataError, match="must be a number"):
+        distill_targets(str(report.path), ds, 0.25, heads="main=half")
 
 
 def test_a_teacher_with_other_labels_is_refused_naming_both(heads_run, tmp_path):

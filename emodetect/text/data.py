@@ -307,7 +307,9 @@ def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int
     `weight` x teacher + (1 - weight) x label where a text has a label in a head, the teacher's
     alone where it has none, so a small fast model learns every head from every corpus's texts
     and the teacher's graded answers instead of one-hot ones. `heads` (comma-separated, "main" for
-    the main labels) limits the teaching to the heads where the teacher is the better model."""
+    the main labels) limits the teaching to the heads where the teacher is the better model;
+    `NAME=SHARE` sets one head's share of its labelled texts (0: its labels stay as they are, the
+    teacher only fills the texts without one)."""
     from emodetect.text.pipeline import TextEmotion
 
     if not 0.0 <= weight <= 1.0:
@@ -325,19 +327,39 @@ def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int
                              for name, labels, ml in heads)
         raise DataError(f"--teacher {teacher} answers in other labels than {data.source}: "
                         f"the teacher's heads {show(given)}; the data's {show(wanted)}")
-    taught = {h.strip() for h in heads.split(",") if h.strip()} or {s.name or "main" for s in segs}
-    unknown = taught - {s.name or "main" for s in segs}
-    if unknown:
-        raise DataError(f"--distill-heads: no head {', '.join(sorted(unknown))}; the heads: "
-                        f"{', '.join(s.name or 'main' for s in segs)}")
-    log.info("teacher %s: reading %d training texts for heads %s", teacher, len(data), ", ".join(sorted(taught)))
+    names = [s.name or "main" for s in segs]
+    shares = _head_shares(heads, weight, names)
+    log.info("teacher %s: reading %d training texts for heads %s", teacher, len(data),
+             ", ".join(f"{h} ({share:g})" for h, share in shares.items()))
     soft = model.probabilities(data.texts, progress=True)
     hard = data.all_targets()
-    mixed = np.where(np.isnan(hard), soft, (1.0 - weight) * hard + weight * soft).astype(np.float32)
-    for seg in segs:
-        if (seg.name or "main") not in taught:
-            mixed[:, seg.start:seg.stop] = hard[:, seg.start:seg.stop]
+    mixed = hard.astype(np.float32)
+    for seg, name in zip(segs, names):
+        if name in shares:
+            part, taught, share = hard[:, seg.start:seg.stop], soft[:, seg.start:seg.stop], shares[name]
+            mixed[:, seg.start:seg.stop] = np.where(np.isnan(part), taught, (1.0 - share) * part + share * taught)
     return mixed
+
+
+def _head_shares(heads: str, weight: float, names: list[str]) -> dict[str, float]:
+    """--distill-heads "main,dair,goemotions=0.2" -> the teacher's share in each head it teaches."""
+    shares: dict[str, float] = {}
+    for item in (h.strip() for h in heads.split(",")):
+        if not item:
+            continue
+        name, _, share = item.partition("=")
+        try:
+            shares[name.strip()] = float(share) if share else weight
+        except ValueError:
+            raise DataError(f"--distill-heads {item}: the share after '=' must be a number") from None
+    shares = shares or dict.fromkeys(names, weight)
+    unknown = set(shares) - set(names)
+    if unknown:
+        raise DataError(f"--distill-heads: no head {', '.join(sorted(unknown))}; the heads: {', '.join(names)}")
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise DataError(f"--distill-heads {name}={share:g}: the teacher's share must be between 0 and 1")
+    return shares
 
 
 def _refuse_missing_pretrained(model_name: str):

@@ -222,6 +222,11 @@ def open_model(model: str | Path, modality: str | None = None) -> tuple[str, Any
     from emodetect.modalities import get_modality
     from emodetect.runtime import OnnxModel, load_model, modality_of
 
+    from emodetect.runtime import is_ensemble
+
+    if is_ensemble(model):
+        raise ValueError(f"{model} is a text ensemble (several models averaged): `emodetect evaluate` scores one "
+                        "model; score an ensemble with bench/text.py --models or bench/text_corpora.py --models")
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
         from emodetect.train import read_checkpoint

@@ -63,7 +63,7 @@ BUILTIN: tuple[Modality, ...] = (
     Modality(
         name="text", summary="English texts: posts, reviews, chat, survey answers",
         data="emodetect.text.data", architectures="emodetect.text.models",
-        pipeline="emodetect.text.pipeline:TextEmotion", commands=("emodetect.text.cli:text",),
+        pipeline="emodetect.text.pipeline:TextEmotion", commands=("emodetect.text.cli:text", "emodetect.text.cli:ensemble"),
         router="emodetect.serve.routes_text",
     ),
     Modality(

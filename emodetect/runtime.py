@@ -68,6 +68,7 @@ CATALOG = "models.json"
 CATALOG_LEAVES_OUT = ("extras",)
 # Assets that are ONNX files but not emotion models: the face detector's weights, in this folder.
 DETECTORS_DIR = "detectors"
+ENSEMBLE_SUFFIX = ".ensemble.json"  # an ensemble of bundled models: a file naming them, no ONNX of its own
 
 
 def _model_files(root: Path) -> list[Path]:
@@ -85,6 +86,11 @@ def read_catalog_entries(root: Path) -> list[dict[str, Any]]:
         entries.append({"name": meta.get("name", path.stem), "modality": meta.get("modality", "vision"),
                         "file": path.relative_to(root).as_posix(), "labels": list(model.labels),
                         "metadata": {k: v for k, v in meta.items() if k not in CATALOG_LEAVES_OUT}})
+    for path in sorted(root.glob(f"*{ENSEMBLE_SUFFIX}")):  # text ensembles (emodetect.text.ensemble)
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        members = ", ".join(m["model"] for m in spec["members"])
+        entries.append({"name": spec["name"], "modality": spec.get("modality", "text"), "file": path.name,
+                        "labels": spec["labels"], "metadata": {**spec.get("metadata", {}), "members": members}})
     return entries
 
 
@@ -115,6 +121,14 @@ def bundled_models() -> list[BundledModel]:
             found += [BundledModel(e["name"], e["modality"], root / e["file"], tuple(e["labels"]),
                                    e["metadata"]) for e in entries]
     return found
+
+
+def is_ensemble(model: str | Path | None) -> bool:
+    """Whether `model` (a bundled name or a path) is an ensemble file rather than an ONNX model."""
+    if model is None:
+        return False
+    return str(model).endswith(ENSEMBLE_SUFFIX) or any(
+        str(model) == m.name and m.path.name.endswith(ENSEMBLE_SUFFIX) for m in bundled_models())
 
 
 def bundled_model_path(name: str | None = None, modality: str = "vision") -> Path:

@@ -94,3 +94,28 @@ def _print_summary(results, reader, valid: int) -> None:
     for head in reader.heads if valid else []:
         top = sorted(results.shares(head=head).items(), key=lambda kv: -kv[1])[:5]
         typer.echo(f"in {head}'s labels: " + ", ".join(f"{k} {s:.1%}" for k, s in top if s > 0))
+
+
+def ensemble(
+    members: list[str] = typer.Argument(..., help="two or more text models (bundled names or ONNX files) with the "
+                                                  "same labels and heads; the first also explains"),
+    data: Path = typer.Option(..., help="text CSV with the heads' label columns (as training reads it): the "
+                                        "multi-label thresholds are tuned on its validation split"),
+    out: Path = typer.Option(..., help="the ensemble file to write (NAME.ensemble.json)"),
+    name: str = typer.Option("ensemble", help="the ensemble's name in results"),
+    weights: Optional[list[float]] = typer.Option(None, "--weight", help="each member's weight, in order "
+                                                                          "(repeat; default: equal)"),
+    val_split: str = typer.Option("validation", help="the split the thresholds are tuned on (never the test split)"),
+    threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
+) -> None:
+    """Average text models: write an ensemble file that `text`, `serve` and TextEmotion open like a model."""
+    from emodetect.errors import DataError
+    from emodetect.text.ensemble import make_ensemble
+
+    if len(members) < 2:
+        fail("an ensemble needs two or more members")
+    try:
+        path = make_ensemble(members, data, out, name, weights, val_split, threads)
+    except (DataError, FileNotFoundError, KeyError, ValueError) as err:
+        fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    typer.echo(f"wrote {path}: {' + '.join(members)}")

@@ -150,6 +150,18 @@ class TextEmotion:
     >>> TextEmotion().predict(["I can't believe you did this for me, thank you!"])[0].labels
     """
 
+    def __new__(cls, model: str | Path | None = None, threads: int = 0):
+        # An ensemble file (or a bundled ensemble's name) opens as a TextEnsemble, so every
+        # program that reads texts through TextEmotion can use one.
+        if cls is TextEmotion and model is not None:
+            from emodetect.runtime import is_ensemble
+
+            if is_ensemble(model):
+                from emodetect.text.ensemble import TextEnsemble
+
+                return super().__new__(TextEnsemble)
+        return super().__new__(cls)
+
     def __init__(self, model: str | Path | None = None, threads: int = 0):
         from emodetect.runtime import load_model
 
@@ -222,6 +234,17 @@ class TextEmotion:
         out = np.zeros((len(texts), width), dtype=np.float32)
         for idx, _, outputs in self._batches(list(texts), batch_size, progress):
             out[idx] = np.concatenate(outputs[:2] if self.head_segments else outputs[:1], 1)
+        return out
+
+    def outputs(self, texts: Sequence[str], batch_size: int = 256) -> list[np.ndarray]:
+        """The model's outputs (main probabilities, and the other heads' for a multi-head model)
+        for non-empty texts, in their order."""
+        out: list[np.ndarray] = []
+        for idx, _, outputs in self._batches(list(texts), batch_size, False):
+            outputs = outputs[:2] if self.head_segments else outputs[:1]
+            out = out or [np.zeros((len(texts),) + o.shape[1:], dtype=o.dtype) for o in outputs]
+            for whole, part in zip(out, outputs):
+                whole[idx] = part
         return out
 
     def _batches(self, texts: list[str], batch_size: int, progress: bool):

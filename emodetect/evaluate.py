@@ -224,9 +224,10 @@ def open_model(model: str | Path, modality: str | None = None) -> tuple[str, Any
 
     from emodetect.runtime import is_ensemble
 
-    if is_ensemble(model):
-        raise ValueError(f"{model} is a text ensemble (several models averaged): `emodetect evaluate` scores one "
-                        "model; score an ensemble with bench/text.py --models or bench/text_corpora.py --models")
+    if is_ensemble(model):  # several text models averaged (emodetect.text.ensemble): scored from the texts
+        from emodetect.text.pipeline import TextEmotion
+
+        return "text", TextEmotion(model)
     path = Path(model)
     if path.suffix in (".pt", ".pth"):
         from emodetect.train import read_checkpoint
@@ -270,6 +271,9 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray, opened: Any,
         probs = logits[:, seg.start:seg.stop]
         probs = torch.sigmoid(probs) if seg.multilabel else probs.softmax(1)
         return probs.numpy(), list(seg.labels), str(model)
+    if hasattr(opened, "members"):  # a text ensemble reads the texts themselves
+        probs = opened.probabilities(list(inputs))[:, seg.start:seg.stop]
+        return probs, list(seg.labels), f"{opened.path}" + (f" head {seg.name}" if seg.name else "")
     if not seg.name:
         probs = np.concatenate([opened.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
         return probs, list(opened.labels), str(opened.path)

@@ -3,6 +3,7 @@ line and opened like any model (self-made data, no shared data)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -12,8 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from emodetect.cli import app
+from emodetect.evaluate import evaluate, multilabel_report
 from emodetect.export import export_checkpoint
+from emodetect.heads import segments
 from emodetect.runtime import read_catalog_entries
+from emodetect.text.data import load_texts
 from emodetect.text.ensemble import TextEnsemble
 from emodetect.text.pipeline import TextEmotion
 from emodetect.train import TrainConfig, train
@@ -82,8 +86,21 @@ def test_the_text_command_and_the_catalogue_take_an_ensemble(members, tmp_path):
     entries = {e["name"]: e for e in read_catalog_entries(folder)}
     assert entries["pair"]["file"] == out.name and entries["pair"]["metadata"]["members"] == f"{a.name}, {b.name}"
     assert entries["pair"]["labels"] == list(TextEmotion(a).labels)
-    result = runner.invoke(app, ["evaluate", str(out), str(data), "--split", "test"])
-    assert result.exit_code != 0 and "ensemble" in result.output
+    # evaluate scores an ensemble's multi-label head with the ensemble's own thresholds.
+    rows = [r for r in csv.DictReader(open(data, encoding="utf-8")) if r["labels:words"] and r["split"] == "test"]
+    words_csv = tmp_path / "words.csv"
+    with open(words_csv, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([["text", "labels", "split"]] + [[r["text"], r["labels:words"], "test"] for r in rows])
+    result = runner.invoke(app, ["evaluate", str(out), str(words_csv), "--split", "test", "--head", "words"])
+    assert result.exit_code == 0, result.output
+    texts = load_texts(words_csv, "test")
+    ensemble = TextEmotion(out)
+    seg = next(s for s in segments(ensemble.labels, ensemble.multilabel, ensemble.head_specs) if s.name == "words")
+    probs = ensemble.probabilities(texts.texts)[:, seg.start:seg.stop]
+    order = [list(texts.labels).index(name) for name in seg.labels]
+    expected = multilabel_report(texts.targets[:, order], probs, seg.labels, json.loads(out.read_text())["thresholds"]["words"])
+    report = evaluate(out, words_csv, "test", head="words")
+    assert report.n == len(rows) and report.macro_f1 == pytest.approx(expected.macro_f1)
     # The folder moves with its members: they are written relative to the ensemble file.
     moved = Path(shutil.move(folder, tmp_path / "elsewhere"))
     assert json.loads((moved / out.name).read_text())["members"][0]["model"] == a.name

@@ -506,13 +506,16 @@ def model_text_config(model: Any) -> tuple[dict[str, Any], list[str]]:
 
 
 def evaluation_data(data: str | Path, split: str | None, model: Any = None):
-    """Token ids (encoded with `model`'s vocabulary), true labels (indices, or N x C multi-hot for
+    """Token ids (encoded with `model`'s vocabulary; a text ensemble's: the texts), true labels (indices, or N x C multi-hot for
     multi-label files), label names and a source description."""
     if model is None:
         raise ValueError("text evaluation needs the model, whose vocabulary encodes the texts")
     texts = load_texts(data, split).main_rows()  # a joint CSV: the rows labelled in its main column
-    extras, _ = model_text_config(model)
-    ids = read_vocabulary(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
+    if hasattr(model, "members"):  # a text ensemble: each member encodes the texts its own way
+        ids = np.array(texts.texts, dtype=object)
+    else:
+        extras, _ = model_text_config(model)
+        ids = read_vocabulary(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
     truth = texts.targets.astype(np.int64) if texts.multilabel else texts.class_indices()
     return ids, truth, texts.labels, texts.source
 

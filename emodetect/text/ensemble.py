@@ -138,6 +138,15 @@ class TextEnsemble(TextEmotion):
         self.head_thresholds = [np.asarray(tuned.get(seg.name, own), dtype=np.float32) if seg.multilabel else None
                                 for seg, own in zip(self.head_segments, first.head_thresholds)]
 
+    def extras(self) -> dict[str, Any]:
+        """The first member's extras with the ensemble's own thresholds: what evaluate reads."""
+        extras = dict(self.members[0].model.extras())
+        if self.multilabel:
+            extras["thresholds"] = self.thresholds.tolist()
+        extras["heads"] = [dict(spec, thresholds=t.tolist()) if t is not None else spec
+                           for spec, t in zip(self.head_specs, self.head_thresholds)]
+        return extras
+
     def _batches(self, texts: list[str], batch_size: int, progress: bool):
         """The first member's batches, every other member reading the same texts, outputs mixed."""
         first, rest = self.members[0], self.members[1:]

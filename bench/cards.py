@@ -24,6 +24,7 @@ TEST_DATA = {
     "text:default": ("text_shared/shared.csv", "test", ["corpus"]),
     "text:default-int8": ("text_shared/shared.csv", "test", ["corpus"]),
     "text:minilm-int8": ("text_shared/shared.csv", "test", ["corpus"]),
+    "text:accurate": ("text_shared/shared.csv", "test", ["corpus"]),
     "voice:ravdess": ("speech/ravdess", "test", ["gender", "actor"]),
     "voice:default": ("speech/ravdess+speech/emodb", "test", ["corpus", "gender"]),
     "voice:emodb": ("speech/emodb", "test", ["gender", "speaker"]),
@@ -31,7 +32,8 @@ TEST_DATA = {
 # The heads of multi-head models, each scored on its corpus's own file (`evaluate --head`).
 JOINT_HEADS = {"goemotions": "text/goemotions/goemotions.csv", "dair": "text/dair_emotion/emotion.csv",
                "isear": "text/isear/isear.csv"}
-HEAD_DATA = {"text:default": JOINT_HEADS, "text:default-int8": JOINT_HEADS, "text:minilm-int8": JOINT_HEADS}
+HEAD_DATA = {"text:default": JOINT_HEADS, "text:default-int8": JOINT_HEADS, "text:minilm-int8": JOINT_HEADS,
+             "text:accurate": JOINT_HEADS}
 
 
 def main() -> None:

@@ -40,6 +40,9 @@ MODELS = [
     ("minilm-int8", "goemotions", DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),
     ("minilm-int8", "dair", DATA / "dair_emotion" / "emotion.csv", "accuracy", 0.94),
     ("minilm-int8", "isear", DATA / "isear" / "isear.csv", "accuracy", 0.65),
+    ("accurate", "goemotions", DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),
+    ("accurate", "dair", DATA / "dair_emotion" / "emotion.csv", "accuracy", 0.94),
+    ("accurate", "isear", DATA / "isear" / "isear.csv", "accuracy", 0.65),
 ]
 
 
@@ -67,10 +70,15 @@ def stamp(name: str, figures: dict) -> Path:
     """Store the measured test figures in the bundled model, where `emodetect models` shows them
     (a multi-head model: one entry per head)."""
     from emodetect.export import set_metadata
-    from emodetect.runtime import bundled_model_path
+    from emodetect.runtime import ENSEMBLE_SUFFIX, bundled_model_path
 
     path = bundled_model_path(name, "text")
-    set_metadata(path, {"test_figures": json.dumps(figures)})
+    if path.name.endswith(ENSEMBLE_SUFFIX):  # an ensemble keeps its metadata in its own JSON file
+        spec = json.loads(path.read_text())
+        spec.setdefault("metadata", {})["test_figures"] = json.dumps(figures)
+        path.write_text(json.dumps(spec, indent=1) + "\n")
+    else:
+        set_metadata(path, {"test_figures": json.dumps(figures)})
     return path
 
 

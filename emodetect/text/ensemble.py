@@ -106,8 +106,12 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
         labelled = ~np.isnan(truth[:, columns]).any(1)
         thresholds[seg.name or "main"] = [round(float(t), 2) for t in
                                           tune_thresholds(probs[labelled, seg.start:seg.stop], truth[labelled][:, columns])]
-    spec.update(thresholds=thresholds, labels=list(ensemble.labels),
-                metadata={"training_data": f"thresholds tuned on {Path(data).name} [{val_split}]"})
+    shares = " + ".join(f"{m} ({w:.2g})" for m, w in zip(members, ensemble.weights))
+    trained = "; ".join(dict.fromkeys(m.model.metadata.get("training_data", "?") for m in ensemble.members))
+    spec.update(thresholds=thresholds, labels=list(ensemble.labels), metadata={
+        "architecture": f"ensemble: {shares}", "name": name, "modality": "text", "precision": "as its members",
+        "input": "texts (each member tokenises them its own way)",
+        "training_data": f"{trained}; thresholds tuned on {Path(data).name} [{val_split}]"})
     out.write_text(json.dumps(spec, indent=1) + "\n")
     return out
 

@@ -74,6 +74,7 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
     """Write an ensemble file: the members (bundled names or ONNX files), their weights (equal by
     default) and each multi-label head's per-label thresholds tuned on `val_split` of `data`
     (a text CSV with the heads' columns, as training reads it) for the weighted average."""
+    from emodetect import __version__
     from emodetect.evaluate import tune_thresholds
     from emodetect.text.data import load_texts
 
@@ -109,7 +110,7 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
     shares = " + ".join(f"{m} ({w:.2g})" for m, w in zip(members, ensemble.weights))
     trained = "; ".join(dict.fromkeys(m.model.metadata.get("training_data", "?") for m in ensemble.members))
     spec.update(thresholds=thresholds, labels=list(ensemble.labels), metadata={
-        "architecture": f"ensemble: {shares}", "name": name, "modality": "text", "precision": "as its members",
+        "architecture": f"ensemble: {shares}", "emodetect_version": __version__, "name": name, "modality": "text", "precision": "as its members",
         "input": "texts (each member tokenises them its own way)",
         "training_data": f"{trained}; thresholds tuned on {Path(data).name} [{val_split}]"})
     out.write_text(json.dumps(spec, indent=1) + "\n")

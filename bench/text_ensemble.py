@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], help="single candidates to score beside (names or ONNX)")
     parser.add_argument("--split", default="validation", help="validation (choose here), never test to choose")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", default="text_ensemble.json", help="JSON name under bench/results")
     args = parser.parse_args()
 
     from emodetect.text.data import load_texts
@@ -87,7 +88,7 @@ def main() -> None:
     table = markdown_table(["model", *FIGURES, "mean"], rows)
     print(table)
     record["table"] = table
-    print(f"wrote {write_json('text_ensemble.json', record)}")
+    print(f"wrote {write_json(args.out, record)}")
 
 
 if __name__ == "__main__":

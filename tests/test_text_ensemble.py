@@ -120,6 +120,11 @@ def test_members_with_other_labels_or_bad_files_are_refused(members, tmp_path):
     result = runner.invoke(app, ["ensemble", str(a), str(other), "--data", str(data),
                                  "--out", str(tmp_path / "x.ensemble.json"), "--threads", "1"])
     assert result.exit_code != 0 and "different labels or heads" in result.output and "other.onnx" in result.output
+    assert not list(tmp_path.glob("*.ensemble.json")) + list(tmp_path.glob(".*"))  # nothing half-made left
+    kept = tmp_path / "kept.ensemble.json"  # a failed re-make keeps the file it would have replaced
+    kept.write_text("{}")
+    result = runner.invoke(app, ["ensemble", str(a), str(other), "--data", str(data), "--out", str(kept)])
+    assert result.exit_code != 0 and kept.read_text() == "{}"
     result = runner.invoke(app, ["ensemble", str(a), str(a), "--data", str(data), "--out", str(tmp_path / "x.json")])
     assert result.exit_code != 0 and ".ensemble.json" in result.output
     broken = tmp_path / "broken.ensemble.json"

@@ -2,8 +2,8 @@
 probabilities are averaged.
 
 Models that read text differently (a word CNN and a WordPiece encoder) make different mistakes,
-so their average is more accurate than either; on the validation splits the fast default and
-`minilm-int8` together gain in every head (docs/text.md, "Ensembles"). An ensemble is a small
+so their average is more accurate than either: the fast default and `minilm-int8` together gain
+on the GoEmotions and ISEAR heads (docs/text.md, "Ensembles"). An ensemble is a small
 JSON file (`*.ensemble.json`) naming its members and weights, with the multi-label thresholds
 tuned on validation for the average (an average is less peaked than its members, so their own
 thresholds no longer fit). `TextEmotion("accurate")` or `TextEmotion("my.ensemble.json")` opens
@@ -73,14 +73,13 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
                   threads: int = 0) -> Path:
     """Write an ensemble file: the members (bundled names or ONNX files), their weights (equal by
     default) and each multi-label head's per-label thresholds tuned on `val_split` of `data`
-    (a text CSV with the heads' columns, as training reads it) for the weighted average."""
+    (a text CSV with the heads' columns, as training reads it) for the weighted average. An
+    existing file at `out` is replaced only once the new one is complete."""
     from emodetect import __version__
-    from emodetect.evaluate import tune_thresholds
-    from emodetect.text.data import load_texts
 
     weights = list(weights) if weights else [1.0] * len(members)
     if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
-        raise DataError(f"--weights {weights}: one weight per member ({len(members)}), none negative")
+        raise DataError(f"--weight {weights}: one weight per member ({len(members)}), none negative")
     out = Path(out)
     if not out.name.endswith(SUFFIX):
         raise DataError(f"{out}: an ensemble file's name ends in {SUFFIX}")
@@ -88,13 +87,34 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
     written = [os.path.relpath(m, out.parent) if Path(m).is_file() else m for m in members]
     spec: dict[str, Any] = {"name": name, "modality": "text",
                             "members": [{"model": m, "weight": float(w)} for m, w in zip(written, weights)]}
-    out.write_text(json.dumps(spec, indent=1) + "\n")  # thresholds below; the members are checked on opening
-    ensemble = TextEmotion(out, threads=threads)
+    draft = out.with_name("." + out.name)  # beside `out`, so member paths resolve the same
+    draft.write_text(json.dumps(spec, indent=1) + "\n")
+    try:
+        ensemble = TextEmotion(draft, threads=threads)  # checks the members
+        thresholds = tuned_thresholds(ensemble, data, val_split)
+        shares = " + ".join(f"{m} ({w:.2g})" for m, w in zip(members, ensemble.weights))
+        trained = "; ".join(dict.fromkeys(m.model.metadata.get("training_data", "?") for m in ensemble.members))
+        spec.update(thresholds=thresholds, labels=list(ensemble.labels), metadata={
+            "architecture": f"ensemble: {shares}", "emodetect_version": __version__, "name": name,
+            "modality": "text", "precision": "as its members", "input": "texts (each member tokenises them its own way)",
+            "training_data": f"{trained}; thresholds tuned on {Path(data).name} [{val_split}]"})
+        draft.write_text(json.dumps(spec, indent=1) + "\n")
+        draft.replace(out)
+    finally:
+        draft.unlink(missing_ok=True)
+    return out
+
+
+def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path, val_split: str) -> dict[str, list[float]]:
+    """Each multi-label head's per-label thresholds for the ensemble's average, tuned on the
+    texts of `val_split` labelled in that head (the data's head with the same name and labels)."""
+    from emodetect.evaluate import tune_thresholds
+    from emodetect.text.data import load_texts
+
     val = load_texts(data, val_split)
     if not len(val):
         raise DataError(f"{data}: no rows in split {val_split!r} to tune the thresholds on")
-    probs = ensemble.probabilities(val.texts)
-    truth = val.all_targets()
+    probs, truth = ensemble.probabilities(val.texts), val.all_targets()
     data_heads = segments(val.labels, val.multilabel, val.head_specs())
     thresholds: dict[str, list[float]] = {}
     for seg in segments(ensemble.labels, ensemble.multilabel, ensemble.head_specs):
@@ -105,16 +125,9 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
             raise DataError(f"{data}: no column with the labels of head {seg.name or 'main'} to tune its thresholds")
         columns = [given.start + given.labels.index(label) for label in seg.labels]
         labelled = ~np.isnan(truth[:, columns]).any(1)
-        thresholds[seg.name or "main"] = [round(float(t), 2) for t in
-                                          tune_thresholds(probs[labelled, seg.start:seg.stop], truth[labelled][:, columns])]
-    shares = " + ".join(f"{m} ({w:.2g})" for m, w in zip(members, ensemble.weights))
-    trained = "; ".join(dict.fromkeys(m.model.metadata.get("training_data", "?") for m in ensemble.members))
-    spec.update(thresholds=thresholds, labels=list(ensemble.labels), metadata={
-        "architecture": f"ensemble: {shares}", "emodetect_version": __version__, "name": name, "modality": "text", "precision": "as its members",
-        "input": "texts (each member tokenises them its own way)",
-        "training_data": f"{trained}; thresholds tuned on {Path(data).name} [{val_split}]"})
-    out.write_text(json.dumps(spec, indent=1) + "\n")
-    return out
+        tuned = tune_thresholds(probs[labelled, seg.start:seg.stop], truth[labelled][:, columns])
+        thresholds[seg.name or "main"] = [round(float(t), 2) for t in tuned]
+    return thresholds
 
 
 class TextEnsemble(TextEmotion):

@@ -220,9 +220,7 @@ def open_model(model: str | Path, modality: str | None = None) -> tuple[str, Any
     contents (a dict, from read_checkpoint) or an OnnxModel. A bundled name's modality comes from
     the catalogue; a file's from what it says about itself, unless `modality` is given."""
     from emodetect.modalities import get_modality
-    from emodetect.runtime import OnnxModel, load_model, modality_of
-
-    from emodetect.runtime import is_ensemble
+    from emodetect.runtime import OnnxModel, is_ensemble, load_model, modality_of
 
     if is_ensemble(model):  # several text models averaged (emodetect.text.ensemble): scored from the texts
         from emodetect.text.pipeline import TextEmotion

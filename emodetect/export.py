@@ -147,7 +147,10 @@ def quantize_dynamic_int8(onnx_path: str | Path, out_path: str | Path) -> Path:
     out_path = Path(out_path)
     quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True,
                      reduce_range=True, op_types_to_quantize=["MatMul", "Gemm", "Gather"])
-    return _int8_metadata(onnx_path, out_path)
+    _int8_metadata(onnx_path, out_path)
+    # The activation scale is set per call, so runtime.OnnxModel reads such a model one example
+    # at a time: an answer must not depend on the examples batched beside it.
+    return set_metadata(out_path, {"activation_scale": "per_call"})
 
 
 def _int8_metadata(onnx_path: str | Path, out_path: Path) -> Path:

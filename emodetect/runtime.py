@@ -41,6 +41,9 @@ class OnnxModel:
         self.labels: tuple[str, ...] = tuple(json.loads(meta.get("labels", "[]")))
         self.multilabel: bool = json.loads(meta.get("multilabel", "false"))
         self.input_name = self.session.get_inputs()[0].name
+        # Dynamic int8 (export.quantize_dynamic_int8) scales activations over the whole call, so a
+        # batch would change each example's answer: such a model is read one example at a time.
+        self.one_per_call: bool = meta.get("activation_scale") == "per_call"
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """The main head's probabilities (the first output)."""
@@ -52,10 +55,22 @@ class OnnxModel:
         x = np.asarray(inputs)
         if x.dtype.kind == "f" or x.dtype == np.uint8:
             x = x.astype(np.float32, copy=False)
-        return self.session.run(None, {self.input_name: x})
+        if not self.one_per_call or len(x) <= 1:
+            return self.session.run(None, {self.input_name: x})
+        rows = [self.session.run(None, {self.input_name: _unpadded(row)[None]}) for row in x]
+        return [np.concatenate(parts) for parts in zip(*rows)]
 
     def extras(self) -> dict[str, Any]:
         return json.loads(self.metadata.get("extras", "{}"))
+
+
+def _unpadded(row: np.ndarray) -> np.ndarray:
+    """A row of token ids without its trailing padding (id 0 in every text model), as a text read
+    alone is fed; other inputs unchanged."""
+    if row.dtype.kind not in "iu" or row.ndim != 1:
+        return row
+    used = np.flatnonzero(row)
+    return row[:used[-1] + 1] if len(used) else row[:1]
 
 
 def assets_dir() -> Path:

@@ -506,8 +506,8 @@ def model_text_config(model: Any) -> tuple[dict[str, Any], list[str]]:
 
 
 def evaluation_data(data: str | Path, split: str | None, model: Any = None):
-    """Token ids (encoded with `model`'s vocabulary; a text ensemble's: the texts), true labels (indices, or N x C multi-hot for
-    multi-label files), label names and a source description."""
+    """Token ids (encoded with `model`'s vocabulary; for a text ensemble, the texts themselves),
+    true labels (indices, or N x C multi-hot for multi-label files), label names and a source."""
     if model is None:
         raise ValueError("text evaluation needs the model, whose vocabulary encodes the texts")
     texts = load_texts(data, split).main_rows()  # a joint CSV: the rows labelled in its main column

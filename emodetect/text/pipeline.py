@@ -230,17 +230,16 @@ class TextEmotion:
         """N x (all labels) float32: the main head's probabilities, then each extra head's, in the
         model's logit order (emodetect.heads); a row of zeros for an empty text. What a student
         model fits when this one teaches it (`emodetect train --teacher`)."""
-        width = len(self.labels) + sum(len(s.labels) for s in self.head_segments)
-        out = np.zeros((len(texts), width), dtype=np.float32)
-        for idx, _, outputs in self._batches(list(texts), batch_size, progress):
-            out[idx] = np.concatenate(outputs[:2] if self.head_segments else outputs[:1], 1)
-        return out
+        out = self.outputs(texts, batch_size, progress)
+        if not out:  # no text to read
+            return np.zeros((len(texts), len(self.labels) + sum(len(s.labels) for s in self.head_segments)), np.float32)
+        return np.concatenate(out, 1)
 
-    def outputs(self, texts: Sequence[str], batch_size: int = 256) -> list[np.ndarray]:
-        """The model's outputs (main probabilities, and the other heads' for a multi-head model)
-        for non-empty texts, in their order."""
+    def outputs(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False) -> list[np.ndarray]:
+        """The model's outputs (main probabilities, and the other heads' for a multi-head model),
+        one row per text in order, zeros for an empty text; [] when every text is empty."""
         out: list[np.ndarray] = []
-        for idx, _, outputs in self._batches(list(texts), batch_size, False):
+        for idx, _, outputs in self._batches(list(texts), batch_size, progress):
             outputs = outputs[:2] if self.head_segments else outputs[:1]
             out = out or [np.zeros((len(texts),) + o.shape[1:], dtype=o.dtype) for o in outputs]
             for whole, part in zip(out, outputs):

@@ -31,30 +31,22 @@ def head_figures(probs: np.ndarray, reader, data) -> dict[str, float]:
     from emodetect.heads import segments
 
     segs = {s.name or "main": s for s in segments(reader.labels, reader.multilabel, reader.head_specs)}
-    truth = data.all_targets()
-    given = {s.name or "main": s for s in segments(data.labels, data.multilabel, data.head_specs())}
 
-    def columns(name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows labelled in head `name`, and the data's columns in the model's label order."""
-        ours, theirs = segs[name], given[name]
-        cols = [theirs.start + theirs.labels.index(label) for label in ours.labels]
-        rows = ~np.isnan(truth[:, cols]).any(1)
-        return rows, truth[rows][:, cols]
+    def labelled(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows labelled in head `name`, their targets and the model's probabilities there."""
+        known, targets = data.labelled_in(name, segs[name].labels)
+        return known, targets, probs[known, segs[name].start:segs[name].stop]
 
     out = {}
-    rows, y = columns("goemotions")
-    p = probs[rows, segs["goemotions"].start:segs["goemotions"].stop]
+    _, y, p = labelled("goemotions")
     out["goemotions macro-F1"] = float(f1_table(y > 0.5, multilabel_predictions(p, tune_thresholds(p, y)))[2].mean())
     for name in ("dair", "isear"):
-        rows, y = columns(name)
-        out[f"{name} accuracy"] = float((probs[rows, segs[name].start:segs[name].stop].argmax(1) == y.argmax(1)).mean())
-    main = given["main"]
-    labelled = ~np.isnan(truth[:, main.start:main.stop]).any(1)
-    meld = labelled & np.array([r.get("corpus") == "meld" for r in data.rows])
-    y = truth[meld][:, [main.labels.index(label) for label in reader.labels]].argmax(1)
-    guess = probs[meld, :len(reader.labels)].argmax(1)
+        _, y, p = labelled(name)
+        out[f"{name} accuracy"] = float((p.argmax(1) == y.argmax(1)).mean())
+    known, y, p = labelled("main")
+    meld = np.array([r.get("corpus") == "meld" for r in data.rows])[known]
     eye = np.eye(len(reader.labels)) > 0
-    _, _, f1, support = f1_table(eye[y], eye[guess])
+    _, _, f1, support = f1_table(eye[y[meld].argmax(1)], eye[p[meld].argmax(1)])
     out["meld weighted F1"] = float((f1 * support).sum() / support.sum())
     return out
 

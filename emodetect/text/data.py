@@ -21,7 +21,7 @@ import logging
 from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -71,6 +71,17 @@ class TextDataset:
         return TextDataset(self.texts[:n], self.targets[:n], self.labels, self.multilabel,
                            self.source, self.skipped, self.rows[:n],
                            {k: (names, ml, t[:n]) for k, (names, ml, t) in self.heads.items()})
+
+    def labelled_in(self, name: str, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Which rows have a label in head `name` ("main": the main labels), and those rows'
+        targets with their columns in `labels`' order (a model's order of the same labels)."""
+        if name != "main" and name not in self.heads:
+            raise DataError(f"{self.source}: no label column for head {name}")
+        own, _, targets = (self.labels, self.multilabel, self.targets) if name == "main" else self.heads[name]
+        if set(own) != set(labels):
+            raise DataError(f"{self.source}: head {name} has the labels {', '.join(own)}, not {', '.join(labels)}")
+        known = ~np.isnan(targets).any(1)
+        return known, targets[known][:, [list(own).index(label) for label in labels]]
 
     def head(self, name: str) -> "TextDataset":
         """The rows labelled in head `name`, as a dataset whose main labels are that head's."""

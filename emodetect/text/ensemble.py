@@ -107,26 +107,20 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
 
 def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path, val_split: str) -> dict[str, list[float]]:
     """Each multi-label head's per-label thresholds for the ensemble's average, tuned on the
-    texts of `val_split` labelled in that head (the data's head with the same name and labels)."""
+    texts of `val_split` labelled in that head (the data's head of that name, same labels)."""
     from emodetect.evaluate import tune_thresholds
     from emodetect.text.data import load_texts
 
     val = load_texts(data, val_split)
     if not len(val):
         raise DataError(f"{data}: no rows in split {val_split!r} to tune the thresholds on")
-    probs, truth = ensemble.probabilities(val.texts), val.all_targets()
-    data_heads = segments(val.labels, val.multilabel, val.head_specs())
+    probs = ensemble.probabilities(val.texts)
     thresholds: dict[str, list[float]] = {}
     for seg in segments(ensemble.labels, ensemble.multilabel, ensemble.head_specs):
-        if not seg.multilabel:
-            continue
-        given = next((d for d in data_heads if d.name == seg.name and set(d.labels) == set(seg.labels)), None)
-        if given is None:
-            raise DataError(f"{data}: no column with the labels of head {seg.name or 'main'} to tune its thresholds")
-        columns = [given.start + given.labels.index(label) for label in seg.labels]
-        labelled = ~np.isnan(truth[:, columns]).any(1)
-        tuned = tune_thresholds(probs[labelled, seg.start:seg.stop], truth[labelled][:, columns])
-        thresholds[seg.name or "main"] = [round(float(t), 2) for t in tuned]
+        if seg.multilabel:
+            known, targets = val.labelled_in(seg.name or "main", seg.labels)
+            tuned = tune_thresholds(probs[known, seg.start:seg.stop], targets)
+            thresholds[seg.name or "main"] = [round(float(t), 2) for t in tuned]
     return thresholds
 
 

@@ -109,6 +109,30 @@ def test_the_text_command_and_the_catalogue_take_an_ensemble(members, tmp_path):
     np.testing.assert_allclose(TextEmotion(moved / out.name).probabilities(texts), expected, atol=1e-6)
 
 
+def test_a_head_can_have_weights_of_its_own(members, tmp_path):
+    tmp, data, (a, b) = members
+    out = tmp_path / "pair.ensemble.json"
+    result = runner.invoke(app, ["ensemble", str(a), str(b), "--data", str(data), "--out", str(out), "--threads", "1",
+                                 "--weight", "3", "--weight", "1", "--head-weight", "words=1,3"])
+    assert result.exit_code == 0, result.output
+    spec = json.loads(out.read_text())
+    assert [m["heads"] for m in spec["members"]] == [{"words": 1.0}, {"words": 3.0}]
+    assert set(spec["threshold_shrink"]) == {"words"}
+    ensemble = TextEmotion(out, threads=1)
+    texts = ["alpha beta loudly", "gamma", "delta delta alpha"]
+    pa, pb = TextEmotion(a).probabilities(texts), TextEmotion(b).probabilities(texts)
+    words = next(s for s in segments(ensemble.labels, ensemble.multilabel, ensemble.head_specs) if s.name == "words")
+    share = np.full(pa.shape[1], 0.75)  # every column 3:1, the words head's 1:3
+    share[words.start:words.stop] = 0.25
+    np.testing.assert_allclose(ensemble.probabilities(texts), share * pa + (1 - share) * pb, atol=1e-6)
+    for bad, says in [("words=1", "one weight per member"), ("words=a,b", "HEAD=W1,W2"),
+                      ("nosuch=1,1", "nosuch"), ("=1,1", "HEAD=W1,W2")]:
+        result = runner.invoke(app, ["ensemble", str(a), str(b), "--data", str(data), "--out",
+                                     str(tmp_path / "bad.ensemble.json"), "--head-weight", bad])
+        assert result.exit_code != 0 and says in result.output, (bad, result.output)
+    assert not list(tmp_path.glob("bad*")) + list(tmp_path.glob(".*"))
+
+
 def test_members_with_other_labels_or_bad_files_are_refused(members, tmp_path):
     from text_toy import write_toy_csv
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emodetect.evaluate import evaluate, multilabel_report, tune_thresholds
+from emodetect.evaluate import cross_fitted_thresholds, evaluate, multilabel_report, tune_thresholds
 from emodetect.export import export_checkpoint
 from emodetect.runtime import OnnxModel
 from emodetect.text.data import load_texts
@@ -98,6 +98,19 @@ def test_tune_thresholds_finds_the_separating_value():
     thresholds = tune_thresholds(probs, truth)
     assert 0.2 < thresholds[0] <= 0.8
     assert 0.10 < thresholds[1] <= 0.25  # label 1 is separable only between 0.10 and 0.25
+
+
+def test_shrunk_thresholds_move_towards_one_common_threshold():
+    rng = np.random.default_rng(0)
+    truth = rng.random((400, 3)) < [0.5, 0.3, 0.05]  # the third label is rare
+    probs = np.clip(truth * 0.35 + rng.random((400, 3)) * 0.6, 0, 1)
+    own, common = tune_thresholds(probs, truth), tune_thresholds(probs, truth, shrink=0.0)
+    assert len(set(common.round(6))) == 1  # shrink 0: one threshold for every label
+    np.testing.assert_allclose(tune_thresholds(probs, truth, shrink=0.25), 0.25 * own + 0.75 * common)
+    thresholds, shrink, held_out = cross_fitted_thresholds(probs, truth, repeats=3)
+    assert set(held_out) == {0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0} and held_out[shrink] == max(held_out.values())
+    np.testing.assert_allclose(thresholds, tune_thresholds(probs, truth, shrink=shrink))
+    assert cross_fitted_thresholds(probs, truth, repeats=3)[2] == held_out  # seeded: the same choice every time
 
 
 def test_multilabel_report_macro_and_group_f1():

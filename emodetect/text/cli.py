@@ -105,6 +105,8 @@ def ensemble(
     name: str = typer.Option("ensemble", help="the ensemble's name in results"),
     weights: Optional[list[float]] = typer.Option(None, "--weight", help="each member's weight, in order "
                                                                           "(repeat; default: equal)"),
+    head_weights: Optional[list[str]] = typer.Option(None, "--head-weight", help="a head's own weights, "
+                                                     "HEAD=W1,W2,... (repeat per head; main names the main head)"),
     val_split: str = typer.Option("validation", help="the split the thresholds are tuned on (never the test split)"),
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
 ) -> None:
@@ -114,8 +116,17 @@ def ensemble(
 
     if len(members) < 2:
         fail("an ensemble needs two or more members")
+    by_head = {}
+    for option in head_weights or []:
+        head, _, values = option.partition("=")
+        try:
+            by_head[head.strip()] = [float(v) for v in values.split(",")]
+        except ValueError:
+            fail(f"--head-weight {option}: write HEAD=W1,W2,... (one number per member)")
+        if not head.strip():
+            fail(f"--head-weight {option}: write HEAD=W1,W2,... (one number per member)")
     try:
-        path = make_ensemble(members, data, out, name, weights, val_split, threads)
+        path = make_ensemble(members, data, out, name, weights, val_split, threads, by_head)
     except (DataError, FileNotFoundError, KeyError, ValueError) as err:
         fail(str(err.args[0] if isinstance(err, KeyError) else err))
     typer.echo(f"wrote {path}: {' + '.join(members)}")

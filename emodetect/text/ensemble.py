@@ -68,18 +68,26 @@ def check_members(readers: Sequence[Any], names: Sequence[str]) -> None:
                              f"{[h[0] or 'main' for h in first]} against {[h[0] or 'main' for h in layout(reader)]}")
 
 
+def check_weights(weights: Sequence[float], count: int, option: str) -> None:
+    if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
+        raise DataError(f"{option} {list(weights)}: one weight per member ({count}), none negative, not all zero")
+
+
 def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, name: str,
                   weights: Sequence[float] | None = None, val_split: str = "validation",
-                  threads: int = 0) -> Path:
+                  threads: int = 0, head_weights: dict[str, Sequence[float]] | None = None) -> Path:
     """Write an ensemble file: the members (bundled names or ONNX files), their weights (equal by
-    default) and each multi-label head's per-label thresholds tuned on `val_split` of `data`
-    (a text CSV with the heads' columns, as training reads it) for the weighted average. An
-    existing file at `out` is replaced only once the new one is complete."""
+    default; `head_weights` gives a head its own, {"goemotions": [0.4, 0.6]}, "main" the main
+    head's) and each multi-label head's per-label thresholds tuned on `val_split` of `data` (a
+    text CSV with the heads' columns, as training reads it) for the weighted average. An existing
+    file at `out` is replaced only once the new one is complete."""
     from emodetect import __version__
 
     weights = list(weights) if weights else [1.0] * len(members)
-    if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
-        raise DataError(f"--weight {weights}: one weight per member ({len(members)}), none negative")
+    check_weights(weights, len(members), "--weight")
+    head_weights = {head: list(w) for head, w in (head_weights or {}).items()}
+    for head, w in head_weights.items():
+        check_weights(w, len(members), f"--head-weight {head}=")
     out = Path(out)
     if not out.name.endswith(SUFFIX):
         raise DataError(f"{out}: an ensemble file's name ends in {SUFFIX}")
@@ -87,14 +95,20 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
     written = [os.path.relpath(m, out.parent) if Path(m).is_file() else m for m in members]
     spec: dict[str, Any] = {"name": name, "modality": "text",
                             "members": [{"model": m, "weight": float(w)} for m, w in zip(written, weights)]}
+    for k, member in enumerate(spec["members"]):
+        if head_weights:
+            member["heads"] = {head: float(w[k]) for head, w in head_weights.items()}
     draft = out.with_name("." + out.name)  # beside `out`, so member paths resolve the same
     draft.write_text(json.dumps(spec, indent=1) + "\n")
     try:
         ensemble = TextEmotion(draft, threads=threads)  # checks the members
-        thresholds = tuned_thresholds(ensemble, data, val_split)
+        thresholds, shrinks = tuned_thresholds(ensemble, data, val_split)
         shares = " + ".join(f"{m} ({w:.2g})" for m, w in zip(members, ensemble.weights))
+        if head_weights:
+            shares += "; " + "; ".join(f"{head}: " + " + ".join(f"{v / sum(w):.2g}" for v in w)
+                                       for head, w in head_weights.items())
         trained = "; ".join(dict.fromkeys(m.model.metadata.get("training_data", "?") for m in ensemble.members))
-        spec.update(thresholds=thresholds, labels=list(ensemble.labels), metadata={
+        spec.update(thresholds=thresholds, threshold_shrink=shrinks, labels=list(ensemble.labels), metadata={
             "architecture": f"ensemble: {shares}", "emodetect_version": __version__, "name": name,
             "modality": "text", "precision": "as its members", "input": "texts (each member tokenises them its own way)",
             "training_data": f"{trained}; thresholds tuned on {Path(data).name} [{val_split}]"})
@@ -105,10 +119,13 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
     return out
 
 
-def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path, val_split: str) -> dict[str, list[float]]:
+def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path,
+                     val_split: str) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Each multi-label head's per-label thresholds for the ensemble's average, tuned on the
-    texts of `val_split` labelled in that head (the data's head of that name, same labels)."""
-    from emodetect.evaluate import tune_thresholds
+    texts of `val_split` labelled in that head (the data's head of that name, same labels), each
+    pulled towards the head's common threshold as far as held-out halves of those texts say
+    (evaluate.cross_fitted_thresholds); and how far, per head."""
+    from emodetect.evaluate import cross_fitted_thresholds
     from emodetect.text.data import load_texts
 
     val = load_texts(data, val_split)
@@ -116,12 +133,13 @@ def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path, val_split: str)
         raise DataError(f"{data}: no rows in split {val_split!r} to tune the thresholds on")
     probs = ensemble.probabilities(val.texts)
     thresholds: dict[str, list[float]] = {}
+    shrinks: dict[str, float] = {}
     for seg in segments(ensemble.labels, ensemble.multilabel, ensemble.head_specs):
         if seg.multilabel:
             known, targets = val.labelled_in(seg.name or "main", seg.labels)
-            tuned = tune_thresholds(probs[known, seg.start:seg.stop], targets)
-            thresholds[seg.name or "main"] = [round(float(t), 2) for t in tuned]
-    return thresholds
+            tuned, shrinks[seg.name or "main"], _ = cross_fitted_thresholds(probs[known, seg.start:seg.stop], targets)
+            thresholds[seg.name or "main"] = [round(float(t), 3) for t in tuned]
+    return thresholds, shrinks
 
 
 class TextEnsemble(TextEmotion):
@@ -135,11 +153,18 @@ class TextEnsemble(TextEmotion):
         names = [member_path(str(m["model"]), self.path) for m in spec["members"]]
         self.members = [TextEmotion(name, threads=threads) for name in names]
         check_members(self.members, names)
-        weights = np.array([float(m.get("weight", 1.0)) for m in spec["members"]])
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"{self.path}: member weights {weights.tolist()}: none negative, not all zero")
-        self.weights = weights / weights.sum()
         first = self.members[0]
+        self.weights = self._weights(spec, None, None)
+        # Each output's columns weighted per member (a head may have weights of its own).
+        self.column_weights = [np.repeat(self._weights(spec, "main", self.weights)[:, None], len(first.labels), 1)]
+        if first.head_segments:
+            self.column_weights.append(np.concatenate(
+                [np.repeat(self._weights(spec, seg.name, self.weights)[:, None], len(seg.labels), 1)
+                 for seg in first.head_segments], 1))
+        unknown = {h for m in spec["members"] for h in m.get("heads", {})} - {"main", *first.heads}
+        if unknown:
+            raise ValueError(f"{self.path}: weights for heads {sorted(unknown)} that the members lack "
+                             f"(their heads: main, {', '.join(first.heads) or '(none)'})")
         self.name = spec.get("name", self.path.name[:-len(SUFFIX)])
         self.model, self.vocab = first.model, first.vocab
         self.labels, self.multilabel, self.groups = first.labels, first.multilabel, first.groups
@@ -149,6 +174,19 @@ class TextEnsemble(TextEmotion):
         self.thresholds = np.asarray(tuned.get("main", first.thresholds), dtype=np.float32)
         self.head_thresholds = [np.asarray(tuned.get(seg.name, own), dtype=np.float32) if seg.multilabel else None
                                 for seg, own in zip(self.head_segments, first.head_thresholds)]
+
+    def _weights(self, spec: dict[str, Any], head: str | None, default: np.ndarray | None) -> np.ndarray:
+        """The members' weights, normalised: their own (head None) or a head's, else `default`."""
+        members = spec["members"]
+        if head is not None and not any(head in m.get("heads", {}) for m in members):
+            return default
+        if head is not None and not all(head in m.get("heads", {}) for m in members):
+            raise ValueError(f"{self.path}: head {head!r} has weights for some members only; give every member one")
+        weights = np.array([float(m["heads"][head] if head is not None else m.get("weight", 1.0)) for m in members])
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"{self.path}: member weights {weights.tolist()}"
+                             f"{f' of head {head}' if head else ''}: none negative, not all zero")
+        return weights / weights.sum()
 
     def extras(self) -> dict[str, Any]:
         """The first member's extras with the ensemble's own thresholds: what evaluate reads."""
@@ -163,9 +201,9 @@ class TextEnsemble(TextEmotion):
         """The first member's batches, every other member reading the same texts, outputs mixed."""
         first, rest = self.members[0], self.members[1:]
         for idx, encoded, outputs in first._batches(texts, batch_size, progress):
-            mixed = [self.weights[0] * o for o in outputs[:2 if self.head_segments else 1]]
+            mixed = [w[0] * o for w, o in zip(self.column_weights, outputs)]
             batch = [texts[i] for i in idx]
-            for weight, member in zip(self.weights[1:], rest):
+            for m, member in enumerate(rest, 1):
                 for k, o in enumerate(member.outputs(batch)):
-                    mixed[k] = mixed[k] + weight * o
+                    mixed[k] = mixed[k] + self.column_weights[k][m] * o
             yield idx, encoded, mixed

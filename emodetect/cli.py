@@ -130,7 +130,8 @@ def evaluate(
 
 @app.command()
 def export(
-    checkpoint: Path = typer.Argument(..., help="best.pt or last.pt from `emodetect train`"),
+    checkpoints: list[Path] = typer.Argument(..., help="best.pt or last.pt from `emodetect train`; several "
+                                                         "(e.g. seeds of one recipe): one model of their mean"),
     out: Path = typer.Option(Path("model.onnx"), help="ONNX file to write"),
     flip_tta: bool = typer.Option(True, help="average with the mirrored face inside the graph"),
     shift_tta: int = typer.Option(0, help="also average copies shifted by this many pixels (x5 views)"),
@@ -140,7 +141,8 @@ def export(
     calibration_split: str = typer.Option("Training"),
     name: str = typer.Option("", help="model name stored in the metadata (e.g. default)"),
 ) -> None:
-    """Export a checkpoint to ONNX (contract in the README) and check parity with torch (needs the train extra)."""
+    """Export a checkpoint (or the average of several) to ONNX (contract in the README) and check parity with
+    torch (needs the train extra)."""
     try:
         import torch
 
@@ -155,13 +157,13 @@ def export(
     calibration = None
     try:
         if int8 and calibration_data is not None:
-            state = read_checkpoint(checkpoint)
+            state = read_checkpoint(checkpoints[0])
             module = get_modality(state["config"].get("modality") or "vision").data_module()
             # Text: the checkpoint's vocabulary encodes the calibration texts.
             options = {"model": state} if getattr(module, "EVALUATION_NEEDS_MODEL", False) else {}
             inputs = module.evaluation_data(calibration_data, calibration_split, **options)[0]
             calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
-        report = export_checkpoint(checkpoint, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
+        report = export_checkpoint(checkpoints, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
                                    calibration=calibration, extra_metadata={"name": name} if name else None)
     except EmodetectError as err:
         fail(str(err))

@@ -8,6 +8,7 @@ training data go into the ONNX metadata.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +31,14 @@ class ProbabilityHead(nn.Module):
 
     Views are the face and its mirror image (`flip_tta`) and, with `shift_tta` = k pixels, copies
     shifted by k up, down, left and right (edges repeated): test-time augmentation inside the
-    graph, so every runtime gets it without knowing.
+    graph, so every runtime gets it without knowing. Several models (an ensemble of seeds) are
+    averaged the same way, on probabilities, in one graph: one file, one session at run time.
     """
 
-    def __init__(self, model: nn.Module, multilabel: bool = False, flip_tta: bool = False,
+    def __init__(self, model: nn.Module | Sequence[nn.Module], multilabel: bool = False, flip_tta: bool = False,
                  shift_tta: int = 0, segments: list[Segment] | None = None):
         super().__init__()
-        self.model = model
+        self.members = nn.ModuleList([model] if isinstance(model, nn.Module) else list(model))
         self.multilabel = multilabel
         self.flip_tta = flip_tta
         self.shift_tta = shift_tta
@@ -44,11 +46,14 @@ class ProbabilityHead(nn.Module):
         # (each its own softmax or sigmoid), as a second output.
         self.segments = segments if segments and len(segments) > 1 else None
 
-    def _probs(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x)
+    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.segments:
             return torch.cat(activate(logits, self.segments), 1)
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+    def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        probs = [self._activate(member(x)) for member in self.members]
+        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
 
     def _views(self, x: torch.Tensor) -> list[torch.Tensor]:
         views = [x]
@@ -79,17 +84,22 @@ class ExportReport:
     int8_path: Path | None = None
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, metadata: dict[str, str],
-                multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0,
+def _members(model: nn.Module | Sequence[nn.Module]) -> list[nn.Module]:
+    return [model] if isinstance(model, nn.Module) else list(model)
+
+
+def export_onnx(model: nn.Module | Sequence[nn.Module], example: torch.Tensor, path: str | Path,
+                metadata: dict[str, str], multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0,
                 input_name: str = INPUT_NAME, segments: list[Segment] | None = None,
                 free_axes: tuple[int, ...] = ()) -> Path:
-    """Write `model` as ONNX with a dynamic batch axis (and the input axes in `free_axes`) and
-    string metadata; a multi-head model (`segments`) gets a second output, HEAD_OUTPUT."""
+    """Write `model` (or the mean of several models' probabilities) as ONNX with a dynamic batch
+    axis (and the input axes in `free_axes`) and string metadata; a multi-head model (`segments`)
+    gets a second output, HEAD_OUTPUT."""
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = ProbabilityHead(model.eval().float().to(memory_format=torch.contiguous_format),
-                              multilabel, flip_tta, shift_tta, segments).eval()
+    members = [m.eval().float().to(memory_format=torch.contiguous_format) for m in _members(model)]
+    wrapped = ProbabilityHead(members, multilabel, flip_tta, shift_tta, segments).eval()
     outputs = [OUTPUT_NAME, HEAD_OUTPUT] if wrapped.segments else [OUTPUT_NAME]
     torch.onnx.export(
         wrapped, (example,), str(path), input_names=[input_name], output_names=outputs,
@@ -114,15 +124,16 @@ def set_metadata(path: str | Path, values: dict[str, str]) -> Path:
     return Path(path)
 
 
-def parity(model: nn.Module, onnx_path: str | Path, inputs: torch.Tensor, flip_tta: bool = False,
-           shift_tta: int = 0,
+def parity(model: nn.Module | Sequence[nn.Module], onnx_path: str | Path, inputs: torch.Tensor,
+           flip_tta: bool = False, shift_tta: int = 0,
            multilabel: bool = False, segments: list[Segment] | None = None) -> float:
     """Largest absolute difference between torch (float32) and onnxruntime probabilities (every
     output of a multi-head model)."""
     from emodetect.runtime import OnnxModel
 
+    members = [m.eval().float() for m in _members(model)]
     with torch.no_grad():
-        expected = ProbabilityHead(model.eval().float(), multilabel, flip_tta, shift_tta, segments)(inputs)
+        expected = ProbabilityHead(members, multilabel, flip_tta, shift_tta, segments)(inputs)
     expected = [e.numpy() for e in (expected if isinstance(expected, tuple) else (expected,))]
     got = OnnxModel(onnx_path).predict_all(inputs.numpy())
     return float(max(np.abs(e - g).max() for e, g in zip(expected, got, strict=True)))
@@ -191,30 +202,60 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     return _int8_metadata(onnx_path, out_path)
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = True, shift_tta: int = 0,
-                      int8: bool = False, calibration: np.ndarray | None = None,
-                      extra_metadata: dict[str, str] | None = None) -> ExportReport:
-    """Export a training checkpoint; with int8, also write `<out stem>_int8.onnx`."""
-    from emodetect.train import load_checkpoint_model, read_checkpoint
+def _agreeing_states(checkpoints: Sequence[str | Path]) -> list[dict]:
+    """Read checkpoints to be averaged: they must answer in the same labels, heads and input."""
+    from emodetect.errors import DataError
+    from emodetect.train import read_checkpoint
 
-    state = read_checkpoint(checkpoint)
-    model = load_checkpoint_model(state)
+    states = [read_checkpoint(c) for c in checkpoints]
+    first = states[0]
+    for path, state in zip(checkpoints[1:], states[1:]):
+        for what, get in (("modality", lambda s: s.get("config", {}).get("modality") or "vision"),
+                          ("labels", lambda s: s.get("labels") or list(EMOTIONS)),
+                          ("multilabel", lambda s: bool(s.get("multilabel"))),
+                          ("input features", lambda s: s.get("extras") or {})):
+            if get(state) != get(first):
+                raise DataError(f"{path}: its {what} ({get(state)}) differ from {checkpoints[0]}'s "
+                                f"({get(first)}); only models of the same contract can be averaged", "invalid")
+    return states
+
+
+def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | Path, flip_tta: bool = True,
+                      shift_tta: int = 0, int8: bool = False, calibration: np.ndarray | None = None,
+                      extra_metadata: dict[str, str] | None = None) -> ExportReport:
+    """Export a training checkpoint (or the mean of several, e.g. seeds of one recipe, as one
+    graph); with int8, also write `<out stem>_int8.onnx`."""
+    from emodetect.errors import DataError
+    from emodetect.train import load_checkpoint_model
+
+    checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    if not checkpoints:
+        raise DataError("no checkpoint to export", "empty")
+    states = _agreeing_states(checkpoints)
+    state = states[0]
+    members = [load_checkpoint_model(s) for s in states]
+    model = members[0] if len(members) == 1 else members
     config = state.get("config", {})
     modality = get_modality(config.get("modality") or "vision")
     modality_data = modality.data_module()
     example, input_spec = modality_data.export_example(state)
     extras = state.get("extras") or {}
     if hasattr(modality_data, "export_extras"):
-        extras = modality_data.export_extras(state, model)  # e.g. text: thresholds tuned on validation
+        if len(members) > 1:  # thresholds are tuned for one model's probabilities
+            raise DataError(f"{modality.name} checkpoints are averaged with `emodetect ensemble` "
+                            "(it tunes thresholds for the average), not by export", "unsupported")
+        extras = modality_data.export_extras(state, members[0])  # e.g. text: thresholds tuned on validation
     # Mirroring only means something for images (a voice log-mel is 4-D too, but time runs one way).
     flip_tta, shift_tta = flip_tta and modality.mirror_tta, shift_tta if modality.mirror_tta else 0
     labels = state.get("labels") or list(EMOTIONS)
     segs = head_segments(labels, bool(state.get("multilabel")), extras.get("heads", []))
     # Input axes the model reads at any length (a one-layer text CNN: the token axis, up to the
     # length it was trained with).
-    free_axes = tuple(getattr(model, "dynamic_input_axes", ()))
+    free_axes = tuple(getattr(members[0], "dynamic_input_axes", ()))
     for axis in free_axes:
         input_spec["shape"][axis] = f"1..{input_spec['shape'][axis]}"
+    architectures = [s["model_name"] for s in states]
+    val_scores = [s.get("val_acc", float("nan")) for s in states]
     metadata = {
         "labels": json.dumps(labels),
         "input": json.dumps(input_spec),
@@ -223,16 +264,21 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
                             f"{len(s.labels)} labels ({'sigmoid' if s.multilabel else 'softmax'})" for s in segs[1:]),
         "multilabel": json.dumps(bool(state.get("multilabel", False))),
         "modality": modality.name,
-        "architecture": state["model_name"],
+        "architecture": architectures[0] if len(states) == 1 else
+                        f"mean of {len(states)}: " + " + ".join(architectures),
         "emodetect_version": __version__,
         "training_data": "+".join(Path(part).name for part in str(config.get("data", "")).split("+"))
                          + f" ({config.get('train_split', '')})",
-        "val_score": f"{state.get('val_acc', float('nan')):.4f}",
+        "val_score": " ".join(f"{v:.4f}" for v in val_scores),
         "flip_tta": json.dumps(flip_tta),
         "shift_tta": str(shift_tta),
         "precision": "float32",
         "extras": json.dumps(extras),
-    } | (extra_metadata or {})
+    }
+    if len(states) > 1:
+        metadata["members"] = json.dumps([{"seed": s.get("config", {}).get("seed"), "epoch": s.get("epoch"),
+                                           "val_score": round(float(v), 4)} for s, v in zip(states, val_scores)])
+    metadata |= extra_metadata or {}
     path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
                        input_spec["name"], segs, free_axes)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
@@ -245,7 +291,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, flip_tta: bool = 
     int8_path = None
     if int8:
         int8_out = Path(out).with_name(Path(out).stem + "_int8.onnx")
-        if getattr(model, "int8_dynamic", False):  # a transformer encoder
+        if getattr(members[0], "int8_dynamic", False):  # a transformer encoder
             int8_path = quantize_dynamic_int8(path, int8_out)
         elif calibration is None:
             raise NeedsCalibration("int8 export needs calibration inputs")

@@ -326,3 +326,62 @@ def test_evaluate_scores_clips_not_windows(exported, tmp_path, monkeypatch):
     report = evaluate(exported[1].path, tmp_path, "test", modality="voice")
     assert report.n == 3
     assert sum(c.support for c in report.per_class) == 3
+
+
+def _perturbed_checkpoint(checkpoint: Path, out: Path, seed: int, labels: list[str] | None = None) -> Path:
+    """A second, different model of the same contract: the checkpoint's weights plus noise."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    generator = torch.Generator().manual_seed(seed)
+    key = "weights" if state.get("weights") else "ema" if state.get("ema") else "model"
+    state[key] = {name: w + 0.3 * w.std() * torch.randn(w.shape, generator=generator) if w.is_floating_point()
+                  and w.numel() > 1 else w for name, w in state[key].items()}
+    if labels:
+        state["labels"] = labels
+    torch.save(state, out)
+    return out
+
+
+def test_export_of_several_checkpoints_is_one_model_of_their_mean(exported, tmp_path):
+    """`emodetect export a.pt b.pt` (seeds of one recipe): one ONNX file whose probabilities are
+    the mean of the members' own, with the members in its metadata."""
+    from emodetect.cli import app
+    from emodetect.export import read_metadata
+    from emodetect.runtime import OnnxModel
+
+    result, report = exported
+    other = _perturbed_checkpoint(Path(result.best_checkpoint), tmp_path / "other.pt", seed=1)
+    runner = CliRunner()
+    made = runner.invoke(app, ["export", str(other), "--out", str(tmp_path / "other.onnx")])
+    assert made.exit_code == 0, made.output
+    made = runner.invoke(app, ["export", str(result.best_checkpoint), str(other), "--out",
+                               str(tmp_path / "mean.onnx"), "--name", "voice-mean"])
+    assert made.exit_code == 0, made.output
+    assert "max |torch - onnxruntime|" in made.output
+
+    x = (np.random.default_rng(0).normal(-6, 2, (5, 1, F.N_MELS, F.n_frames(3 * RATE)))).astype(np.float32)
+    first, second = OnnxModel(report.path).predict(x), OnnxModel(tmp_path / "other.onnx").predict(x)
+    assert np.abs(first - second).max() > 1e-3  # the members really differ
+    mean = OnnxModel(tmp_path / "mean.onnx").predict(x)
+    np.testing.assert_allclose(mean, (first + second) / 2, atol=1e-5)
+    meta = read_metadata(tmp_path / "mean.onnx")
+    assert meta["name"] == "voice-mean" and meta["architecture"].startswith("mean of 2: mel_cnn_tiny")
+    assert len(json.loads(meta["members"])) == 2
+
+    from emodetect.voice.pipeline import VoiceEmotion
+
+    clip = with_silence(synth("happy", 1.5, np.random.default_rng(3)))
+    assert VoiceEmotion(tmp_path / "mean.onnx").predict(clip, RATE).label in KINDS
+
+
+def test_export_refuses_to_average_models_of_different_labels(exported, tmp_path):
+    from emodetect.cli import app
+
+    result, _ = exported
+    odd = _perturbed_checkpoint(Path(result.best_checkpoint), tmp_path / "odd.pt", seed=2,
+                                labels=["angry", "happy", "neutral"])
+    made = CliRunner().invoke(app, ["export", str(result.best_checkpoint), str(odd), "--out", str(tmp_path / "m.onnx")])
+    assert made.exit_code != 0
+    assert "odd.pt" in made.output and "labels" in made.output
+    assert not (tmp_path / "m.onnx").exists()

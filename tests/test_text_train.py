@@ -56,6 +56,9 @@ def test_multilabel_training_learns_and_export_tunes_thresholds(multilabel_run, 
     assert len(extras["thresholds"]) == 3
     assert all(0 < t < 1 for t in extras["thresholds"])
     assert "validation" in extras["thresholds_from"]
+    from emodetect.evaluate import SHRINKS
+
+    assert extras["threshold_shrink"] in SHRINKS  # chosen on held-out halves of validation
     scored = evaluate(report.path, data, "test", modality="text")
     assert scored.extra["multilabel"] and scored.macro_f1 > 0.8
     assert [c.label for c in scored.per_class] == ["anger", "fear", "joy"]

@@ -28,11 +28,13 @@ def naive_power_frame(x: np.ndarray, frame: int) -> np.ndarray:
     return np.abs(basis @ (segment * window)) ** 2
 
 
-def test_power_spectrogram_matches_the_textbook_dft():
-    x = np.random.default_rng(0).normal(0, 0.1, 4000).astype(np.float32)
+@pytest.mark.parametrize("samples", [4000, 3 * F.SAMPLE_RATE + 1234])  # one FFT block; several and a part
+def test_power_spectrogram_matches_the_textbook_dft(samples):
+    x = np.random.default_rng(0).normal(0, 0.1, samples).astype(np.float32)
     power = F.power_spectrogram(x)
     assert power.shape == (F.n_frames(len(x)), F.N_FFT // 2 + 1)
-    for frame in (0, 7, power.shape[0] - 1):
+    block = F.FFT_BLOCK_FRAMES
+    for frame in sorted({0, 7, block - 1, block, 2 * block + 1, power.shape[0] - 1} & set(range(len(power)))):
         reference = naive_power_frame(x, frame)
         np.testing.assert_allclose(power[frame], reference, rtol=2e-3, atol=1e-4)
 

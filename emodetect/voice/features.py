@@ -229,6 +229,9 @@ def n_frames(n_samples: int) -> int:
     return 1 + n_samples // HOP_LENGTH
 
 
+FFT_BLOCK_FRAMES = 64
+
+
 def power_spectrogram(x: np.ndarray) -> np.ndarray:
     """|STFT|^2 with a periodic Hann window, centred frames (zero padding): frames x (N_FFT/2+1)."""
     x = np.asarray(x, dtype=np.float32)
@@ -242,8 +245,13 @@ def power_spectrogram(x: np.ndarray) -> np.ndarray:
     window = np.zeros(N_FFT, dtype=np.float32)
     offset = (N_FFT - WIN_LENGTH) // 2
     window[offset:offset + WIN_LENGTH] = np.hanning(WIN_LENGTH + 1)[:-1]
-    spectrum = np.fft.rfft(frames * window, axis=1)
-    return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    power = np.empty((count, N_FFT // 2 + 1), dtype=np.float32)
+    # A block of frames at a time: the same numbers, 3-4x faster than one FFT over a 3 s window,
+    # whose megabyte-sized temporaries cost more in fresh pages than the FFT itself.
+    for start in range(0, count, FFT_BLOCK_FRAMES):
+        spectrum = np.fft.rfft(frames[start:start + FFT_BLOCK_FRAMES] * window, axis=1)
+        power[start:start + FFT_BLOCK_FRAMES] = spectrum.real ** 2 + spectrum.imag ** 2
+    return power
 
 
 def log_mel(x: np.ndarray) -> np.ndarray:

@@ -73,6 +73,32 @@ class TrainingData:
     heads: list[dict[str, Any]] = field(default_factory=list)
 
 
+FAST_BF16_FLAGS = {"amx_bf16", "avx512_bf16", "bf16"}  # x86 AMX / AVX-512 BF16; Arm's bf16
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def slow_bf16_warning(cpu_flags: set[str] | None = None) -> str | None:
+    """Why `--bf16` will be slow on this CPU, or None: without bfloat16 units PyTorch emulates
+    bf16 autocast, about 10x slower than float32 (7 s against 0.7 s a voice batch on an AVX2 EPYC)."""
+    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    if not flags or flags & FAST_BF16_FLAGS:
+        return None
+    return ("this CPU has no bfloat16 units (neither AMX nor AVX-512 BF16): bf16 autocast is emulated "
+            "and about 10x slower than float32 here; train with --no-bf16")
+
+
 def resolve_modality(cfg: TrainConfig) -> str:
     """The modality of the run: the one whose architectures registered --model, or --modality
     for a model registered elsewhere; a mismatch between the two is refused."""
@@ -268,6 +294,8 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
         out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out / "last.pt", out / "best.pt"
 
+    if cfg.bf16 and main_process and (why := slow_bf16_warning()):
+        log.warning(why)
     data = load_training_data(cfg)
     segs = segments(data.labels, data.multilabel, data.heads)
     num_classes = width(segs)

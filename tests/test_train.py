@@ -157,3 +157,26 @@ def test_torchrun_with_two_processes_trains_resumes_and_loads_in_one(fer_csv, tm
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
     model = load_checkpoint_model(tmp_path / "run" / "best.pt")  # in this one process, no group
     assert state["val_acc"] > 0.3 and sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_bf16_on_a_cpu_without_bfloat16_units_warns_and_names_the_fix():
+    from emodetect.train import slow_bf16_warning
+
+    why = slow_bf16_warning({"sse4_2", "avx2", "fma", "avx512f"})
+    assert why and "--no-bf16" in why
+    assert slow_bf16_warning({"avx2", "avx512f", "avx512_bf16"}) is None
+    assert slow_bf16_warning({"avx2", "amx_bf16", "amx_tile"}) is None
+    assert slow_bf16_warning({"fp", "asimd", "bf16"}) is None  # Arm
+    assert slow_bf16_warning(set()) is None  # flags unknown: no guess
+
+
+def test_a_bf16_run_on_such_a_cpu_logs_the_warning(fer_csv, tmp_path, monkeypatch, caplog):
+    import emodetect.train as training
+
+    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "fma"})
+    with caplog.at_level("WARNING", logger="emodetect.train"):
+        train(tiny_config(fer_csv, tmp_path / "bf16", epochs=1, bf16=True))
+        assert any("--no-bf16" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        train(tiny_config(fer_csv, tmp_path / "fp32", epochs=1, bf16=False))
+        assert not any("--no-bf16" in r.getMessage() for r in caplog.records)

@@ -26,6 +26,10 @@ INPUT_NAME = "pixels"  # the face contract; text and voice name theirs in export
 OUTPUT_NAME = "probabilities"
 
 
+def _members(model: nn.Module | Sequence[nn.Module]) -> list[nn.Module]:
+    return [model] if isinstance(model, nn.Module) else list(model)
+
+
 class ProbabilityHead(nn.Module):
     """Wraps a logits model so the graph returns probabilities, optionally averaged over views.
 
@@ -38,7 +42,7 @@ class ProbabilityHead(nn.Module):
     def __init__(self, model: nn.Module | Sequence[nn.Module], multilabel: bool = False, flip_tta: bool = False,
                  shift_tta: int = 0, segments: list[Segment] | None = None):
         super().__init__()
-        self.members = nn.ModuleList([model] if isinstance(model, nn.Module) else list(model))
+        self.members = nn.ModuleList(_members(model))
         self.multilabel = multilabel
         self.flip_tta = flip_tta
         self.shift_tta = shift_tta
@@ -82,10 +86,6 @@ class ExportReport:
     path: Path
     max_abs_diff: float  # torch vs onnxruntime on the parity batch
     int8_path: Path | None = None
-
-
-def _members(model: nn.Module | Sequence[nn.Module]) -> list[nn.Module]:
-    return [model] if isinstance(model, nn.Module) else list(model)
 
 
 def export_onnx(model: nn.Module | Sequence[nn.Module], example: torch.Tensor, path: str | Path,
@@ -234,7 +234,6 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
     states = _agreeing_states(checkpoints)
     state = states[0]
     members = [load_checkpoint_model(s) for s in states]
-    model = members[0] if len(members) == 1 else members
     config = state.get("config", {})
     modality = get_modality(config.get("modality") or "vision")
     modality_data = modality.data_module()
@@ -279,15 +278,15 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
         metadata["members"] = json.dumps([{"seed": s.get("config", {}).get("seed"), "epoch": s.get("epoch"),
                                            "val_score": round(float(v), 4)} for s, v in zip(states, val_scores)])
     metadata |= extra_metadata or {}
-    path = export_onnx(model, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
+    path = export_onnx(members, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
                        input_spec["name"], segs, free_axes)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
-    diff = parity(model, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs)
+    diff = parity(members, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs)
     for axis in free_axes:  # a free axis is checked at a third of its length too
         short = parity_batch.narrow(axis, 0, max(1, parity_batch.shape[axis] // 3))
-        diff = max(diff, parity(model, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs))
+        diff = max(diff, parity(members, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs))
     int8_path = None
     if int8:
         int8_out = Path(out).with_name(Path(out).stem + "_int8.onnx")

@@ -147,6 +147,36 @@ def test_video_cli_reports_a_file_that_is_not_a_video(tmp_path):
     assert result.exit_code == 1 and "no such video file" in result.stderr
 
 
+def write_landscape(path: Path, frames: int = 8, fps: int = 10) -> Path:
+    """A clip with no face in it: sky over a field, drifting, written with PyAV."""
+    import av
+
+    sky = np.zeros((240, 320, 3), np.uint8)
+    sky[:140] = (120, 170, 230)
+    sky[140:] = (60, 140, 50)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(frames):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(sky, 3 * i, axis=1)), format="rgb24")
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_frames_without_a_face_are_analysed_not_a_crash(detector, tmp_path):
+    landscape = write_landscape(tmp_path / "field.mp4")
+    summary = analyse_video(detector, landscape, tmp_path / "out", save_video=False)
+    assert summary.frames_analysed == 8 and summary.faces == []
+    assert all(faces == [] for _, _, faces in summary.frame_faces)
+    result = CliRunner().invoke(app, ["video", str(landscape), "--out", str(tmp_path / "cli"), "--no-voice"])
+    assert result.exit_code == 0, result.output
+    assert "0 face track(s)" in result.stdout
+
+
 def test_webcam_runs_headless_on_a_video_source(clip):
     result = CliRunner().invoke(app, ["webcam", "--source", str(clip), "--max-frames", "3", "--no-window"])
     assert result.exit_code == 0, result.output

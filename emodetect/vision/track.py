@@ -117,7 +117,11 @@ class FrameAnalyser:
         detections = self._detections
         raw = det.predict_crops(det.crops(rgb, detections)) if detections else np.zeros((0, len(det.labels)))
         tracked = self.tracker.update(detections, raw, t)
-        faces = det.classify_with(rgb, detections, [tid for tid, _ in tracked],
-                                  np.array([p for _, p in tracked]).reshape(len(tracked), -1))
+        # Stacked with the label count as width: a frame with no face is a 0 x 7 array, which
+        # reshape(0, -1) cannot infer (issue 34: a landscape shot stopped the whole video).
+        smoothed = np.zeros((len(tracked), len(det.labels)))
+        for row, (_, probs) in enumerate(tracked):
+            smoothed[row] = probs
+        faces = det.classify_with(rgb, detections, [tid for tid, _ in tracked], smoothed)
         return Result(width=rgb.shape[1], height=rgb.shape[0], model=det.model_name,
                       detector=det.detector_name, faces=faces, image=rgb)

@@ -1,4 +1,6 @@
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -111,3 +113,34 @@ def test_training_folders_are_decoded_as_inference_decodes_them(tmp_path):
     assert by_name["clear.png"].min() == 255
     for name, image in by_name.items():
         assert np.array_equal(image, grey_face(tmp_path / "happy" / name))
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "emodetect" / "assets" / "samples"
+
+
+def _photo_folder(root: Path) -> Path:
+    """test/<emotion>/ of whole photos, as a user brings them: a smiling face and a photo with none."""
+    import shutil
+
+    for emotion, name in (("happy", "astronaut.jpg"), ("sad", "coffee.jpg")):
+        (root / "test" / emotion).mkdir(parents=True)
+        shutil.copy(SAMPLES / name, root / "test" / emotion / name)
+    return root
+
+
+def test_a_folder_of_photos_is_cropped_as_detect_crops_and_a_photo_without_a_face_is_skipped(tmp_path):
+    from emodetect.vision.pipeline import EmotionDetector
+
+    data = load_faces(_photo_folder(tmp_path), "test")
+    assert len(data) == 1 and [EMOTIONS[i] for i in data.labels] == ["happy"]
+    assert len(data.skipped) == 1 and "coffee.jpg" in data.skipped[0] and "no face" in data.skipped[0]
+    assert "largest face found by yunet" in data.source
+    _, _, crops = EmotionDetector().detect_with_crops(np.asarray(Image.open(SAMPLES / "astronaut.jpg").convert("RGB")))
+    assert np.array_equal(data.images[0], crops[0])
+
+
+def test_evaluate_on_a_folder_of_photos_reads_their_faces(tmp_path):
+    from emodetect.evaluate import evaluate
+
+    report = evaluate("default", _photo_folder(tmp_path), "test")
+    assert report.n == 1 and report.accuracy == 1.0  # whole photos read as 48x48 crops scored 0.0

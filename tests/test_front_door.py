@@ -162,3 +162,19 @@ def test_models_and_predict_speak_json_lines(tmp_path):
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["label"] == max(document["probabilities"], key=document["probabilities"].get)
+
+
+def test_predict_on_a_whole_photo_reads_its_face_and_says_so():
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+    from emodetect.vision.pipeline import EmotionDetector
+
+    photo = SAMPLES / "astronaut.jpg"
+    result = CliRunner().invoke(app, ["predict", str(photo), "--json"])
+    assert result.exit_code == 0, result.output
+    (face,) = EmotionDetector().detect(photo).faces
+    document = json.loads(result.stdout)
+    assert document["label"] == face.label == "happy"  # read whole as a crop, it said angry
+    assert abs(document["confidence"] - face.confidence) < 1e-3
+    assert "not a face crop" in result.stderr and "emodetect detect" in result.stderr

@@ -45,26 +45,33 @@ _DETECT_EVERY_HELP = "look for faces in every N-th analysed frame only, reading 
 
 
 def predict(
-    images: list[Path] = typer.Argument(..., help="face crops (any size; made 48x48 grey)"),
+    images: list[Path] = typer.Argument(..., help="face crops (any size up to 256 px; made 48x48 grey); "
+                                                  "in a larger photo its largest face is found first"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per crop) instead of a table"),
 ) -> None:
-    """Classify face crops that are already cut out (no face detection)."""
+    """Classify face crops that are already cut out; a whole photo's largest face is found first
+    (with a note: `detect` reads every face)."""
     import numpy as np
 
+    from emodetect.errors import InputError
     from emodetect.runtime import load_model
-    from emodetect.vision.faces import grey_face
-    from emodetect.vision.images import ImageError
+    from emodetect.vision.faces import FaceReader
 
     onnx_model = load_model(model)
+    reader = FaceReader()
     failed = 0
     for path in images:
         try:
-            face = grey_face(path)
-        except ImageError as err:
-            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
+            face, found = reader.read(path)
+        except InputError as err:
+            typer.secho(f"{path}: skipped: {err}; `emodetect detect` finds every face in a photo",
+                        fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
+        if found is not None:  # a whole photo read as a face would be a confident wrong answer
+            typer.secho(f"{path}: a whole photo, not a face crop: read its largest face (found by "
+                        f"{reader.detector.name}); `emodetect detect` reads every face", fg=typer.colors.YELLOW, err=True)
         probs = onnx_model.predict(face[None, None].astype(np.float32))[0]
         top = int(probs.argmax())
         if as_json:

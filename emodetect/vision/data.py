@@ -16,7 +16,7 @@ import numpy as np
 
 from emodetect.errors import DataError
 from emodetect.labels import EMOTIONS, FERPLUS_COLUMNS, canonical_emotion
-from emodetect.vision.faces import FACE_SIZE, grey_face
+from emodetect.vision.faces import FACE_SIZE, FaceReader
 from emodetect.vision.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,14 @@ def read_ferplus(fer_csv: str | Path, ferplus_csv: str | Path, split: str | None
 
 
 def read_image_folder(root: str | Path) -> FaceDataset:
-    """Read `root/<emotion>/*.png|jpg`; folder names are matched through label synonyms."""
+    """Read `root/<emotion>/*.png|jpg`; folder names are matched through label synonyms. Each
+    image is a face crop or a whole photo whose largest face is found and cropped as `detect`
+    crops it (`FaceReader`); a photo with no face is reported and skipped."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
     images, labels, skipped = [], [], []
+    reader = FaceReader()
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             label = EMOTIONS.index(canonical_emotion(class_dir.name))
@@ -176,7 +179,7 @@ def read_image_folder(root: str | Path) -> FaceDataset:
             if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                images.append(grey_face(file))
+                images.append(reader.read(file)[0])
                 labels.append(label)
             except ValueError as err:
                 skipped.append(f"{file}: {err}")
@@ -184,7 +187,10 @@ def read_image_folder(root: str | Path) -> FaceDataset:
         log.warning("skipped %s", reason)
     if not images:
         raise DataError(f"{root}: no images found in <emotion>/ subfolders")
-    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), str(root), skipped=skipped)
+    # The report says when faces were found by a detector: its figures then include the detector's.
+    source = str(root) + (f" ({reader.photos} photos: largest face found by {reader.detector.name})"
+                          if reader.photos else "")
+    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), source, skipped=skipped)
 
 
 def load_faces(data: str | Path, split: str | None = None, ferplus: str | Path | None = None) -> FaceDataset:

@@ -48,3 +48,57 @@ def grey_face(source, max_pixels: int | None = None) -> np.ndarray:
 
     rgb = load_image(source, max_pixels or DEFAULT_MAX_PIXELS)
     return resize_face(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
+# Face crops people bring are small, or near-square: FER-2013's 48 px, RAF-DB's 100, AffectNet's
+# 224. A larger or oblong image is a photo, and reading it whole as a face gives a confident wrong
+# answer (issue 32: a labelled folder of photos scored 0.0), so its face is found first.
+CROP_ANY_SHAPE_SIDE = 128
+CROP_SQUARE_SIDE = 256
+CROP_SQUARE_ASPECT = 1.25
+
+
+def is_face_crop(height: int, width: int) -> bool:
+    """Whether an image of this size is read as a face already cut out (else as a whole photo)."""
+    longer, shorter = max(height, width), max(1, min(height, width))
+    return longer <= CROP_ANY_SHAPE_SIDE or (longer <= CROP_SQUARE_SIDE and longer / shorter <= CROP_SQUARE_ASPECT)
+
+
+class FaceReader:
+    """48x48 grey faces from image files that are either crops or whole photos, decided per image
+    (`is_face_crop`): a crop is made 48x48 as `grey_face` makes it; a photo's largest face is
+    found and cropped as `EmotionDetector.detect` crops it. The detector is created on the first
+    photo only, so folders of crops never load it."""
+
+    def __init__(self, detector=None):  # a FaceDetector, a detector name, or None for the default
+        self._detector = detector
+        self.photos = 0  # images read as photos (their face found by the detector)
+
+    @property
+    def detector(self):
+        from emodetect.vision.detectors import FaceDetector, create_detector
+
+        if not isinstance(self._detector, FaceDetector):
+            self._detector = create_detector(self._detector)
+        return self._detector
+
+    def read(self, source, max_pixels: int | None = None) -> tuple[np.ndarray, Detection | None]:
+        """The 48x48 face of `source`, and the detection it was cut from (None for a crop).
+        A photo with no face is an InputError (reason "no_face")."""
+        import cv2
+
+        from emodetect.errors import InputError
+        from emodetect.vision.images import DEFAULT_MAX_PIXELS, load_image
+
+        rgb = load_image(source, max_pixels or DEFAULT_MAX_PIXELS)
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        height, width = grey.shape
+        if is_face_crop(height, width):
+            return resize_face(grey), None
+        detections = self.detector.detect(rgb)
+        if not detections:
+            raise InputError(f"no face found in this {width}x{height} photo by {self.detector.name} "
+                             "(not read as a face crop: larger than a crop)", "no_face")
+        self.photos += 1
+        largest = max(detections, key=lambda d: d.width * d.height)
+        return crop_face(grey, largest, self.detector.framing), largest

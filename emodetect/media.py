@@ -21,6 +21,38 @@ class MediaError(InputError):
     """A container or stream that cannot be read or written."""
 
 
+# The containers an uploaded video may be (file suffix -> FFmpeg demuxer). Left to probe, FFmpeg
+# also opens playlists (HLS), concat lists and image sequences, which open other files: an
+# uploaded 117-byte `.m3u8` naming a server path made /v1/video analyse and return that file
+# (issue 34). Uploads are opened with one of these demuxers by name, never probed.
+UPLOAD_FORMATS = {"mp4": "mov", "mkv": "matroska", "avi": "avi"}
+# Only the upload itself: a demuxer may not reach any other file or protocol.
+UPLOAD_OPTIONS = {"protocol_whitelist": "file"}
+# First atom of an ISO/QuickTime file: `ftyp` in mp4, m4v and mov; older QuickTime starts elsewhere.
+_MP4_ATOMS = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The allowed container that a file's first bytes announce (a key of UPLOAD_FORMATS), or None."""
+    if head[4:8] in _MP4_ATOMS:
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska and WebM
+        return "mkv"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"
+    return None
+
+
+def open_container(path: str | Path, container_format: str | None = None) -> Any:
+    """av.open for reading; with `container_format` (a value of UPLOAD_FORMATS) only that demuxer,
+    over the file protocol alone, so that an upload cannot make FFmpeg open anything else."""
+    import av
+
+    if container_format is None:
+        return av.open(str(path))
+    return av.open(str(path), format=container_format, options=dict(UPLOAD_OPTIONS))
+
+
 @dataclass
 class SoundTrack:
     """A video's first audio stream, as mono float32 at `sample_rate`, or why there is none."""
@@ -34,13 +66,14 @@ class SoundTrack:
         return 0.0 if self.samples is None else len(self.samples) / self.sample_rate
 
 
-def read_sound_track(path: str | Path, sample_rate: int = 16_000, max_seconds: float | None = None) -> SoundTrack:
+def read_sound_track(path: str | Path, sample_rate: int = 16_000, max_seconds: float | None = None,
+                     container_format: str | None = None) -> SoundTrack:
     """Decode and resample the first audio stream; a missing or unreadable one is a note, not an error
-    (the pictures can still be read)."""
+    (the pictures can still be read). `container_format`: see `open_container`."""
     import av
 
     try:
-        container = av.open(str(path))
+        container = open_container(path, container_format)
     except (av.error.FFmpegError, OSError) as err:
         return SoundTrack(None, sample_rate, [f"cannot open the container for its sound ({err})"])
     with container:
@@ -74,14 +107,16 @@ def read_sound_track(path: str | Path, sample_rate: int = 16_000, max_seconds: f
 
 class VideoWriter:
     """Frames (RGB uint8) to an H.264 mp4 (yuv420p, moov atom first, so it plays while loading),
-    with the sound track of `audio_from` copied in as AAC, cut to the length of the frames."""
+    with the sound track of `audio_from` copied in as AAC, cut to the length of the frames
+    (`audio_format`: the demuxer to read it with, see `open_container`)."""
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float, audio_from: str | Path | None = None):
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, audio_from: str | Path | None = None,
+                 audio_format: str | None = None):
         import av
 
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
-        self.audio_from = audio_from
+        self.audio_from, self.audio_format = audio_from, audio_format
         self._container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
         # libx264 wants even sides; one column or row is dropped from an odd-sized frame.
         self._size = (width - width % 2, height - height % 2)
@@ -93,7 +128,7 @@ class VideoWriter:
         # Every stream must exist before the first packet is written: the sound's is added now.
         self._audio, self.notes = None, []
         if audio_from is not None:
-            rate = _audio_rate(audio_from, self.notes)
+            rate = _audio_rate(audio_from, self.notes, audio_format)
             if rate:
                 self._audio = self._container.add_stream("aac", rate=rate)
                 self._audio.layout = "stereo"
@@ -122,7 +157,7 @@ class VideoWriter:
         import av
 
         try:
-            source = av.open(str(self.audio_from))
+            source = open_container(self.audio_from, self.audio_format)
         except (av.error.FFmpegError, OSError) as err:
             return [f"sound not copied: {err}"]
         with source:
@@ -158,12 +193,12 @@ class VideoWriter:
             self._container.close()
 
 
-def _audio_rate(path: str | Path, notes: list[str]) -> int | None:
+def _audio_rate(path: str | Path, notes: list[str], container_format: str | None = None) -> int | None:
     """The sample rate of the first audio stream, or None (with a note when it cannot be read)."""
     import av
 
     try:
-        with av.open(str(path)) as source:
+        with open_container(path, container_format) as source:
             return (source.streams.audio[0].rate or 48_000) if source.streams.audio else None
     except (av.error.FFmpegError, OSError) as err:
         notes.append(f"sound not copied: {err}")
@@ -178,6 +213,66 @@ def _head(frame: Any, samples: int, rate: int) -> Any:
     out = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes), format="fltp", layout="stereo")
     out.sample_rate = rate
     return out
+
+
+class AVCapture:
+    """What vision/video.py uses of cv2.VideoCapture (get, grab, read, release), decoded by PyAV with
+    one named demuxer: OpenCV probes the container itself, and would open a playlist."""
+
+    def __init__(self, path: str | Path, container_format: str):
+        import av
+
+        try:
+            self._container = open_container(path, container_format)
+        except (av.error.FFmpegError, OSError) as err:
+            raise MediaError(f"{Path(path).name}: not a {container_format} video ({ffmpeg_reason(err)})",
+                             reason="unsupported") from err
+        if not self._container.streams.video:
+            self._container.close()
+            raise MediaError(f"{Path(path).name}: no video stream", reason="unsupported")
+        self._stream = self._container.streams.video[0]
+        self._frames = self._container.decode(self._stream)
+
+    def isOpened(self) -> bool:  # noqa: N802 (cv2's name)
+        return True
+
+    def get(self, prop: int) -> float:
+        import cv2
+
+        if prop == cv2.CAP_PROP_FPS:
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            return float(rate) if rate else 0.0
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(self._stream.frames or 0)
+        return 0.0
+
+    def grab(self) -> bool:
+        return self._next() is not None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        frame = self._next()
+        if frame is None:
+            return False, None
+        bgr = frame.to_ndarray(format="bgr24")
+        # Turned upright as OpenCV does (phones store portrait video sideways with a display matrix).
+        turns = round(getattr(frame, "rotation", 0) / 90) % 4
+        return True, np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr
+
+    def release(self) -> None:
+        self._container.close()
+
+    def _next(self) -> Any:
+        import av
+
+        try:
+            return next(self._frames)
+        except (StopIteration, av.error.FFmpegError, ValueError):  # the end, or a damaged tail: stop there
+            return None
+
+
+def ffmpeg_reason(err: Exception) -> str:
+    """FFmpeg's reason without the file name (a server path has no place in an answer)."""
+    return getattr(err, "strerror", None) or type(err).__name__
 
 
 def probe(path: str | Path) -> dict[str, Any]:

@@ -353,7 +353,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
                   segment_s: float = 3.0, weights: dict[str, float] | None = None, blur: bool = False,
                   save_video: bool = True, captions: bool = False, max_frames: int | None = None,
                   progress: bool = False, detect_every: int = 1, threads: int = 0,
-                  emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None) -> VideoAnalysis:
+                  emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None,
+                  container_format: str | None = None) -> VideoAnalysis:
     """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
 
     Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
@@ -361,7 +362,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     (the streams stacked), <stem>_emotions.png (faces by track), <stem>_summary.json and
     <stem>_annotated.mp4 (H.264 with the original sound; the fused label in a caption band with
     `captions`). `emotion_detector`, `voice_engine` and `text_reader` take models already loaded
-    (an EmotionDetector, VoiceEmotion, TextEmotion) instead of the names."""
+    (an EmotionDetector, VoiceEmotion, TextEmotion) instead of the names. `container_format` (an
+    upload's, `media.UPLOAD_FORMATS`) reads the video with that demuxer alone, never a probed one."""
     from emodetect.vision.video import analyse_video as analyse_faces
 
     source = Path(source)
@@ -376,14 +378,14 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     started = time.perf_counter()
     faces = analyse_faces(emotion_detector, source, out, every=every, smoothing=smoothing, blur=blur,
                           save_video=save_video and not captions, max_frames=max_frames, progress=progress,
-                          detect_every=detect_every)
+                          detect_every=detect_every, container_format=container_format)
     duration = faces.frames_read / faces.fps if faces.fps else faces.duration_s
     voice_result = None
     if voice:
         from emodetect.media import read_sound_track
         from emodetect.voice.pipeline import VoiceEmotion
 
-        track = read_sound_track(source, max_seconds=duration + 1.0)
+        track = read_sound_track(source, max_seconds=duration + 1.0, container_format=container_format)
         notes += track.notes
         if track.samples is not None:
             engine = voice_engine or VoiceEmotion(voice_model, threads=threads)
@@ -420,14 +422,14 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     analysis.outputs["timeline"] = str(analysis.plot(plot_path))
     if save_video and captions:
         analysis.outputs["video"] = str(write_annotated(source, faces, segments, out / f"{stem}_annotated.mp4",
-                                                        every, max_frames, blur, notes))
+                                                        every, max_frames, blur, notes, container_format))
     faces.seconds = round(time.perf_counter() - started, 3)
     Path(analysis.outputs["summary"]).write_text(json.dumps(analysis.to_dict(), indent=1) + "\n")
     return analysis
 
 
 def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Path, every: int,
-                    max_frames: int | None, blur: bool, notes: list[str]) -> Path:
+                    max_frames: int | None, blur: bool, notes: list[str], container_format: str | None = None) -> Path:
     """The annotated video again, with the fused label of the moment in a caption band."""
     import cv2
 
@@ -437,7 +439,7 @@ def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Pat
 
     by_index = {i: f for i, _, f in faces.frame_faces}
     now = _Current(segments)
-    capture = open_capture(str(source))
+    capture = open_capture(str(source), container_format)
     writer = None
     try:
         for index, t, bgr in frames(capture, every, max_frames):
@@ -450,7 +452,8 @@ def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Pat
                 cv2.putText(rgb, text, (10, rgb.shape[0] - band // 3), cv2.FONT_HERSHEY_SIMPLEX, band / 40,
                             COLOURS.get(segment.label, (255, 255, 255)), max(1, band // 20), cv2.LINE_AA)
             if writer is None:
-                writer = VideoWriter(path, rgb.shape[1], rgb.shape[0], faces.fps / every, audio_from=source)
+                writer = VideoWriter(path, rgb.shape[1], rgb.shape[0], faces.fps / every, audio_from=source,
+                                     audio_format=container_format)
             writer.write(rgb)
     finally:
         capture.release()

@@ -72,3 +72,72 @@ def test_limits_and_bad_uploads_are_refused_with_a_reason(clip, tmp_path):
         assert bad_subs.status_code == 422 and "malformed subtitles" in bad_subs.json()["detail"]
         assert "emodetect-video-" not in bad_subs.json()["detail"]  # no temporary path leaks out
     assert _leftovers() == before
+
+
+def _secret_video(path: Path) -> Path:
+    """A server-side MPEG-TS file that no client sent: what a hostile playlist would name."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(10):
+            picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 * i, np.uint8), format="rgb24")
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_uploaded_playlists_and_lists_never_open_server_files(client, tmp_path):
+    secret = _secret_video(tmp_path / "private_video.ts")
+    hostile = {
+        "x.m3u8": f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{secret}\n#EXT-X-ENDLIST\n",
+        "y.m3u8": f"#EXTM3U\n#EXTINF:1.0,\nfile:{secret}\n#EXT-X-ENDLIST\n",
+        "list.ffconcat": f"ffconcat version 1.0\nfile '{secret}'\n",
+        "frames%03d.png": "\x89PNG\r\n\x1a\n",
+    }
+    for name, text in hostile.items():
+        for how in ("multipart", "raw"):
+            if how == "multipart":
+                answer = client.post("/v1/video", files={"file": (name, text.encode(), "video/mp4")})
+            else:
+                answer = client.post("/v1/video", content=text.encode(), headers={"content-type": "video/mp4"})
+            assert answer.status_code == 415, (name, how, answer.text)
+            assert "playlists" in answer.json()["detail"]
+
+
+def test_allowed_containers_are_read_by_their_own_demuxer_only(clip, tmp_path):
+    from emodetect.media import AVCapture, MediaError, UPLOAD_FORMATS, sniff_container
+
+    secret = _secret_video(tmp_path / "private_video.ts")
+    playlist = tmp_path / "x.m3u8"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1.0,\n{secret}\n#EXT-X-ENDLIST\n")
+    assert sniff_container(clip[:16]) == "mp4"
+    assert sniff_container(b"\x1a\x45\xdf\xa3\x01\x00") == "mkv" and sniff_container(b"RIFF\0\0\0\0AVI LIST") == "avi"
+    assert sniff_container(playlist.read_bytes()[:16]) is None
+    for container_format in UPLOAD_FORMATS.values():  # even told the name, no demuxer follows the playlist
+        with pytest.raises(MediaError):
+            AVCapture(playlist, container_format)
+    mp4 = tmp_path / "clip"
+    mp4.write_bytes(clip)
+    capture = AVCapture(mp4, "mov")
+    ok, frame = capture.read()
+    assert ok and frame.shape == (360, 480, 3) and capture.get(__import__("cv2").CAP_PROP_FPS) == 10.0
+    capture.release()
+
+
+def test_matroska_upload_is_analysed_and_a_bad_header_hides_the_temp_path(client, tmp_path):
+    from test_multimodal import write_clip
+
+    mkv = write_clip(tmp_path / "talk.mkv", audio="none").read_bytes()
+    answer = client.post("/v1/video?segment=2", files={"file": ("talk.mkv", mkv, "video/x-matroska")})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["source"] == "talk.mkv" and answer.json()["faces"]["frames_analysed"] > 0
+    broken = client.post("/v1/video", content=b"\0\0\0\x18ftypmp42" + bytes(200), headers={"content-type": "video/mp4"})
+    assert broken.status_code == 415, broken.text
+    assert "emodetect-video-" not in broken.json()["detail"] and "/" not in broken.json()["detail"]

@@ -47,17 +47,33 @@ class VideoResponse(BaseModel):
     timeline_png_base64: str | None = Field(None, description="with ?media=true: the stacked timeline plot")
 
 
-def _check_container(path: Path, max_seconds: float) -> None:
-    """A video stream, and a duration within the limit, read from the header."""
+def _container_of(video: bytes) -> str:
+    """The upload's container from its first bytes, before anything parses it: mp4/mov, Matroska/WebM
+    or AVI. Anything else (an HLS playlist, a concat list, an image) is refused here, since FFmpeg
+    left to probe such a file opens the files it names (issue 34)."""
+    from emodetect.media import UPLOAD_FORMATS, sniff_container
+
+    kind = sniff_container(video[:16])
+    if kind is None:
+        raise UploadError(415, "not a video this service reads: send mp4/mov, Matroska/WebM or AVI "
+                               "(playlists and other containers are refused)")
+    return UPLOAD_FORMATS[kind]
+
+
+def _check_container(path: Path, max_seconds: float, container_format: str) -> None:
+    """A video stream, and a duration within the limit, read from the header by the named demuxer."""
     import av
 
+    from emodetect.media import ffmpeg_reason, open_container
+
     try:
-        with av.open(str(path)) as container:
+        with open_container(path, container_format) as container:
             if not container.streams.video:
                 raise UploadError(415, "not a video: the upload has no video stream")
             seconds = container.duration / 1e6 if container.duration else None
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise UploadError(415, f"not a video this service reads ({type(err).__name__}: {err})") from err
+        # FFmpeg's message names the file, and so the server's temporary folder: not for the client.
+        raise UploadError(415, f"not a video this service reads ({type(err).__name__}: {ffmpeg_reason(err)})") from err
     if seconds is None:
         raise UploadError(422, "the video's header gives no duration; remux it (e.g. to mp4) and send it again")
     if seconds > max_seconds:
@@ -70,12 +86,15 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
     from emodetect.errors import InputError, http_status
     from emodetect.multimodal import analyse_video
 
+    container_format = _container_of(video)
     with tempfile.TemporaryDirectory(prefix="emodetect-video-") as folder:
-        # The user's file name (made safe) names the plot; the suffix helps the demuxer guess.
-        safe = re.sub(r"[^\w.-]", "_", Path(name).name)[-64:].lstrip(".") or "upload"
-        path = Path(folder) / (safe if Path(safe).suffix else safe + ".mp4")
+        # The client's name (letters, digits, _ and - only, no suffix) names the plot; a suffix or a
+        # pattern could make a reader take the file for a playlist or an image sequence (`x.m3u8`,
+        # `img%03d.png`), and every reader is told the demuxer anyway.
+        path = Path(folder) / "in" / (re.sub(r"[^\w-]", "_", Path(name).stem)[-64:] or "upload")
+        path.parent.mkdir()
         path.write_bytes(video)
-        _check_container(path, state.config.max_video_seconds)
+        _check_container(path, state.config.max_video_seconds, container_format)
         srt = None
         if subtitles is not None:
             kind = ".vtt" if subtitles.lstrip(b"\xef\xbb\xbf \r\n").startswith(b"WEBVTT") else ".srt"
@@ -85,7 +104,8 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
             with vision.pool.use() as detector:
                 analysis = analyse_video(path, srt, Path(folder) / "out", captions=captions, segment_s=segment_s,
                                          emotion_detector=detector, voice_engine=state.services.get("voice"),
-                                         text_reader=state.services.get("text"), save_video=media)
+                                         text_reader=state.services.get("text"), save_video=media,
+                                         container_format=container_format)
         except InputError as err:
             raise UploadError(http_status(err), str(err).replace(folder, "")) from err
         body = analysis.to_dict()

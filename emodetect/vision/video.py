@@ -28,10 +28,18 @@ class VideoError(InputError):
     """A video file or camera that cannot be opened or read."""
 
 
-def open_capture(source: str | int):
-    """cv2.VideoCapture for a camera index, a file or a stream URL; VideoError if it will not open."""
+def open_capture(source: str | int, container_format: str | None = None):
+    """cv2.VideoCapture for a camera index, a file or a stream URL; VideoError if it will not open.
+
+    With `container_format` (an upload's, `media.UPLOAD_FORMATS`) the file is read by PyAV with that
+    demuxer alone: OpenCV would probe it, and follow a playlist to other files.
+    """
     import cv2
 
+    if container_format is not None:
+        from emodetect.media import AVCapture
+
+        return AVCapture(source, container_format)
     if isinstance(source, str) and source.isdigit():
         source = int(source)
     if isinstance(source, str) and "://" not in source and not Path(source).is_file():
@@ -113,13 +121,14 @@ class VideoSummary:
 
 def analyse_video(detector, source: str | Path, out_dir: str | Path | None = None, every: int = 1,
                   smoothing: float = 0.5, blur: bool = False, save_video: bool = True,
-                  max_frames: int | None = None, progress: bool = False, detect_every: int = 1) -> VideoSummary:
+                  max_frames: int | None = None, progress: bool = False, detect_every: int = 1,
+                  container_format: str | None = None) -> VideoSummary:
     """Track faces through a video file and write the per-frame CSV, plot, summary and video.
 
     Outputs go to `out_dir` (default: next to the video): <stem>_emotions.csv, <stem>_emotions.png,
     <stem>_summary.json and, when `save_video`, <stem>_annotated.mp4 (H.264 with the original
     sound, faces blurred if `blur`). `emodetect.multimodal.analyse_video` adds the voice and the
-    words to the same timeline.
+    words to the same timeline. `container_format`: the demuxer an upload is read with (`open_capture`).
     """
     import cv2
 
@@ -128,7 +137,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     if every < 1:
         raise ValueError(f"every must be >= 1, not {every}")
     source = Path(source)
-    capture = open_capture(str(source))
+    capture = open_capture(str(source), container_format)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     out_dir = Path(out_dir) if out_dir else source.parent
@@ -162,7 +171,8 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
                 frame_faces.append((index, t, result.faces))
                 if save_video:
                     if writer is None:
-                        writer = VideoWriter(video_path, rgb.shape[1], rgb.shape[0], fps / every, audio_from=source)
+                        writer = VideoWriter(video_path, rgb.shape[1], rgb.shape[0], fps / every, audio_from=source,
+                                             audio_format=container_format)
                     writer.write(result.plot(blur=blur))
                 bar.update(1)
     finally:

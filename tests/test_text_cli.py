@@ -144,3 +144,32 @@ def test_the_top_label_is_always_one_of_the_labels_above_threshold():
         head = r.heads["goemotions"]
         assert head.label == head.labels[0] and head.probabilities[head.label] == max(
             head.probabilities[k] for k in head.labels)
+
+
+def test_a_text_with_an_unquoted_comma_is_read_whole_in_a_one_column_file(tmp_path):
+    import json
+
+    from emodetect.distributed import list_inputs
+
+    source = tmp_path / "reviews.csv"
+    source.write_text("text\nGreat product, I love it\nfine, thanks, really\n", encoding="utf-8")
+    result = runner.invoke(app, ["text", "--file", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    read = [json.loads(line)["text"] for line in result.stdout.splitlines() if line.startswith("{")]
+    assert read == ["Great product, I love it", "fine, thanks, really"]  # not "Great product"
+    kind, items = list_inputs(source)  # `emodetect batch` reads texts the same way
+    assert kind == "texts" and [item["text"] for item in items] == read
+
+
+def test_rows_with_more_fields_than_the_header_are_an_error_naming_their_lines(tmp_path):
+    from emodetect.distributed import list_inputs
+    from emodetect.errors import DataError
+
+    source = tmp_path / "reviews.csv"
+    source.write_text('id,text\n1,fine\n2,Great product, I love it\n3,"quoted, whole"\n4,a,b,c\n', encoding="utf-8")
+    result = runner.invoke(app, ["text", "--file", str(source)])
+    assert result.exit_code == 2
+    assert str(source) in result.stderr and "line 3 (3 fields)" in result.stderr and "line 5 (4 fields)" in result.stderr
+    assert "line 4" not in result.stderr
+    with pytest.raises(DataError, match="line 3"):
+        list_inputs(source)

@@ -126,19 +126,37 @@ def read_csv_text(path: str | Path) -> str:
 
 
 def read_csv_rows(path: str | Path, required: tuple[str, ...] = ()) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a UTF-8 CSV; a missing required column is an error listing the columns."""
-    reader = csv.DictReader(io.StringIO(read_csv_text(path), newline=""))
-    header = list(reader.fieldnames or [])
-    if not header:
-        raise DataError(f"{path}: empty file (no header row)")
+    """Header and rows of a UTF-8 CSV; a missing required column is an error listing the columns.
+
+    A text with an unquoted comma splits into more fields than the header has: in a one-column
+    file the row is read whole (the commas put back); in any other it is an error naming the
+    lines, since which comma belongs to the text cannot be known. Never a text cut at its comma.
+    """
+    reader = csv.reader(io.StringIO(read_csv_text(path), newline=""))
+    try:
+        header = next(reader, [])
+        if not header:
+            raise DataError(f"{path}: empty file (no header row)")
+        rows = [(reader.line_num, row) for row in reader if row]  # blank lines skipped, as DictReader does
+    except csv.Error as err:  # e.g. a cell over the csv module's field size limit (128 K characters)
+        raise DataError(f"{path}:{reader.line_num}: unreadable CSV row ({err})") from err
     missing = [c for c in required if c not in header]
     if missing:
         raise DataError(f"{path}: no column {', '.join(repr(c) for c in missing)}; "
                         f"the columns are: {', '.join(header)}")
-    try:
-        return header, list(reader)
-    except csv.Error as err:  # e.g. a cell over the csv module's field size limit (128 K characters)
-        raise DataError(f"{path}:{reader.line_num + 1}: unreadable CSV row ({err})") from err
+    if len(header) == 1:
+        return header, [{header[0]: ",".join(row)} for _, row in rows]
+    _refuse_extra_fields(path, header, rows)
+    return header, [dict(zip(header, row + [None] * (len(header) - len(row)))) for _, row in rows]
+
+
+def _refuse_extra_fields(path: str | Path, header: list[str], rows: list[tuple[int, list[str]]]) -> None:
+    """An error naming the lines (the first 10) with more fields than the header."""
+    extra = [(line, len(row)) for line, row in rows if len(row) > len(header)]
+    if extra:
+        shown = ", ".join(f"line {line} ({n} fields)" for line, n in extra[:10]) + (", ..." if len(extra) > 10 else "")
+        raise DataError(f"{path}: {len(extra)} row(s) with more fields than the header's {len(header)} "
+                        f"({', '.join(header)}): {shown}; put a text with a comma in double quotes")
 
 
 def _label_order(path: Path, rows: list[dict[str, str]], column: str) -> tuple[str, ...]:

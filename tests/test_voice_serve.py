@@ -114,3 +114,42 @@ def test_an_audio_bomb_is_refused_before_it_is_decoded():
         assert ok.status_code == 200
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 200, f"peak memory grew {grown_mb:.0f} MB"
+
+
+def test_a_sample_rate_bomb_is_refused_from_the_header():
+    """599 s at 655,350 Hz passed the seconds limit and decoded to gigabytes (issue 34): the rate is
+    bounded as well as the length, and nothing is decoded."""
+    import resource
+
+    rate = 655_350
+    out = io.BytesIO()
+    with sf.SoundFile(out, "w", rate, 1, format="FLAC") as handle:
+        block = np.zeros(rate * 10, np.float32)
+        for _ in range(60):
+            handle.write(block)
+    bomb = out.getvalue()
+    assert len(bomb) < 2_000_000
+    app = create_app(ServeConfig(workers=1, max_audio_seconds=600), route_modules=ROUTES)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with TestClient(app) as c:
+        answer = c.post("/v1/voice", content=bomb, headers={"Content-Type": "audio/flac"})
+    assert answer.status_code == 413, answer.text
+    assert "655,350 Hz is over the limit of 192,000 Hz" in answer.json()["detail"]
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 200
+
+
+def test_high_rate_uploads_are_resampled_block_by_block_and_keep_their_rate(client):
+    from emodetect.voice.features import decode_audio, resample
+
+    x = voice_like(3.0, 96_000)
+    decoded = decode_audio(audio_bytes(x, 96_000), to_rate=16_000)
+    assert decoded.sample_rate == 16_000 and decoded.source_rate == 96_000
+    whole = resample(x, 96_000)
+    assert abs(len(decoded.samples) - len(whole)) <= 1
+    n = min(len(whole), len(decoded.samples))
+    assert np.abs(decoded.samples[:n] - whole[:n]).max() < 1e-3  # streamed equals one-shot
+    many = np.tile(x[:, None], (1, 8))  # 8 channels: blocks of 2**20 samples in all, not 10 s x 8
+    assert np.allclose(decode_audio(audio_bytes(many, 96_000), to_rate=16_000).samples, decoded.samples, atol=1e-4)
+    answer = client.post("/v1/voice", content=audio_bytes(voice_like(2.0, 48_000), 48_000),
+                         headers={"Content-Type": "audio/wav"})
+    assert answer.status_code == 200 and answer.json()["sample_rate"] == 48_000

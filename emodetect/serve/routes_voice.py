@@ -53,18 +53,20 @@ def load(config: ServeConfig) -> Any:
 def analyse(engine: Any, data: bytes, name: str, timeline: bool, max_seconds: float) -> dict[str, Any]:
     """Blocking work of one request, run in a worker thread: decode, window, score."""
     from emodetect.errors import http_status
-    from emodetect.voice.features import AudioError, decode_audio
+    from emodetect.voice.features import SAMPLE_RATE, AudioError, decode_audio
 
     try:
-        samples, rate = decode_audio(data, name, max_seconds=max_seconds)
+        # Brought down to the model's rate block by block while decoding: a high-rate recording is
+        # never held at its own rate.
+        decoded = decode_audio(data, name, max_seconds=max_seconds, to_rate=SAMPLE_RATE)
     except AudioError as err:
         hint = f" (this service reads {READABLE})" if err.reason == "unsupported" else ""
         raise UploadError(http_status(err), f"{err}{hint}") from err
     try:
-        result = engine.predict(samples, rate)
+        result = engine.predict(decoded.samples, decoded.sample_rate)
     except AudioError as err:
         raise UploadError(http_status(err), f"{name}: {err}") from err
-    result.source = name
+    result.source, result.sample_rate = name, decoded.source_rate
     body = result.to_dict()
     if not timeline:
         body["windows"] = []

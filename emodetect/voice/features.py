@@ -11,7 +11,7 @@ from emodetect.errors import InputError
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,13 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".a
 SILENCE_DBFS = -65.0  # RAVDESS speech peaks near -35 dBFS; its softest clips near -50
 # ... and below the loudest frame of the same stretch by this much (room noise under loud speech).
 SILENCE_RELATIVE_DB = 40.0
+
+
+# Highest sample rate read from an upload: studio audio stops at 192 kHz. A header claiming more is a
+# bomb (a 1.5 MB FLAC of 599 s at 655,350 Hz passed the seconds limit and cost 3 GB; issue 34).
+MAX_SAMPLE_RATE = 192_000
+# Samples (frames x channels) decoded at once, so a many-channel file costs no more than a mono one.
+DECODE_BLOCK_SAMPLES = 2**20
 
 
 class AudioError(InputError):
@@ -122,13 +129,22 @@ def _without_addresses(err: Exception) -> str:
     return re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the upload", str(err))
 
 
-def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode an in-memory audio file (an upload): (mono float32 samples, sample rate).
+class DecodedAudio(NamedTuple):
+    samples: np.ndarray  # mono float32 at sample_rate
+    sample_rate: int
+    source_rate: int  # the recording's own rate, as its header says
+
+
+def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = None, to_rate: int | None = None,
+                 max_sample_rate: int = MAX_SAMPLE_RATE) -> DecodedAudio:
+    """Decode an in-memory audio file (an upload) to mono float32.
 
     With `max_seconds`, a longer recording is refused from its header before decoding, and, where
     the header does not tell, as soon as the decoded length passes the limit: a small FLAC of an
-    hour of silence must not become gigabytes of samples. Channels are mixed block by block, so a
-    many-channel file costs no more than a mono one.
+    hour of silence must not become gigabytes of samples. A rate over `max_sample_rate` is refused
+    from the header, since seconds alone do not bound samples. Blocks of at most
+    DECODE_BLOCK_SAMPLES are mixed to mono and, with `to_rate` below the recording's rate,
+    resampled as they come, so what is held is the output, never the decoded original.
     """
     import io
 
@@ -142,6 +158,9 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(f"{unreadable}: {_without_addresses(err)}", "unsupported") from err
     rate = int(info.samplerate)
+    if not 0 < rate <= max_sample_rate:
+        raise AudioError(f"{name}: a sample rate of {rate:,} Hz is over the limit of {max_sample_rate:,} Hz",
+                         "too_large" if rate > 0 else "invalid")
     limit = int(max_seconds * rate) if max_seconds else None
 
     def too_long(seconds: float) -> AudioError:
@@ -150,19 +169,29 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
 
     if limit is not None and 0 < info.frames < 2**62 and info.frames > limit:
         raise too_long(info.frames / rate)
+    out_rate = to_rate if to_rate is not None and to_rate < rate else rate
+    resampler = None
+    if out_rate != rate:
+        import soxr
+
+        resampler = soxr.ResampleStream(rate, out_rate, 1, dtype="float32", quality="HQ")
+    block_frames = max(1, min(10 * rate, DECODE_BLOCK_SAMPLES // max(1, int(info.channels))))
     blocks, total = [], 0
     try:
         with sf.SoundFile(io.BytesIO(data)) as handle:
-            for block in handle.blocks(blocksize=max(1, 10 * rate), dtype="float32", always_2d=True):
+            for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                 total += len(block)
                 if limit is not None and total > limit:
                     raise too_long(total / rate)
-                blocks.append(to_mono(block))
+                mono = to_mono(block)
+                blocks.append(mono if resampler is None else resampler.resample_chunk(mono))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(f"{name}: decoding failed: {_without_addresses(err)}", "invalid") from err
     if total == 0:
         raise AudioError(f"{name}: the file holds no audio samples (zero length)", "empty")
-    return np.concatenate(blocks), rate
+    if resampler is not None:
+        blocks.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    return DecodedAudio(np.concatenate(blocks).astype(np.float32, copy=False), out_rate, rate)
 
 
 def stream_audio(path: str | Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:

@@ -106,7 +106,7 @@ def evaluate(
     ferplus: Optional[Path] = typer.Option(None, help="fer2013new.csv: score against FER+ majority labels"),
     out: Optional[Path] = typer.Option(None, help="folder for report.json/.md/.html and confusion.png"),
     modality: Optional[str] = typer.Option(None, help=f"{modality_help()}; default: the model's own "
-                                                       "(a bundled name shared by several: the first)"),
+                                                       "(a bundled name several share: the one the data names)"),
     group_by: Optional[str] = typer.Option(None, help="a column of the data (corpus, speaker, gender, subject...): "
                                                       "figures per group with 95% bootstrap intervals and a plot"),
     head: Optional[str] = typer.Option(None, help="score this head of a multi-head model (the joint text model's "
@@ -191,6 +191,7 @@ def models(
             typer.echo(model_card(card, modality))
         except (KeyError, EmodetectError) as err:
             fail(str(err.args[0] if isinstance(err, KeyError) else err))
+        _note_shared_name(card, modality)
         return
 
     for m in bundled_models():
@@ -200,6 +201,18 @@ def models(
                                    "labels": list(m.labels), "test_figures": figures}))
         else:
             typer.echo(f"{m.modality:7} {m.name:14} {m.path.name:28} labels={','.join(m.labels)} {figures}")
+
+
+def _note_shared_name(name: str, modality: Optional[str]) -> None:
+    """A card asked for by a name several modalities share says, on stderr, whose it is and how to
+    get the others', so that `--card default` never silently means the face model."""
+    from emodetect.runtime import model_owners
+
+    owners = model_owners(name)
+    if modality is None and len(owners) > 1:
+        others = " or ".join(f"--modality {m}" for m in owners[1:])
+        typer.secho(f"note: {name!r} names a bundled model of each of {', '.join(owners)}; this is the "
+                    f"{owners[0]} one ({others} for the others)", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

@@ -252,10 +252,11 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] |
                       confusion.tolist(), list(labels), extra)
 
 
-def open_model(model: str | Path, modality: str | None = None) -> tuple[str, Any]:
+def open_model(model: str | Path, modality: str | None = None, data: str | Path | None = None) -> tuple[str, Any]:
     """The model's modality, and the model read once for the whole evaluation: a checkpoint's
     contents (a dict, from read_checkpoint) or an OnnxModel. A bundled name's modality comes from
-    the catalogue; a file's from what it says about itself, unless `modality` is given."""
+    the catalogue (a name several share: from `data`, `shared_name_modality`); a file's from what
+    it says about itself, unless `modality` is given."""
     from emodetect.modalities import get_modality
     from emodetect.runtime import OnnxModel, is_ensemble, load_model, modality_of
 
@@ -272,8 +273,29 @@ def open_model(model: str | Path, modality: str | None = None) -> tuple[str, Any
     if path.suffix == ".onnx" or path.exists():
         onnx_model = OnnxModel(path)
         return get_modality(modality or onnx_model.metadata.get("modality", "vision")).name, onnx_model
-    modality = modality_of(model, modality)
+    modality = modality_of(model, modality or shared_name_modality(str(model), data))
     return modality, load_model(model, modality)
+
+
+def shared_name_modality(model: str, data: str | Path | None) -> str | None:
+    """For a bundled name several modalities share ("default"), the one `data` names by its columns
+    or files; an error saying which --modality to add when the data does not say. None for a name
+    one modality has. Guessing the first would score text against the face model."""
+    from emodetect.errors import DataError, InputError
+    from emodetect.modalities import data_modality
+    from emodetect.runtime import model_owners
+
+    owners = model_owners(model)
+    if len(owners) < 2:
+        return None
+    if data is not None and not all(Path(part).exists() for part in str(data).split("+")):
+        raise DataError(f"{data}: no such file or folder")
+    found = data_modality(data, owners) if data is not None else None
+    if found is None:
+        choices = " or ".join(f"--modality {name}" for name in owners)
+        raise InputError(f"{model!r} names a bundled model of each of {', '.join(owners)}, and "
+                         f"{data} does not say which (columns, files): add {choices}", "ambiguous_model")
+    return found
 
 
 def _model_extras(opened: Any) -> dict[str, Any]:
@@ -343,7 +365,7 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
     that head's labels."""
     from emodetect.modalities import get_modality
 
-    modality, opened = open_model(model, modality)
+    modality, opened = open_model(model, modality, data)
     module = get_modality(modality).data_module()
     if getattr(module, "EVALUATION_NEEDS_MODEL", False):
         data_options["model"] = opened  # e.g. text: the model's vocabulary encodes the data

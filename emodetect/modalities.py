@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,7 +35,9 @@ class Modality:
     summary: str  # one line for help texts and docs
     # Module with training_data(cfg) -> TrainingData, evaluation_data(data, split, **options),
     # export_example(state) -> (example tensor, input spec), and optionally export_extras(state,
-    # model) and EVALUATION_NEEDS_MODEL (the model's vocabulary encodes the data).
+    # model), EVALUATION_NEEDS_MODEL (the model's vocabulary encodes the data) and
+    # recognises(data) -> bool (whether data is of this modality, from its names and header alone:
+    # how `evaluate` picks among bundled models that share a name).
     data: str
     architectures: str  # module whose @register_model functions are this modality's networks (torch)
     pipeline: str  # "module:Class", the inference class of the Python API
@@ -104,6 +107,28 @@ def get_modality(name: str) -> Modality:
         if modality.name == name:
             return modality
     raise InputError(f"unknown modality {name!r}; known: {', '.join(modality_names())}", "unknown_modality")
+
+
+def data_modality(data: str | Path, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """The one modality of `candidates` whose data module recognises `data`, else None."""
+    claims = [name for name in candidates
+              if getattr(get_modality(name).data_module(), "recognises", lambda _: False)(Path(data))]
+    return claims[0] if len(claims) == 1 else None
+
+
+def csv_header(path: str | Path) -> list[str]:
+    """The header row of a CSV file (plain or .gz), stripped; [] when there is none or it cannot be
+    read: data modules recognise their files by their columns."""
+    import csv
+    import gzip
+
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            return [cell.strip() for cell in next(csv.reader(handle), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def modality_help() -> str:

@@ -170,12 +170,19 @@ def modality_of(model: str | Path | None, modality: str | None = None) -> str:
         return get_modality(modality).name
     if model is None:
         return modality_names()[0]
-    owners = {m.modality for m in bundled_models() if str(model) in (m.name, m.path.stem)}
-    for name in modality_names():
-        if name in owners:
-            return name
+    owners = model_owners(model)
+    if owners:
+        return owners[0]
     raise KeyError(f"{model}: no such file, and no bundled model has that name "
                    f"(bundled: {sorted({m.name for m in bundled_models()})})")
+
+
+def model_owners(model: str | Path) -> list[str]:
+    """The modalities, in the table's order, that bundle a model of this name ("default": several)."""
+    from emodetect.modalities import modality_names
+
+    owners = {m.modality for m in bundled_models() if str(model) in (m.name, m.path.stem)}
+    return [name for name in modality_names() if name in owners]
 
 
 def load_model(model: str | Path | None = None, modality: str = "vision", threads: int = 0) -> OnnxModel:

@@ -286,3 +286,35 @@ def test_a_new_face_detector_is_one_module_and_one_registration(tmp_path):
     line = json.loads(_emodetect(plugin, tmp_path, "detect", "grey.png", "--detector", "centre", "--json"))
     (face,) = line["faces"]
     assert face["box"] == {"x": 100, "y": 80, "width": 100, "height": 80}
+
+
+def test_a_name_several_modalities_share_follows_the_data_it_is_given(tmp_path, fer_csv, caplog):
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("text,label\nThank you so much this made my day!,happy\nI am so scared of tomorrow,fear\n"
+                        "This is the worst service ever,angry\nI miss her so much,sad\n", encoding="utf-8")
+    text = CliRunner().invoke(app, ["evaluate", "default", str(labelled)])
+    assert text.exit_code == 0, text.output  # a FER-2013 header error before: the face model was chosen
+    assert "text_default" in text.stdout and "4 examples" in text.stdout
+    assert "no 'split' column: every row is scored" in caplog.text
+    faces = CliRunner().invoke(app, ["evaluate", "default", str(fer_csv), "--split", "PrivateTest"])
+    assert faces.exit_code == 0 and "emotion_default" in faces.stdout
+
+
+def test_a_shared_name_on_data_that_does_not_say_asks_for_the_modality(tmp_path):
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+
+    (tmp_path / "notes.csv").write_text("comment,label\nfine,happy\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", "default", str(tmp_path / "notes.csv")])
+    assert result.exit_code == 2
+    assert "--modality vision or --modality text or --modality voice" in result.stderr
+    card = CliRunner().invoke(app, ["models", "--card", "default"])
+    assert card.exit_code == 0 and "(vision)" in card.stdout  # as the README shows it
+    assert "--modality text or --modality voice" in card.stderr  # never silently the face model
+    text_card = CliRunner().invoke(app, ["models", "--card", "default", "--modality", "text"])
+    assert "(text)" in text_card.stdout and not text_card.stderr

@@ -29,6 +29,7 @@ from emodetect.heads import segments
 from emodetect.labels import GOEMOTIONS_EKMAN
 from emodetect.text.tokenize import Vocabulary, read_vocabulary
 from emodetect.errors import DataError
+from emodetect.modalities import csv_header
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,11 @@ def _targets(path: Path, rows: list[tuple[int, dict[str, str]]], column: str, la
             out[k] = 0.0
             out[k, [index[n] for n in names]] = 1.0
     return out, problems
+
+
+def recognises(data: Path) -> bool:
+    """Text data: a CSV file with a `text` column."""
+    return data.is_file() and "text" in csv_header(data)
 
 
 def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
@@ -543,6 +549,10 @@ def evaluation_data(data: str | Path, split: str | None, model: Any = None):
     true labels (indices, or N x C multi-hot for multi-label files), label names and a source."""
     if model is None:
         raise ValueError("text evaluation needs the model, whose vocabulary encodes the texts")
+    if split and "split" not in csv_header(data):
+        # A user's own labelled file is all held out; `evaluate`'s default split must not refuse it.
+        log.warning("%s: no 'split' column: every row is scored (split %r not applied)", data, split)
+        split = None
     texts = load_texts(data, split).main_rows()  # a joint CSV: the rows labelled in its main column
     if hasattr(model, "members"):  # a text ensemble: each member encodes the texts its own way
         ids = np.array(texts.texts, dtype=object)

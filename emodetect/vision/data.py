@@ -16,6 +16,7 @@ import numpy as np
 
 from emodetect.errors import DataError
 from emodetect.labels import EMOTIONS, FERPLUS_COLUMNS, canonical_emotion
+from emodetect.modalities import csv_header
 from emodetect.vision.faces import FACE_SIZE, FaceReader
 from emodetect.vision.images import IMAGE_SUFFIXES
 
@@ -193,6 +194,13 @@ def read_image_folder(root: str | Path) -> FaceDataset:
     return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), source, skipped=skipped)
 
 
+def recognises(data: Path) -> bool:
+    """Face data: a FER-2013 style CSV (emotion, pixels columns) or a folder holding images."""
+    if data.is_dir():
+        return any(p.suffix.lower() in IMAGE_SUFFIXES for p in data.rglob("*"))
+    return csv_header(data)[:2] == ["emotion", "pixels"]
+
+
 def load_faces(data: str | Path, split: str | None = None, ferplus: str | Path | None = None) -> FaceDataset:
     """One entry point for every face source.
 
@@ -238,6 +246,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     else:
         targets = torch.nn.functional.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
     aug_cfg = AugmentConfig()
+    model_kwargs, init = _pretrained_backbone(cfg)
     return TrainingData(
         train_inputs=torch.from_numpy(train.images).float().unsqueeze(1),
         train_targets=targets,
@@ -245,7 +254,28 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         val_labels=torch.from_numpy(val.labels),
         labels=EMOTIONS,
         augment=lambda x, gen: augment_batch(x, aug_cfg, gen),
+        model_kwargs=model_kwargs,
+        init_weights=init,
     )
+
+
+def _pretrained_backbone(cfg) -> tuple[dict, object]:
+    """With --pretrained GRAPH.json (a TF.js graph model such as HSE-FaceRes), the model's backbone
+    spec (saved with the checkpoint) and the function that copies the pre-trained weights in."""
+    if not cfg.pretrained:
+        return {}, None
+    import inspect
+
+    from emodetect.registry import _MODELS, list_models
+    from emodetect.vision.tfjs import read_tfjs_graph
+
+    if cfg.model not in list_models() or "backbone" not in inspect.signature(_MODELS[cfg.model]).parameters:
+        raise DataError(f"--pretrained {cfg.pretrained}: model {cfg.model!r} does not start from a "
+                        "pre-trained backbone; use faceres_fer, faceres_fer_160 or faceres_fer_224")
+    graph = read_tfjs_graph(cfg.pretrained, outputs=["global_pooling/Mean"])
+    weights = graph.state_dict()
+    log.info("backbone %s: %d weights", cfg.pretrained, sum(v.numel() for v in weights.values()))
+    return {"backbone": graph.spec}, lambda model: model.backbone.load_state_dict(weights)
 
 
 def export_example(state: dict) -> tuple:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from emodetect.labels import EMOTIONS, VOICE_ONLY, canonical_emotion
+from emodetect.modalities import csv_header
 from emodetect.voice import features as F
 from emodetect.voice.augment import WaveAugment, perturb
 
@@ -65,6 +66,12 @@ def _manifest_path(data: str | Path) -> Path:
     if not path.is_file():
         raise DataError(f"{data}: expected a corpus folder holding manifest.csv, or the manifest itself")
     return path
+
+
+def recognises(data: Path) -> bool:
+    """Speech data: a corpus folder holding manifest.csv, the manifest itself, or several joined with '+'."""
+    parts = [Path(part) for part in str(data).split("+")]
+    return all({"path", "label", "split"} <= set(csv_header(p / "manifest.csv" if p.is_dir() else p)) for p in parts)
 
 
 def read_manifest(data: str | Path) -> list[Clip]:

@@ -16,6 +16,41 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def check_output_file(path: Path) -> None:
+    """OutputError unless `path` can be written as a file: its folder exists and takes files, and
+    the path itself is not a folder."""
+    import os
+
+    from emodetect.errors import OutputError
+
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name to write")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise OutputError(f"{path}: cannot write there: {folder} {what}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"{path}: cannot write there: permission denied")
+
+
+def check_output_dir(path: Path) -> None:
+    """OutputError unless `path` is a folder, or can be made one (its nearest existing ancestor is
+    a writable folder)."""
+    import os
+
+    from emodetect.errors import OutputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; give a folder for the output")
+    existing = next((p for p in [path, *path.absolute().parents] if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise OutputError(f"{path}: cannot make this folder: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"{path}: cannot write in {existing}: permission denied")
+
+
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(message)s", stream=sys.stderr)

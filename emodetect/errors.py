@@ -27,6 +27,11 @@ class DataError(InputError):
     """A training or evaluation data set that cannot be read: missing, empty, malformed."""
 
 
+class OutputError(InputError):
+    """A place to write results to that cannot be used: a missing folder, a file where a folder
+    must be. Checked before the work, so that an hour of analysis is not lost on a typo."""
+
+
 # reason code -> HTTP status; an unknown code is a 422.
 HTTP_STATUS = {
     "empty": 400,        # nothing to read: 0 bytes, no samples

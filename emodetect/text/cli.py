@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from emodetect.console import fail
+from emodetect.console import check_output_file, fail
 
 
 def text(
@@ -28,12 +28,18 @@ def text(
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
     from emodetect.text.pipeline import TextEmotion, TextResults, read_texts, write_results_csv
-    from emodetect.errors import DataError
+    from emodetect.errors import DataError, OutputError
 
     if not texts and file is None:
         fail("give texts as arguments or a file with --file")
     if texts and file is not None:
         fail("give texts as arguments or --file, not both")
+    try:  # before any work: a typo in an output path must not cost a whole file of texts
+        for target in (csv, chart):
+            if target is not None:
+                check_output_file(target)
+    except OutputError as err:
+        fail(str(err))
     try:
         reader = TextEmotion(model, threads=threads)
     except (FileNotFoundError, KeyError, ValueError) as err:
@@ -66,7 +72,7 @@ def text(
     if file is None:
         return
     valid = sum(r.error is None for r in results)
-    _print_summary(results, reader, valid)
+    _print_summary(results, reader, valid, err=as_json)  # --json: stdout holds JSON lines only
     # A chart only where asked for: --chart, or beside the --csv output.
     chart = chart or (csv.with_name(csv.stem + "_labels.png") if csv else None)
     if chart is not None and valid:
@@ -84,16 +90,16 @@ def _report_problems(results, max_tokens: int, where: list[str]) -> None:
             typer.secho(f"warning: {len(items)} text(s) {why}: {shown}", fg=typer.colors.YELLOW, err=True)
 
 
-def _print_summary(results, reader, valid: int) -> None:
-    typer.echo(f"{valid} of {len(results)} texts labelled by {reader.name}; share by top label:")
+def _print_summary(results, reader, valid: int, err: bool = False) -> None:
+    typer.echo(f"{valid} of {len(results)} texts labelled by {reader.name}; share by top label:", err=err)
     for label, share in sorted(results.shares().items(), key=lambda kv: -kv[1]):
         if share > 0:
-            typer.echo(f"  {label:16} {share:6.1%}")
+            typer.echo(f"  {label:16} {share:6.1%}", err=err)
     if reader.groups and valid:
-        typer.echo("by group: " + json.dumps({g: round(s, 3) for g, s in results.shares(groups=True).items()}))
+        typer.echo("by group: " + json.dumps({g: round(s, 3) for g, s in results.shares(groups=True).items()}), err=err)
     for head in reader.heads if valid else []:
         top = sorted(results.shares(head=head).items(), key=lambda kv: -kv[1])[:5]
-        typer.echo(f"in {head}'s labels: " + ", ".join(f"{k} {s:.1%}" for k, s in top if s > 0))
+        typer.echo(f"in {head}'s labels: " + ", ".join(f"{k} {s:.1%}" for k, s in top if s > 0), err=err)
 
 
 def ensemble(

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from emodetect.console import fail, fit_path, setup_logging
+from emodetect.console import check_output_dir, check_output_file, fail, fit_path, setup_logging
 
 
 def _detector_help() -> str:
@@ -97,9 +97,17 @@ def detect(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
 ) -> None:
     """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
+    from emodetect.errors import OutputError
     from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
 
     setup_logging(False)
+    try:  # before any work: a typo in an output path must not cost a folder of photos
+        if csv_path is not None:
+            check_output_file(csv_path)
+        if save_dir is not None:
+            check_output_dir(save_dir)
+    except OutputError as err:
+        fail(str(err))
     emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
     csv_handle = open(csv_path, "w", newline="") if csv_path else None
     rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ def read_subtitles(path: str | Path) -> list[Cue]:
         if suffix == ".vtt" or text.lstrip().startswith("WEBVTT"):
             import webvtt
 
+            _check_vtt_timings(text, path)
+
             # Parsed from the stamps: webvtt-py 0.6's start_in_seconds drops the milliseconds.
             cues = [Cue(_vtt_seconds(c.start), _vtt_seconds(c.end), c.text) for c in webvtt.from_string(text)]
         elif suffix == ".srt":
@@ -70,6 +73,20 @@ def read_subtitles(path: str | Path) -> list[Cue]:
         raise SubtitleError(f"{path}: malformed subtitles ({type(err).__name__}: {err})") from err
     cues = [Cue(c.start_s, c.end_s, " ".join(c.text.split())) for c in cues if c.text.strip()]
     return sorted(cues, key=lambda c: (c.start_s, c.end_s))
+
+
+# A WebVTT cue timing: [hh:]mm:ss.ttt --> [hh:]mm:ss.ttt, minutes and seconds under 60, then settings.
+_VTT_STAMP = r"(?:\d{2,}:)?[0-5]\d:[0-5]\d\.\d{3}"
+_VTT_TIMING = re.compile(rf"{_VTT_STAMP}[ \t]+-->[ \t]+{_VTT_STAMP}(?:[ \t].*)?")
+
+
+def _check_vtt_timings(text: str, path: Path) -> None:
+    """SubtitleError naming the first timing line that is not one: webvtt-py skips such a cue without
+    a word (`00:99:99.999`), and its words would silently vanish from the timeline."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if "-->" in line and not _VTT_TIMING.fullmatch(line.strip()):
+            raise SubtitleError(f"{path}: line {number}: {line.strip()[:80]!r} is not a WebVTT cue timing "
+                                "(hh:mm:ss.ttt --> hh:mm:ss.ttt, minutes and seconds under 60)")
 
 
 def _vtt_seconds(stamp: str) -> float:

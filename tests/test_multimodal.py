@@ -167,3 +167,13 @@ def test_subtitles_in_srt_and_vtt_read_alike_and_bad_ones_name_the_file(tmp_path
         read_subtitles(tmp_path / "bad.srt")
     with pytest.raises(SubtitleError, match="no such subtitle file"):
         read_subtitles(tmp_path / "missing.vtt")
+
+
+def test_a_vtt_cue_with_an_impossible_time_is_reported_not_dropped(tmp_path):
+    vtt = tmp_path / "bad.vtt"
+    vtt.write_text("WEBVTT\n\n00:00.500 --> 00:02.000\nhello there\n\n"
+                   "00:99:99.999 --> 01:40:00.000\nthis cue would vanish\n\n00:03.000 --> 00:04.000 align:start\nthird\n")
+    with pytest.raises(SubtitleError, match="line 6: '00:99:99.999 --> 01:40:00.000'"):
+        read_subtitles(vtt)
+    vtt.write_text("WEBVTT\n\n00:00.500 --> 00:02.000\nhello there\n\n00:03.000 --> 00:04.000 align:start\nthird\n")
+    assert [c.text for c in read_subtitles(vtt)] == ["hello there", "third"]

@@ -34,6 +34,23 @@ def test_a_foreign_host_header_is_refused(client):
     assert answer.status_code == 400 and "attacker.example" in answer.json()["detail"]
 
 
+def test_a_host_with_anything_after_the_name_and_port_is_refused():
+    app = create_app(ServeConfig(workers=1, allowed_hosts=LOOPBACK_HOSTS), route_modules=ROUTES)
+    with TestClient(app) as c:
+        for good in ("127.0.0.1:8000", "localhost", "[::1]:8000", "[::1]"):
+            assert c.get("/healthz", headers={"Host": good}).status_code == 200, good
+        for bad in ("[::1]evil.example", "127.0.0.1:1@evil.example", "[::1]:80.evil.example", "localhost:80:80",
+                    "localhost/evil", "[::1", ""):
+            assert c.get("/healthz", headers={"Host": bad}).status_code == 400, bad
+
+
+def test_a_missing_card_answer_does_not_echo_a_huge_name(client):
+    answer = client.get("/v1/models/vision/" + "x" * 20_000 + "/card")
+    assert answer.status_code == 404
+    detail = answer.json()["detail"]
+    assert len(detail) < 200 and "20,000 characters" in detail
+
+
 def test_cross_origin_posts_are_refused_and_same_origin_ones_pass(client):
     body = {"texts": ["great news"]}
     assert client.post("/v1/text", json=body, headers={"Origin": "http://testserver"}).status_code == 200

@@ -49,8 +49,14 @@ async def model_card(modality: str, name: str, state: ServeState = Depends(get_s
     try:
         text = await state.run(make_card, name, modality)
     except (KeyError, EmodetectError) as err:
-        raise HTTPException(404, detail=f"no bundled {modality} model named {name!r}") from err
+        # The path is the client's: echoed whole, a 20,000-character name makes a 20 KB answer.
+        raise HTTPException(404, detail=f"no bundled {_clipped(modality)} model named {_clipped(name)}") from err
     return Response(text, media_type="text/markdown; charset=utf-8")
+
+
+def _clipped(text: str, limit: int = 64) -> str:
+    """`text` quoted, cut to `limit` characters with a note of how long it was."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 @router.get("/v1/models", response_model=ModelList, summary="Bundled models and their test figures")

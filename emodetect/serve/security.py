@@ -7,6 +7,7 @@ Pure ASGI middleware, so request bodies still stream to the routes untouched.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,11 +34,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+# A whole Host header: a name or a bracketed IPv6 address, then at most a port. Anything after it
+# (`[::1]evil.example`, `127.0.0.1:1@evil.example`) is no host this server answers to (issue 34).
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\[\]:@/\\\s]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(host: str) -> str:
-    """'localhost:8000' -> 'localhost', '[::1]:8000' -> '::1'."""
-    if host.startswith("["):
-        return host[1:host.index("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    """'localhost:8000' -> 'localhost', '[::1]:8000' -> '::1'; '' for anything that is not exactly
+    a host and an optional port."""
+    match = _HOST.fullmatch(host)
+    return (match["v6"] or match["name"]) if match else ""
 
 
 class SecurityMiddleware:

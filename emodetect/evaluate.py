@@ -49,8 +49,8 @@ class EvalReport:
             f"# Evaluation of `{self.model}`", "",
             f"Data: `{self.data}` ({self.n} examples)", "",
             f"- accuracy: **{self.accuracy:.4f}**",
-            f"- macro-F1: **{self.macro_f1:.4f}**",
-        ] + [f"- {k}: {v}" for k, v in self.extra.items() if k != "groups"] + [
+            f"- macro-F1: **{self.macro_f1:.4f}**{self._macro_note()}",
+        ] + [f"- {k}: {v}" for k, v in self.extra.items() if k not in ("groups", "macro_f1_classes")] + [
             "", "| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |",
         ]
         lines += [f"| {c.label} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |"
@@ -77,13 +77,18 @@ class EvalReport:
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style>"
             f"<h1>Evaluation of {html.escape(self.model)}</h1>"
             f"<p>Data: {html.escape(self.data)} ({self.n} examples)</p>"
-            f"<p>accuracy <b>{self.accuracy:.4f}</b>, macro-F1 <b>{self.macro_f1:.4f}</b></p>"
+            f"<p>accuracy <b>{self.accuracy:.4f}</b>, macro-F1 <b>{self.macro_f1:.4f}</b>{html.escape(self._macro_note())}</p>"
             "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
             f"{rows}</table><h2>Confusion matrix</h2><p>rows: true, columns: predicted</p>"
             f"<table><tr><th></th>{head}</tr>{matrix}</table>"
             "<img src='confusion.png' alt='confusion matrix'>"
             + (group_html(self.extra["groups"]) if "groups" in self.extra else "")
         )
+
+    def _macro_note(self) -> str:
+        """Which classes macro-F1 averages, so that a reader can check it against the table."""
+        counted = self.extra.get("macro_f1_classes")
+        return "" if counted is None else f" (over the {counted} classes true or predicted, as scikit-learn counts)"
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write report.json, report.md, report.html and confusion.png into out_dir."""
@@ -114,9 +119,10 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     present = actual > 0
     # Unweighted accuracy (mean recall) is what speech-emotion papers quote: classes are unbalanced.
     unweighted = round(float(recall[present].mean()), 4) if present.any() else 0.0
+    macro, counted = macro_f1(one_hot[np.asarray(y_true)], one_hot[np.asarray(y_pred)], f1)
     return EvalReport(model, data, int(confusion.sum()), float(tp.sum() / max(confusion.sum(), 1)),
-                      float(f1[present].mean()) if present.any() else 0.0, per_class,
-                      confusion.tolist(), list(labels), {"unweighted_accuracy": unweighted})
+                      macro, per_class, confusion.tolist(), list(labels),
+                      {"unweighted_accuracy": unweighted, "macro_f1_classes": counted})
 
 
 def plot_confusion(confusion: np.ndarray, labels: list[str], path: str | Path) -> Path:
@@ -213,6 +219,15 @@ def f1_table(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return precision, recall, f1, actual
 
 
+def macro_f1(truth: np.ndarray, pred: np.ndarray, f1: np.ndarray) -> tuple[float, int]:
+    """Mean F1 over the classes present in the truth or the predictions, and how many those are:
+    scikit-learn's convention (f1_score, average="macro"). A class predicted but never true counts
+    with F1 0; leaving it out, as before, put macro-F1 above accuracy while the table showed the
+    false positives. A class in neither is left out: it says nothing about this data."""
+    counted = np.asarray(truth, dtype=bool).any(0) | np.asarray(pred, dtype=bool).any(0)
+    return (float(f1[counted].mean()) if counted.any() else 0.0), int(counted.sum())
+
+
 def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] | tuple[str, ...],
                       thresholds: np.ndarray | list[float] | float = 0.5,
                       groups: dict[str, list[str]] | None = None, model: str = "",
@@ -246,9 +261,8 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str] |
     k = len(labels)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (truth[single].argmax(1), probs[single].argmax(1)), 1)
-    present = actual > 0
-    return EvalReport(model, data, int(len(truth)), float((pred == truth).all(1).mean()),
-                      float(f1[present].mean()) if present.any() else 0.0, per_class,
+    macro, extra["macro_f1_classes"] = macro_f1(truth, pred, f1)
+    return EvalReport(model, data, int(len(truth)), float((pred == truth).all(1).mean()), macro, per_class,
                       confusion.tolist(), list(labels), extra)
 
 
@@ -407,7 +421,8 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
 
 
 def _scores(y_true: np.ndarray, probs: np.ndarray, labels: list[str], thresholds: Any) -> tuple[float, float, np.ndarray]:
-    """Accuracy (exact match for multi-label), macro-F1 over the classes present, per-class recall."""
+    """Accuracy (exact match for multi-label), macro-F1 (`macro_f1`), per-class recall (NaN where a
+    class has no true example)."""
     if thresholds is None:
         k = len(labels)
         one_hot = np.eye(k, dtype=bool)
@@ -417,8 +432,7 @@ def _scores(y_true: np.ndarray, probs: np.ndarray, labels: list[str], thresholds
         truth, pred = np.asarray(y_true) > 0.5, multilabel_predictions(probs, thresholds)
         accuracy = float((pred == truth).all(1).mean())
     _, recall, f1, support = f1_table(truth, pred)
-    present = support > 0
-    return accuracy, float(f1[present].mean()) if present.any() else 0.0, np.where(present, recall, np.nan)
+    return accuracy, macro_f1(truth, pred, f1)[0], np.where(support > 0, recall, np.nan)
 
 
 def group_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], groups: np.ndarray, column: str,
@@ -468,6 +482,14 @@ def group_html(table: dict[str, Any]) -> str:
 
 def plot_groups(table: dict[str, Any], path: str | Path) -> Path:
     """Accuracy per group with its 95% interval, as a PNG."""
+    fig = groups_figure(table)
+    fig.savefig(path, dpi=120)
+    return Path(path)
+
+
+def groups_figure(table: dict[str, Any]):
+    """The figure of `plot_groups`: each group named with its support (n), since a wide interval or a
+    gap between two groups means little without how many examples each has."""
     from matplotlib.figure import Figure
 
     names = list(table["groups"])
@@ -476,11 +498,11 @@ def plot_groups(table: dict[str, Any], path: str | Path) -> Path:
     high = [table["groups"][n]["accuracy_ci95"][1] - v for n, v in zip(names, values)]
     fig = Figure(figsize=(7, 0.35 * len(names) + 1.4))
     ax = fig.subplots()
-    ax.barh(names, values, xerr=[low, high], color="#4c72b0", capsize=3)
+    ax.barh([f"{n} (n={table['groups'][n]['n']})" for n in names], values, xerr=[low, high],
+            color="#4c72b0", capsize=3)
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy (95% bootstrap interval)")
     ax.set_title(f"by {table['column']}: gap {table['accuracy_gap']:.3f} ({table['best']} vs {table['worst']})")
     ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return Path(path)
+    return fig

@@ -90,6 +90,17 @@ def test_classification_report_metrics():
     assert report.extra["unweighted_accuracy"] == pytest.approx((2 / 3 + 0.5 + 1.0) / 3, abs=1e-4)
 
 
+def test_macro_f1_counts_a_class_predicted_but_never_true_as_scikit_learn_does():
+    y_true = np.array([0, 0, 1, 1])
+    y_pred = np.array([0, 2, 1, 1])  # class 2 has a false positive and no true example; class 3 neither
+    report = classification_report(y_true, y_pred, ["a", "b", "c", "d"])
+    # f1_score(y_true, y_pred, average="macro"): classes 0, 1, 2 count; class 2 scores 0.
+    assert report.macro_f1 == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+    assert report.macro_f1 < report.accuracy == 0.75  # left out before, it put macro-F1 (0.83) above accuracy
+    assert report.per_class[2].f1 == 0.0 and report.confusion[0][2] == 1
+    assert "over the 3 classes true or predicted" in report.to_markdown()
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "emodetect", *args], capture_output=True, text=True,
                           timeout=300)

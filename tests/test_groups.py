@@ -29,6 +29,18 @@ def test_group_figures_and_intervals_are_right_on_known_answers():
     assert low < mixed["groups"]["a"]["accuracy"] == 0.75 < high
 
 
+def test_group_macro_f1_counts_false_positives_and_the_plot_shows_each_groups_support():
+    from emodetect.evaluate import groups_figure
+
+    y = np.array([0, 0, 1, 1, 0, 1])
+    probs = np.eye(3)[[0, 2, 1, 1, 0, 1]]  # group a: one face read as class 2, which no face is
+    table = group_metrics(y, probs, ["x", "y", "z"], np.array(["a"] * 4 + ["b"] * 2), "who", resamples=50)
+    assert table["groups"]["a"]["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3, abs=1e-4)
+    assert table["groups"]["b"]["macro_f1"] == 1.0
+    ticks = [t.get_text() for t in groups_figure(table).axes[0].get_yticklabels()]
+    assert ticks == ["a (n=4)", "b (n=2)"]
+
+
 def _text_with_sources(path: Path) -> Path:
     """Texts of group 'keywords' carry their label's keyword; those of group 'filler' do not."""
     from text_toy import FILLER, KEYWORDS, toy_text

@@ -32,6 +32,16 @@ class OutputError(InputError):
     must be. Checked before the work, so that an hour of analysis is not lost on a typo."""
 
 
+class MissingExtra(EmodetectError, ModuleNotFoundError):
+    """An optional package that is not installed (still a ModuleNotFoundError, with its `name`); the
+    one-line message names the extra that installs it, as the command line's messages do."""
+
+    def __init__(self, package: str, extra: str, needed_for: str):
+        super().__init__(f"{package} is missing: {needed_for} needs it: install the {extra} extra: "
+                         f"pip install 'emodetect[{extra}]'")
+        self.name = package
+
+
 # reason code -> HTTP status; an unknown code is a 422.
 HTTP_STATUS = {
     "empty": 400,        # nothing to read: 0 bytes, no samples

@@ -13,6 +13,19 @@ import json
 from typing import Any
 
 
+def import_pandas():
+    """pandas, for `to_df()`: not a base dependency, so its absence is one line naming the extra."""
+    try:
+        import pandas
+    except ModuleNotFoundError as err:
+        if err.name != "pandas":
+            raise
+        from emodetect.errors import MissingExtra
+
+        raise MissingExtra("pandas", "pandas", "to_df()") from None
+    return pandas
+
+
 def rounded(probabilities: dict[str, float], digits: int = 4) -> dict[str, float]:
     """Probabilities as JSON shows them: floats rounded to `digits`."""
     return {k: round(float(v), digits) for k, v in probabilities.items()}
@@ -31,7 +44,5 @@ class ResultReaders:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def to_df(self, *args: Any, **options: Any):  # -> pandas.DataFrame; pandas is imported only here
-        """The rows of `to_rows(...)` as a pandas DataFrame (pandas must be installed)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.to_rows(*args, **options))
+        """The rows of `to_rows(...)` as a pandas DataFrame (the pandas extra)."""
+        return import_pandas().DataFrame(self.to_rows(*args, **options))

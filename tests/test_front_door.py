@@ -178,3 +178,18 @@ def test_predict_on_a_whole_photo_reads_its_face_and_says_so():
     assert document["label"] == face.label == "happy"  # read whole as a crop, it said angry
     assert abs(document["confidence"] - face.confidence) < 1e-3
     assert "not a face crop" in result.stderr and "emodetect detect" in result.stderr
+
+
+def test_to_df_without_pandas_names_the_extra_in_one_line(monkeypatch):
+    from emodetect.errors import MissingExtra
+    from emodetect.text.pipeline import TextResult, TextResults
+    from emodetect.vision.pipeline import EmotionDetector
+
+    result = EmotionDetector().detect(SAMPLES / "astronaut.jpg")  # the README's first Python example
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` fails as on the base install
+    for results in (result, TextResults([TextResult("x", "a", ["a"], {"a": 0.9, "b": 0.1}, "m")])):
+        with pytest.raises(ModuleNotFoundError) as caught:  # still what `except ImportError` catches
+            results.to_df()
+        assert isinstance(caught.value, MissingExtra) and caught.value.name == "pandas"
+        assert str(caught.value) == ("pandas is missing: to_df() needs it: install the pandas extra: "
+                                     "pip install 'emodetect[pandas]'")

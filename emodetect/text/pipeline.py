@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from emodetect.heads import segments
-from emodetect.results import ResultReaders, rounded
+from emodetect.results import ResultReaders, import_pandas, rounded
 
 from emodetect.text.tokenize import read_vocabulary
 
@@ -91,10 +91,8 @@ class TextResults(list):
         return rows
 
     def to_df(self):
-        """The rows as a pandas DataFrame (pandas is optional: imported only here)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.to_rows())
+        """The rows as a pandas DataFrame (the pandas extra: imported only here)."""
+        return import_pandas().DataFrame(self.to_rows())
 
     def to_table(self, width: int = 40) -> str:
         """A plain-text table: text, top label and its probability, the labels above threshold."""

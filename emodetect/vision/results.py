@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from emodetect.results import ResultReaders, rounded
+from emodetect.results import ResultReaders, import_pandas, rounded
 
 
 # The columns of Result.to_rows(), the `detect --csv` file and Result.to_df(), in order; one
@@ -113,10 +113,8 @@ class Result(ResultReaders):
         return rows
 
     def to_df(self):  # -> pandas.DataFrame; pandas is imported only here
-        """The rows of `to_rows()` as a pandas DataFrame (pandas must be installed)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.to_rows(), columns=list(FACE_COLUMNS) if not self.faces else None)
+        """The rows of `to_rows()` as a pandas DataFrame (the pandas extra)."""
+        return import_pandas().DataFrame(self.to_rows(), columns=list(FACE_COLUMNS) if not self.faces else None)
 
     def plot(self, blur: bool = False) -> np.ndarray:
         """The image with a box and the top emotion drawn on every face (RGB uint8).

@@ -243,11 +243,22 @@ class VideoAnalysis(ResultReaders):
     @property
     def label(self) -> str | None:
         """The fused label that holds the most time."""
+        shares = self.label_shares()
+        return next(iter(shares), None)
+
+    def label_shares(self) -> dict[str, float]:
+        """Share of the labelled segments' time that each fused label holds, largest first: what the
+        summary reports, since one label "mostly" over 2.0 s against 1.5 s says little (issue 32)."""
         spans: dict[str, float] = {}
         for s in self.segments:
             if s.label:
                 spans[s.label] = spans.get(s.label, 0.0) + (s.end_s - s.start_s)
-        return max(spans, key=spans.get) if spans else None
+        total = sum(spans.values())
+        if total <= 0:  # zero-length segments: count them instead
+            spans = {k: 1.0 for k in spans}
+            total = float(len(spans))
+        ordered = sorted(spans.items(), key=lambda kv: -kv[1])
+        return {k: round(v / total, 4) for k, v in ordered} if total else {}
 
     def to_dict(self) -> dict[str, Any]:
         voice = None if self.voice is None else {
@@ -257,7 +268,7 @@ class VideoAnalysis(ResultReaders):
                 "model": self.cues[0][1].model if self.cues else None}
         agreements = [s.agreement for s in self.segments if s.agreement is not None]
         return {"source": self.source, "faces": self.faces.to_dict(), "voice": voice, "text": text,
-                "fused": {"label": self.label, "segments": len(self.segments),
+                "fused": {"label": self.label, "time_shares": self.label_shares(), "segments": len(self.segments),
                           "mean_agreement": round(float(np.mean(agreements)), 3) if agreements else None},
                 "segments": [s.to_dict() for s in self.segments], "notes": self.notes, "outputs": self.outputs}
 
@@ -288,8 +299,9 @@ class VideoAnalysis(ResultReaders):
         if self.cues:
             lines.append(f"  text: {len(self.cues)} subtitle cue(s)")
         agreed = [s.agreement for s in self.segments if s.agreement is not None]
-        lines.append(f"  fused: mostly {self.label or '-'} over {len(self.segments)} segment(s)"
-                     + (f", streams agree {np.mean(agreed):.0%} on average" if agreed else ""))
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in self.label_shares().items()) or "-"
+        lines.append(f"  fused, share of labelled time: {shares} ({len(self.segments)} segment(s)"
+                     + (f"; streams agree {np.mean(agreed):.0%} on average)" if agreed else ")"))
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  {name}: {path}" for name, path in self.outputs.items() if name not in self.faces.outputs]
         return "\n".join(lines)

@@ -177,3 +177,29 @@ def test_a_vtt_cue_with_an_impossible_time_is_reported_not_dropped(tmp_path):
         read_subtitles(vtt)
     vtt.write_text("WEBVTT\n\n00:00.500 --> 00:02.000\nhello there\n\n00:03.000 --> 00:04.000 align:start\nthird\n")
     assert [c.text for c in read_subtitles(vtt)] == ["hello there", "third"]
+
+
+def test_summary_reports_shares_of_time_not_mostly_one_label():
+    """One happy and one angry segment said `mostly angry` (issue 32, point 4): the summary gives
+    each fused label's share of the labelled time, and each face track's share of frames."""
+    from emodetect.multimodal import Segment, VideoAnalysis
+    from emodetect.vision.detectors import Detection
+    from emodetect.vision.track import FaceTracker
+    from emodetect.vision.video import VideoSummary, _track_summaries
+
+    def onehot(label: str) -> np.ndarray:
+        return np.eye(len(EMOTIONS))[EMOTIONS.index(label)]
+
+    tracker = FaceTracker(smoothing=0)
+    for i in range(10):
+        tracker.update([Detection(100, 100, 80, 80, 0.9)], onehot("happy" if i < 6 else "angry")[None], i / 10)
+    faces = VideoSummary("clip.mp4", 10, 10, 10.0, 1.0, faces=_track_summaries(tracker, list(EMOTIONS)))
+    assert faces.faces[0]["frame_shares"] == {"happy": 0.6, "angry": 0.4} and faces.faces[0]["dominant"] == "happy"
+    segments = [Segment(0.5, 2.0, fused=onehot("happy")), Segment(2.5, 4.5, fused=onehot("angry"))]
+    analysis = VideoAnalysis("clip.mp4", faces, None, [], segments)
+    assert analysis.label_shares() == {"angry": 0.5714, "happy": 0.4286}
+    assert analysis.to_dict()["fused"]["time_shares"] == {"angry": 0.5714, "happy": 0.4286}
+    text = analysis.to_text()
+    assert "mostly" not in text
+    assert "share of labelled time: angry 57%, happy 43% (2 segment(s))" in text
+    assert "share of its frames by top label: happy 60%, angry 40%" in text

@@ -21,6 +21,7 @@ class Track:
     missed: int = 0
     frames: int = 0
     prob_sum: np.ndarray | None = None  # of smoothed probabilities, for the summary
+    top_frames: np.ndarray | None = None  # frames in which each label was the (smoothed) top one
 
 
 class FaceTracker:
@@ -76,6 +77,9 @@ class FaceTracker:
                 used_tracks.add(len(self.tracks) - 1)
             track.frames += 1
             track.prob_sum = track.prob_sum + track.probabilities
+            if track.top_frames is None:
+                track.top_frames = np.zeros(len(probs), np.int64)
+            track.top_frames[int(track.probabilities.argmax())] += 1
             out.append((track.id, track.probabilities.copy()))
         for ti, track in enumerate(self.tracks):
             if ti not in used_tracks:

@@ -108,10 +108,9 @@ class VideoSummary:
         lines = [f"{self.source}: {self.frames_analysed} of {self.frames_read} frames analysed "
                  f"({self.duration_s:.1f} s of video in {self.seconds:.1f} s), {len(self.faces)} face track(s)"]
         for face in self.faces:
-            top = sorted(face["mean_probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            mix = ", ".join(f"{k} {v:.0%}" for k, v in top)
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in list(face["frame_shares"].items())[:3])
             lines.append(f"  face #{face['id']}: {face['first_s']:.1f}-{face['last_s']:.1f} s, "
-                         f"{face['frames']} frames, mostly {face['dominant']} ({mix})")
+                         f"{face['frames']} frames; share of its frames by top label: {shares}")
         for note in self.notes:
             lines.append(f"  note: {note}")
         for name, path in self.outputs.items():
@@ -203,11 +202,18 @@ def _progress(total: int | None, enabled: bool):
 
 
 def _track_summaries(tracker: FaceTracker, labels: list[str]) -> list[dict[str, Any]]:
+    """Per track: `frame_shares`, the share of its frames in which each label was on top (what the
+    summary line reports: face-time per emotion), and the mean probabilities; `dominant` is the
+    label with the largest share of frames."""
     out = []
     for track in tracker.all_tracks():
         mean = track.prob_sum / max(track.frames, 1)
+        counts = track.top_frames if track.top_frames is not None else np.zeros(len(labels))
+        shares = {labels[k]: round(float(counts[k]) / max(track.frames, 1), 4)
+                  for k in np.argsort(-counts, kind="stable") if counts[k] > 0}
         out.append({"id": track.id, "frames": track.frames, "first_s": round(track.first_time, 3),
-                    "last_s": round(track.last_time, 3), "dominant": labels[int(mean.argmax())],
+                    "last_s": round(track.last_time, 3), "dominant": next(iter(shares), labels[int(mean.argmax())]),
+                    "frame_shares": shares,
                     "mean_probabilities": {k: round(float(v), 4) for k, v in zip(labels, mean)}})
     return out
 

@@ -49,7 +49,7 @@ const videoTab = {
         text: `${s.start_s.toFixed(1)}-${s.end_s.toFixed(1)} s: ${fused} (${streams || "no stream"})${words}` });
     }));
     const notes = body.notes.length ? ` Notes: ${body.notes.join("; ")}.` : "";
-    setStatus(status, `${body.segments.length} segment(s), mostly ${body.fused.label ?? "-"}.${notes}`);
+    setStatus(status, `${body.segments.length} segment(s); share of labelled time: ${Object.entries(body.fused.time_shares ?? {}).map(([k, v]) => `${k} ${Math.round(100 * v)}%`).join(", ") || "-"}.${notes}`);
   },
 };
 

@@ -225,6 +225,8 @@ def batch(
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     column: str = typer.Option("text", help="the column of texts in a CSV or Parquet file"),
     batch_size: int = typer.Option(16, min=1, help="inputs per call of a worker"),
+    verbose: bool = typer.Option(False, "--verbose", help="show Ray's own logs on the terminal (by default "
+                                                          "they go to OUT/_ray.log)"),
 ) -> None:
     """Score a folder of images or recordings, or a file of texts, on Ray Data: Parquet out,
     one row per face, window or text (needs the distributed extra)."""
@@ -238,7 +240,7 @@ def batch(
 
     setup_logging(False)
     try:
-        report = run_batch(source, out, address, workers, model, detector, column, batch_size)
+        report = run_batch(source, out, address, workers, model, detector, column, batch_size, verbose)
     except (EmodetectError, KeyError) as err:
         fail(str(err.args[0] if isinstance(err, KeyError) else err))
     typer.echo(report.to_text())

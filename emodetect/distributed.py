@@ -15,6 +15,8 @@ Parquet files under one folder, so memory stays flat whatever the input.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,12 +179,76 @@ def done_sources(out: Path) -> set[str]:
                .column("source").to_pylist())
 
 
+RAY_LOG = "_ray.log"  # in the output folder; Parquet readers skip names starting with "_"
+
+
+@contextmanager
+def ray_quiet(log_path: Path, verbose: bool = False) -> Iterator[None]:
+    """Ray's own lines kept off the user's terminal while it runs: its Python loggers show errors
+    only, and what its C++ core and processes write to file descriptor 2 (an `E ... core_worker.cc`
+    line among them) goes to `log_path`; Python's own stderr (Ray's progress bars on a terminal, our
+    errors) stays on the terminal. `verbose` lets everything through. A first `batch` printed 34 of
+    Ray's lines around a one-line answer. Everything is put back after the run."""
+    import logging
+
+    if verbose:
+        yield
+        return
+    import ray.data  # noqa: F401  (configures the "ray.data" logger and its console handler on import)
+
+    ray_logger = logging.getLogger("ray")
+    consoles = [h for h in logging.getLogger("ray.data").handlers if isinstance(h, logging.StreamHandler)]
+    saved = ray_logger.level, [h.level for h in consoles]
+    ray_logger.setLevel(logging.ERROR)
+    for handler in consoles:
+        handler.setLevel(logging.ERROR)
+    try:
+        with _descriptor_2_to(log_path):
+            yield
+    finally:
+        ray_logger.setLevel(saved[0])
+        for handler, level in zip(consoles, saved[1]):
+            handler.setLevel(level)
+
+
+@contextmanager
+def _descriptor_2_to(path: Path) -> Iterator[None]:
+    """File descriptor 2 into `path` (Ray's C++ logging and child processes write there), with
+    Python's sys.stderr moved to a copy of the old descriptor when it was on 2."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    python_stderr = sys.stderr
+    on_descriptor_2 = _fileno(python_stderr) == 2
+    if on_descriptor_2:
+        sys.stderr = open(terminal, "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace",
+                          closefd=False)
+    try:
+        yield
+    finally:
+        if on_descriptor_2:
+            sys.stderr.flush()
+            sys.stderr = python_stderr
+        os.dup2(terminal, 2)
+        os.close(terminal)
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
 def run_batch(source: str | Path, out: str | Path, address: str | None = None, workers: int = 2,
               model: str | None = None, detector: str | None = None, column: str = "text",
-              batch_size: int = 16) -> BatchReport:
-    """Score every input of `source` on Ray Data with `workers` actors and write Parquet to `out`."""
-    import ray
-
+              batch_size: int = 16, verbose: bool = False) -> BatchReport:
+    """Score every input of `source` on Ray Data with `workers` actors and write Parquet to `out`;
+    Ray's own logs go to `out/_ray.log` unless `verbose` (`ray_quiet`)."""
     started = time.perf_counter()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -191,27 +257,35 @@ def run_batch(source: str | Path, out: str | Path, address: str | None = None, w
     todo = [item for item in items if item["source"] not in done]
     report = BatchReport(len(items), len(items) - len(todo), len(todo), 0, 0, 0.0, str(out), kind)
     if todo:
-        owns_ray = not ray.is_initialized()
-        if owns_ray:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
-        try:
-            worker, args = {"images": (_FaceWorker, (model, detector)), "audio": (_VoiceWorker, (model,)),
-                            "texts": (_TextWorker, (model,))}[kind]
-            # At least one block per worker, so that every actor has work from the start.
-            blocks = max(workers, min(len(todo) // batch_size, 64 * workers))
-            dataset = ray.data.from_items(todo, override_num_blocks=blocks)
-            scored = dataset.map_batches(worker, fn_constructor_args=args,
-                                         compute=ray.data.ActorPoolStrategy(size=workers),
-                                         batch_size=batch_size, batch_format="numpy", num_cpus=1)
-            scored.write_parquet(str(out))
-        finally:
-            if owns_ray:
-                ray.shutdown()
-        written = _rows_for(out, {item["source"] for item in todo})
-        report.rows, report.errors = written
+        with ray_quiet(out / RAY_LOG, verbose):
+            _score(todo, out, kind, address, workers, model, detector, batch_size)
+        report.rows, report.errors = _rows_for(out, {item["source"] for item in todo})
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _score(todo: list[dict[str, Any]], out: Path, kind: str, address: str | None, workers: int,
+           model: str | None, detector: str | None, batch_size: int) -> None:
+    """The Ray part: start (or join) Ray, score `todo` with `workers` actors, write Parquet to `out`."""
+    import ray
+
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        worker, args = {"images": (_FaceWorker, (model, detector)), "audio": (_VoiceWorker, (model,)),
+                        "texts": (_TextWorker, (model,))}[kind]
+        # At least one block per worker, so that every actor has work from the start.
+        blocks = max(workers, min(len(todo) // batch_size, 64 * workers))
+        dataset = ray.data.from_items(todo, override_num_blocks=blocks)
+        scored = dataset.map_batches(worker, fn_constructor_args=args,
+                                     compute=ray.data.ActorPoolStrategy(size=workers),
+                                     batch_size=batch_size, batch_format="numpy", num_cpus=1)
+        scored.write_parquet(str(out))
+    finally:
+        if owns_ray:
+            ray.shutdown()
 
 
 def _rows_for(out: Path, sources: set[str]) -> tuple[int, int]:

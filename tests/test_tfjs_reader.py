@@ -157,3 +157,20 @@ def test_an_unknown_op_is_refused_by_name(tmp_path):
     path.write_text(json.dumps(model))
     with pytest.raises(DataError, match="op Erf"):
         read_tfjs_graph(path)(torch.rand(1, 3, 8, 8))
+
+
+def test_onnx_export_keeps_tensorflow_padding_on_odd_sizes(tmp_path):
+    """A traced size's floor division once exported as a truncating Div: the stride-2 layers of an
+    odd-sized map lost their padding in the ONNX file (a 7 px map gave 3 px, not 4)."""
+    import io
+
+    import onnxruntime as ort
+
+    graph = read_tfjs_graph(write_graph(tmp_path, _weights(np.random.default_rng(5)))).eval()
+    x = torch.rand(2, 3, 7, 7) * 4
+    buffer = io.BytesIO()
+    torch.onnx.export(graph, x, buffer, input_names=["x"], dynamo=False, opset_version=17)
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = graph(x).numpy()
+    np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], expected, rtol=1e-4, atol=1e-4)

@@ -229,8 +229,10 @@ def _conv(op: str, args: list[Any], attrs: dict[str, Any]) -> torch.Tensor:
     padding = attrs.get("padding", "VALID")
     kh, kw = kernel.shape[2], kernel.shape[3]
     if padding == "SAME":
-        top, bottom = _same_padding(x.shape[2], kh, stride[0], dilation[0])
-        left, right = _same_padding(x.shape[3], kw, stride[1], dilation[1])
+        # Python ints even under ONNX tracing: a traced size's floor division is exported as a
+        # truncating Div, which dropped the padding of every odd-sized stride-2 layer.
+        top, bottom = _same_padding(int(x.shape[2]), kh, stride[0], dilation[0])
+        left, right = _same_padding(int(x.shape[3]), kw, stride[1], dilation[1])
         if top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
     elif padding == "EXPLICIT":

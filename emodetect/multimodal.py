@@ -48,10 +48,9 @@ def read_subtitles(path: str | Path) -> list[Cue]:
     path = Path(path)
     if not path.is_file():
         raise SubtitleError(f"{path}: no such subtitle file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SubtitleError(f"{path}: not UTF-8 text ({err})") from err
+    from emodetect.text.encoding import decode_text
+
+    text = decode_text(path.read_bytes(), str(path), SubtitleError)
     suffix = path.suffix.lower()
     try:
         if suffix == ".vtt" or text.lstrip().startswith("WEBVTT"):

@@ -125,3 +125,123 @@ def test_a_slow_upload_gets_408_and_health_checks_still_answer(live_server):
         assert b"did not arrive within 1 s" in answer
         s.close()
     assert _get(port, "/healthz").split(b"\r\n")[0].endswith(b"200 OK")
+
+
+def _start(app) -> tuple[object, threading.Thread, int]:
+    """`app` on a real uvicorn server with the settings `emodetect serve` uses (serve.server)."""
+    import uvicorn
+
+    from emodetect.serve.server import server_config
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return server, thread, sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve_like_the_cli():
+    servers = []
+
+    def start(**settings):
+        app = create_app(ServeConfig(workers=1, allowed_hosts=LOOPBACK_HOSTS, **settings), route_modules=ROUTES)
+        server, thread, port = _start(app)
+        servers.append((server, thread))
+        return port
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _status(answer: bytes) -> bytes:
+    return answer.split(b"\r\n")[0]
+
+
+def _post_text(port: int) -> bytes:
+    body = b'{"texts": ["great news"]}'
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"POST /v1/text HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        answer = b""
+        for _ in range(100):  # the head and the body may come in separate reads
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, socket.timeout):
+        return False
+
+
+def test_idle_sockets_do_not_lock_anyone_out_and_are_closed_after_the_head_timeout(serve_like_the_cli):
+    port = serve_like_the_cli(max_in_flight=5, head_timeout_s=1.0)
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
+    idle[0].sendall(b"GET /healthz HTTP/1.1\r\n")  # half a head counts as idle too
+    try:
+        assert _status(_get(port, "/healthz")).endswith(b"200 OK")
+        assert _status(_post_text(port)).endswith(b"200 OK")
+        started = time.monotonic()
+        assert all(_closed_by_server(s) for s in idle)
+        assert time.monotonic() - started < 4
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_past_the_socket_cap_the_longest_idle_socket_makes_room(serve_like_the_cli):
+    port = serve_like_the_cli(max_sockets=5, head_timeout_s=30.0)
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+    try:
+        time.sleep(0.2)
+        assert _status(_get(port, "/healthz")).endswith(b"200 OK")
+        assert _closed_by_server(idle[0])
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_the_503_cap_counts_requests_in_flight_spares_health_and_logs_once(serve_like_the_cli, caplog):
+    port = serve_like_the_cli(max_in_flight=2, body_timeout_s=1.5)
+    slow = []
+    for _ in range(2):  # two requests in flight: heads sent, bodies never finished
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(f"POST /v1/text HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: 1000\r\n\r\n{{".encode())
+        slow.append(s)
+    time.sleep(0.3)
+    with caplog.at_level("WARNING", logger="emodetect.serve"):
+        for _ in range(3):
+            answer = _post_text(port)
+            assert _status(answer).endswith(b"503 Service Unavailable") and b"2 requests in flight" in answer
+        assert _status(_get(port, "/healthz")).endswith(b"200 OK")
+    assert len([r for r in caplog.records if "503" in r.getMessage()]) == 1
+    for s in slow:
+        assert _status(s.recv(65536)).endswith(b"408 Request Timeout")
+        s.close()
+    assert _status(_post_text(port)).endswith(b"200 OK")
+
+
+def test_refusals_are_logged_at_most_once_a_minute(caplog):
+    from emodetect.serve.inflight import RefusalLog
+
+    now = [0.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="emodetect.serve"):
+        for t in (0.0, 1.0, 30.0, 59.0, 61.0):
+            now[0] = t
+            refusals.refused(100, 100)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[1].startswith("503: 4 request(s) refused")

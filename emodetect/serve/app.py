@@ -37,8 +37,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from emodetect.serve.inflight import InFlightLimit
 from emodetect.serve.security import SecurityMiddleware
 from emodetect.serve.state import ServeConfig, ServeState
+from emodetect.serve.tempfiles import sweep_stale_uploads
 from emodetect.serve.uploads import UploadError
 
 HEALTH_ROUTES = "emodetect.serve.routes_health"
@@ -72,6 +74,8 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] |
 
         state: ServeState = app.state.emodetect
         state.limiter = anyio.CapacityLimiter(config.workers)
+        # Uploads a SIGKILL left on disk go before anything else is served (issue 34, point 11).
+        await anyio.to_thread.run_sync(sweep_stale_uploads)
         for module in modules:
             if hasattr(module, "load"):
                 state.services[module.SERVICE] = await anyio.to_thread.run_sync(module.load, config)
@@ -114,5 +118,6 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] |
         return FileResponse(static / "index.html")
 
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(InFlightLimit, cap=config.max_in_flight)  # inside: a foreign Host is not counted
     app.add_middleware(SecurityMiddleware, allowed_hosts=config.allowed_hosts)
     return app

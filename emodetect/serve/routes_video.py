@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeState, get_state, service
+from emodetect.serve.tempfiles import upload_folder
 from emodetect.serve.uploads import FIELD, UploadError, read_uploads
 
 router = APIRouter(tags=["video"])
@@ -87,7 +87,8 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
     from emodetect.multimodal import analyse_video
 
     container_format = _container_of(video)
-    with tempfile.TemporaryDirectory(prefix="emodetect-video-") as folder:
+    with upload_folder() as private:
+        folder = str(private)
         # The client's name (letters, digits, _ and - only, no suffix) names the plot; a suffix or a
         # pattern could make a reader take the file for a playlist or an image sequence (`x.m3u8`,
         # `img%03d.png`), and every reader is told the demuxer anyway.

@@ -50,12 +50,19 @@ class ServeConfig:
     # loopback address sets the loopback names.
     allowed_hosts: tuple[str, ...] | None = None
     body_timeout_s: float = 30.0  # an upload must arrive within this; slow clients get 408
+    # Requests in flight answered at once (health checks excepted); more get 503. Sockets are not
+    # counted: idle ones are closed after head_timeout_s, or evicted past max_sockets (serve.server).
+    max_in_flight: int = 100
+    head_timeout_s: float = 10.0  # a connection must send a whole request head within this
+    max_sockets: int = 1000  # open connections; past it the one idle longest is closed
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s",
-                     "max_video_bytes", "max_video_seconds"):
+                     "max_video_bytes", "max_video_seconds", "max_in_flight", "max_sockets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.head_timeout_s <= 0:
+            raise ValueError(f"head_timeout_s must be above 0, got {self.head_timeout_s}")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (all cores) or more, got {self.threads}")
 

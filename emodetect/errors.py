@@ -32,6 +32,11 @@ class OutputError(InputError):
     must be. Checked before the work, so that an hour of analysis is not lost on a typo."""
 
 
+class ModelError(InputError):
+    """A model file that cannot be used: not ONNX, truncated, not the shape its labels say, or
+    answering inf/NaN. The message names the file, so a bad `--model` is one line, not a traceback."""
+
+
 class MissingExtra(EmodetectError, ModuleNotFoundError):
     """An optional package that is not installed (still a ModuleNotFoundError, with its `name`); the
     one-line message names the extra that installs it, as the command line's messages do."""

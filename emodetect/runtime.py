@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from emodetect.errors import ModelError
+
 ASSETS = "emodetect.assets"
 
 
@@ -26,24 +28,36 @@ class OnnxModel:
     """An ONNX classifier: `predict(inputs)` returns an N x C probability array."""
 
     def __init__(self, path: str | Path, threads: int = 0):
-        import onnxruntime as ort
-
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such model file")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = _open_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, str] = dict(meta)
-        self.labels: tuple[str, ...] = tuple(json.loads(meta.get("labels", "[]")))
+        self.labels: tuple[str, ...] = _labels(self.path, meta)
         self.multilabel: bool = json.loads(meta.get("multilabel", "false"))
         self.input_name = self.session.get_inputs()[0].name
         # Dynamic int8 (export.quantize_dynamic_int8) scales activations over the whole call, so a
         # batch would change each example's answer: such a model is read one example at a time.
         self.one_per_call: bool = meta.get("activation_scale") == "per_call"
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """One dummy example through the model: a graph that does not run, answers a width other
+        than its labels', or answers inf/NaN fails here, at load, naming the file (issue 34, point 9)."""
+        x = _dummy_input(self.session.get_inputs()[0])
+        try:
+            outputs = self.predict_all(x)
+        except _ort_errors() as err:
+            raise ModelError(f"{self.path}: the model does not run on an input of shape {list(x.shape)} "
+                             f"({type(err).__name__}: {str(err)[:200]})") from err
+        first = outputs[0]
+        if first.ndim != 2 or len(first) != 1:
+            raise ModelError(f"{self.path}: the first output has shape {list(first.shape)} for one example, "
+                             "not 1 x classes")
+        if self.labels and first.shape[1] != len(self.labels):
+            raise ModelError(f"{self.path}: the model answers {first.shape[1]} classes, but its metadata "
+                             f"names {len(self.labels)} labels")
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """The main head's probabilities (the first output)."""
@@ -56,12 +70,70 @@ class OnnxModel:
         if x.dtype.kind == "f" or x.dtype == np.uint8:
             x = x.astype(np.float32, copy=False)
         if not self.one_per_call or len(x) <= 1:
-            return self.session.run(None, {self.input_name: x})
-        rows = [self.session.run(None, {self.input_name: _unpadded(row)[None]}) for row in x]
-        return [np.concatenate(parts) for parts in zip(*rows)]
+            outputs = self.session.run(None, {self.input_name: x})
+        else:
+            rows = [self.session.run(None, {self.input_name: _unpadded(row)[None]}) for row in x]
+            outputs = [np.concatenate(parts) for parts in zip(*rows)]
+        return self._finite(outputs)
+
+    def _finite(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
+        """The outputs, refused when any value is inf or NaN: JSON would print `Infinity`, and a
+        NaN probability ranks as the top label."""
+        for out in outputs:
+            if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
+                raise ModelError(f"{self.path}: the model answered {int((~np.isfinite(out)).sum())} "
+                                 f"non-finite value(s) (inf or NaN): the file is damaged or not a classifier")
+        return outputs
 
     def extras(self) -> dict[str, Any]:
         return json.loads(self.metadata.get("extras", "{}"))
+
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """onnxruntime's own exception types (each derives from Exception alone)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NoSuchFile",
+             "NotImplemented", "RuntimeException", "EPFail")
+    return tuple(getattr(state, name) for name in names if hasattr(state, name))
+
+
+def _open_session(path: Path, threads: int) -> Any:
+    """An onnxruntime session on `path`; a file onnxruntime cannot read is a ModelError naming it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except _ort_errors() as err:
+        raise ModelError(f"{path}: not a usable ONNX model ({type(err).__name__}: {str(err)[:200]})") from err
+
+
+def _labels(path: Path, meta: dict[str, str]) -> tuple[str, ...]:
+    try:
+        labels = json.loads(meta.get("labels", "[]"))
+    except ValueError as err:
+        raise ModelError(f"{path}: the labels in its metadata are not JSON") from err
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ModelError(f"{path}: the labels in its metadata are not a list of names")
+    return tuple(labels)
+
+
+# Sizes for a dummy example's dynamic axes past the batch (a text model's token count).
+DUMMY_AXIS = 16
+
+
+def _dummy_input(spec: Any) -> np.ndarray:
+    """One example of the model's declared input: random values in [0, 1) for floats (zeros could
+    make a log-mel or a normalisation answer -inf), ones for token ids (all-padding could divide
+    by zero in a mean over tokens)."""
+    shape = [1] + [d if isinstance(d, int) and d > 0 else DUMMY_AXIS for d in spec.shape[1:]]
+    if "int" in spec.type:
+        return np.ones(shape, dtype=np.int64 if "int64" in spec.type else np.int32)
+    return np.random.default_rng(0).random(shape, dtype=np.float32)
 
 
 def _unpadded(row: np.ndarray) -> np.ndarray:

@@ -58,7 +58,10 @@ def predict(
     from emodetect.runtime import load_model
     from emodetect.vision.faces import FaceReader
 
-    onnx_model = load_model(model)
+    try:
+        onnx_model = load_model(model)
+    except (FileNotFoundError, KeyError, InputError) as err:
+        fail(str(err.args[0] if isinstance(err, KeyError) else err))
     reader = FaceReader()
     failed = 0
     for path in images:
@@ -97,7 +100,7 @@ def detect(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
 ) -> None:
     """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
-    from emodetect.errors import OutputError
+    from emodetect.errors import ModelError, OutputError
     from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
 
     setup_logging(False)
@@ -141,6 +144,8 @@ def detect(
             if save_dir is not None:
                 save_annotated(result, annotated_path(save_dir, outcome.path, paths), blur)
             result.image = None  # a folder of photos must not pile up in memory
+    except ModelError as err:  # inf/NaN answers: every further file would be as wrong
+        fail(str(err))
     finally:
         if csv_handle:
             csv_handle.close()

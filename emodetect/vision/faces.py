@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emodetect.vision.detectors.base import CropFraming, Detection
+from emodetect.vision.detectors.base import CropFraming, Detection, FaceDetector
 
 FACE_SIZE = 48  # the classifier's input: 48x48 grey, as FER-2013
 
@@ -70,13 +70,13 @@ class FaceReader:
     found and cropped as `EmotionDetector.detect` crops it. The detector is created on the first
     photo only, so folders of crops never load it."""
 
-    def __init__(self, detector=None):  # a FaceDetector, a detector name, or None for the default
+    def __init__(self, detector: FaceDetector | str | None = None):  # None: the default detector
         self._detector = detector
         self.photos = 0  # images read as photos (their face found by the detector)
 
     @property
-    def detector(self):
-        from emodetect.vision.detectors import FaceDetector, create_detector
+    def detector(self) -> FaceDetector:
+        from emodetect.vision.detectors import create_detector
 
         if not isinstance(self._detector, FaceDetector):
             self._detector = create_detector(self._detector)

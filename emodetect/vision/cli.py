@@ -68,8 +68,7 @@ def predict(
         try:
             face, found = reader.read(path)
         except InputError as err:
-            typer.secho(f"{path}: skipped: {err}; `emodetect detect` finds every face in a photo",
-                        fg=typer.colors.YELLOW, err=True)
+            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
         if found is not None:  # a whole photo read as a face would be a confident wrong answer

@@ -35,7 +35,7 @@ class OnnxModel:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, str] = dict(meta)
         self.labels: tuple[str, ...] = _labels(self.path, meta)
-        self.multilabel: bool = json.loads(meta.get("multilabel", "false"))
+        self.multilabel: bool = _flag(self.path, meta, "multilabel")
         self.input_name = self.session.get_inputs()[0].name
         # Dynamic int8 (export.quantize_dynamic_int8) scales activations over the whole call, so a
         # batch would change each example's answer: such a model is read one example at a time.
@@ -120,6 +120,13 @@ def _labels(path: Path, meta: dict[str, str]) -> tuple[str, ...]:
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise ModelError(f"{path}: the labels in its metadata are not a list of names")
     return tuple(labels)
+
+
+def _flag(path: Path, meta: dict[str, str], key: str) -> bool:
+    value = meta.get(key, "false")
+    if value not in ("true", "false"):
+        raise ModelError(f"{path}: {key} in its metadata is {value[:40]!r}, not true or false")
+    return value == "true"
 
 
 # Sizes for a dummy example's dynamic axes past the batch (a text model's token count).

@@ -77,6 +77,15 @@ def test_labels_that_are_not_a_list_of_names_are_refused(tmp_path):
         load_model(path)
 
 
+def test_a_multilabel_flag_that_is_not_true_or_false_is_refused(tmp_path):
+    path = _tiny_model(tmp_path / "flag.onnx", "Identity")
+    model = onnx.load(path)
+    helper.set_model_props(model, {"labels": json.dumps(LABELS), "multilabel": "{"})
+    onnx.save(model, path)
+    with pytest.raises(ModelError, match="flag.onnx: multilabel in its metadata"):
+        load_model(path)
+
+
 def test_non_finite_answers_on_real_input_are_refused_not_printed(tmp_path):
     model = load_model(_tiny_model(tmp_path / "log.onnx", "Log"))  # finite on the dummy example
     assert np.isfinite(model.predict(np.full((2, 4), 0.5, np.float32))).all()

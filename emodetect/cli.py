@@ -140,6 +140,8 @@ def export(
                                                            "whose int8 copy is quantised dynamically)"),
     calibration_split: str = typer.Option("Training"),
     name: str = typer.Option("", help="model name stored in the metadata (e.g. default)"),
+    weight: list[float] = typer.Option([], help="with several checkpoints, each one's share of the average, in "
+                                                "their order (e.g. --weight 0.3 --weight 0.7); default: equal"),
 ) -> None:
     """Export a checkpoint (or the average of several) to ONNX (contract in the README) and check parity with
     torch (needs the train extra)."""
@@ -164,7 +166,8 @@ def export(
             inputs = module.evaluation_data(calibration_data, calibration_split, **options)[0]
             calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
         report = export_checkpoint(checkpoints, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
-                                   calibration=calibration, extra_metadata={"name": name} if name else None)
+                                   calibration=calibration, extra_metadata={"name": name} if name else None,
+                                   weights=weight or None)
     except EmodetectError as err:
         fail(str(err))
     except NeedsCalibration:
@@ -268,7 +271,10 @@ def serve(
     allowed_host: Optional[list[str]] = typer.Option(
         None, help="a Host name this server answers to (repeat for several); default on a loopback "
                    "address: 127.0.0.1, localhost, ::1 (against DNS rebinding); elsewhere any"),
-    max_connections: int = typer.Option(100, min=1, help="connections at once; more are answered 503"),
+    max_connections: int = typer.Option(100, min=1, help="requests in flight at once (health checks "
+                                                         "excepted); more are answered 503"),
+    head_timeout: float = typer.Option(10.0, help="seconds a connection may take to send a whole request "
+                                                  "head; idle sockets are closed after it"),
     body_timeout: float = typer.Option(30.0, help="seconds an upload may take to arrive (408 after)"),
     ssl_certfile: Optional[Path] = typer.Option(None, help="HTTPS certificate: browsers allow the camera "
                                                        "only over HTTPS or on localhost"),
@@ -276,9 +282,8 @@ def serve(
 ) -> None:
     """The HTTP API (/docs) and the web page (/) on the bundled models; nothing uploaded is stored."""
     try:
-        import uvicorn
-
         from emodetect.serve import ServeConfig, create_app
+        from emodetect.serve.server import run  # imports uvicorn: the extra is checked before any work
         from emodetect.serve.state import default_workers
     except ImportError as err:
         fail(f"{err.name} is missing: install the service extra with pip install 'emodetect[serve]'")
@@ -289,7 +294,8 @@ def serve(
                              max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                              max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,
                              max_video_bytes=int(max_video_mb * 1024 * 1024), max_video_seconds=max_video_seconds,
-                             allowed_hosts=_allowed_hosts(host, allowed_host))
+                             allowed_hosts=_allowed_hosts(host, allowed_host),
+                             max_in_flight=max_connections, head_timeout_s=head_timeout)
     except ValueError as err:
         fail(str(err))
     if model and not Path(model).exists():
@@ -300,10 +306,16 @@ def serve(
         except KeyError as err:
             fail(f"--model {model}: no such file, and {err.args[0]}")
     typer.echo(f"emodetect serve: http://{host}:{port}/ (API docs at /docs); uploads are never stored", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, access_log=access_log, log_level="warning",
-                limit_concurrency=max_connections, timeout_keep_alive=5,
-                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+    from emodetect.errors import EmodetectError
+
+    # serve.server sets the socket settings: a head timeout, and a cap on requests in flight, not on
+    # sockets (uvicorn's limit_concurrency let 99 idle connections lock everyone out; issue 34).
+    try:
+        run(create_app(config), host, port, access_log=access_log,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+    except EmodetectError as err:
+        fail(str(err))
 
 
 def _allowed_hosts(bind: str, given: Optional[list[str]]) -> Optional[tuple[str, ...]]:

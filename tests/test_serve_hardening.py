@@ -245,3 +245,20 @@ def test_refusals_are_logged_at_most_once_a_minute(caplog):
             refusals.refused(100, 100)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and lines[1].startswith("503: 4 request(s) refused")
+
+
+def test_the_cli_server_answers_health_and_requests_with_20_idle_sockets_open():
+    """`emodetect serve --max-connections 5` as a user starts it: the cap counts requests in flight,
+    so 20 sockets that never send a byte lock nobody out (uvicorn's limit_concurrency did)."""
+    from conftest import live_server as cli_server
+
+    with cli_server("--max-connections", "5") as url:
+        port = int(url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+        try:
+            time.sleep(0.2)  # the server has accepted them all
+            assert _status(_get(port, "/healthz")).endswith(b"200 OK")
+            assert _status(_post_text(port)).endswith(b"200 OK")
+        finally:
+            for s in idle:
+                s.close()

@@ -1,16 +1,19 @@
-"""Media containers through PyAV (FFmpeg's libraries, in the `av` wheels): a video's sound track
-as samples, and annotated frames written as an H.264 mp4 that browsers play, with the sound.
+"""Media containers through PyAV (FFmpeg's libraries, in the `av` wheels): the one audio reader
+(recordings for `voice`, sound tracks for `video`), and annotated frames written as an H.264 mp4
+that browsers play, with the sound.
 
 OpenCV still decodes the frames (vision/video.py); what it cannot do is read audio or write a
-browser-playable codec, which is what this module is for.
+browser-playable codec, which is what this module is for. Audio is read here, not by libsndfile,
+because libsndfile has no AAC: phone recordings (.m4a) and the sound of every mp4 need FFmpeg.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,6 +22,19 @@ from emodetect.errors import InputError
 
 class MediaError(InputError):
     """A container or stream that cannot be read or written."""
+
+
+class AudioError(MediaError):
+    """Audio that cannot be used: unreadable, not audio, empty, or over a limit."""
+
+
+# Highest sample rate read: studio audio stops at 192 kHz. A header claiming more is a bomb (a 1.5 MB
+# FLAC of 599 s at 655,350 Hz passed the seconds limit and cost 3 GB; issue 34).
+MAX_SAMPLE_RATE = 192_000
+# Samples (frames x channels) mixed to mono at once, so a many-channel file costs no more than a mono one.
+DECODE_BLOCK_SAMPLES = 2**20
+# What the reader opens, for messages: every container FFmpeg demuxes, these being the usual ones.
+AUDIO_FORMATS = "wav, flac, mp3, m4a/aac, ogg/vorbis/opus, webm, mp4, aiff and the rest FFmpeg reads"
 
 
 # The containers an uploaded video may be (file suffix -> FFmpeg demuxer). Left to probe, FFmpeg
@@ -53,6 +69,160 @@ def open_container(path: str | Path, container_format: str | None = None) -> Any
     return av.open(str(path), format=container_format, options=dict(UPLOAD_OPTIONS))
 
 
+class AudioHeader(NamedTuple):
+    """What a container says of its first audio stream, before anything is decoded."""
+
+    sample_rate: int
+    channels: int
+    duration_s: float | None  # None where the container does not say (a live-recorded webm)
+
+
+class DecodedAudio(NamedTuple):
+    samples: np.ndarray  # mono float32 at sample_rate
+    sample_rate: int
+    source_rate: int  # the recording's own rate, as its header says
+
+
+class NoAudioStream(AudioError):
+    """A readable container without sound (a silent video): for `video`, a note, not an error."""
+
+    reason = "unsupported"
+
+
+def to_mono(x: np.ndarray) -> np.ndarray:
+    """Average channels: frames x channels -> frames (a 1-D input is returned as float32)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim not in (1, 2):
+        raise AudioError(f"audio must be 1-D (mono) or 2-D (frames x channels), got shape {x.shape}")
+    # Every path (arrays, whole files, streamed blocks) comes through here: NaN or infinity is an
+    # error, and samples past full scale are clipped as a player would, so the log-mel stays finite.
+    if not np.isfinite(x).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    x = np.clip(x, -1.0, 1.0)
+    return x.mean(axis=1, dtype=np.float32) if x.ndim == 2 else x
+
+
+def _open_audio(path: str | Path, container_format: str | None, max_sample_rate: int) -> tuple[Any, Any]:
+    """(container, first audio stream), checked: a file that is not audio, has no sound, or claims a
+    rate over `max_sample_rate` is an AudioError naming the file, before anything is decoded."""
+    import av
+
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        container = open_container(path, container_format)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise AudioError(f"{path}: not a readable audio file (supported: {AUDIO_FORMATS}): "
+                         f"{ffmpeg_reason(err)}", "unsupported") from err
+    if not container.streams.audio:
+        container.close()
+        raise NoAudioStream(f"{path}: no audio stream in it")
+    stream = container.streams.audio[0]
+    rate = int(stream.codec_context.sample_rate or 0)
+    if not 0 < rate <= max_sample_rate:
+        container.close()
+        raise AudioError(f"{path}: a sample rate of {rate:,} Hz is over the limit of {max_sample_rate:,} Hz"
+                         if rate > 0 else f"{path}: the audio stream has no sample rate",
+                         "too_large" if rate > 0 else "invalid")
+    return container, stream
+
+
+def _duration(container: Any, stream: Any) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1e6 if container.duration else None  # in AV_TIME_BASE units
+
+
+def audio_header(path: str | Path, container_format: str | None = None,
+                 max_sample_rate: int = MAX_SAMPLE_RATE) -> AudioHeader:
+    """Rate, channels and duration of the first audio stream; AudioError naming the file if none."""
+    container, stream = _open_audio(path, container_format, max_sample_rate)
+    with container:
+        return AudioHeader(int(stream.codec_context.sample_rate), int(stream.codec_context.channels or 1),
+                           _duration(container, stream))
+
+
+def read_audio_blocks(path: str | Path, to_rate: int | None = None, block_seconds: float = 30.0,
+                      max_seconds: float | None = None, container_format: str | None = None,
+                      max_sample_rate: int = MAX_SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """The first audio stream of any container FFmpeg reads, as consecutive mono float32 blocks at
+    `to_rate` (default: its own rate), so memory stays bounded for hours of audio.
+
+    At most DECODE_BLOCK_SAMPLES decoded samples are held before they are mixed to mono and
+    resampled; soxr's streaming resampler carries its state across blocks, so the joined blocks equal
+    a one-shot resample. With `max_seconds`, a longer recording is refused from its header or as
+    soon as decoding passes the limit (a small FLAC of an hour of silence must not become
+    gigabytes). `container_format`: see `open_container`.
+    """
+    import av
+
+    container, stream = _open_audio(path, container_format, max_sample_rate)
+    with container:
+        rate = int(stream.codec_context.sample_rate)
+        channels = max(1, int(stream.codec_context.channels or 1))
+        limit = int(max_seconds * rate) if max_seconds else None
+        duration = _duration(container, stream)
+        if max_seconds and duration and duration > max_seconds:
+            raise _too_long(path, duration, max_seconds)
+        resampler = _Resampler(rate, to_rate or rate)
+        block = max(1, min(int(block_seconds * rate), DECODE_BLOCK_SAMPLES // channels))
+        # Packed float at the stream's own layout and rate: FFmpeg converts the sample format only.
+        converter = av.AudioResampler(format="flt")
+        pending: list[np.ndarray] = []
+        held = total = 0
+        try:
+            for frame in container.decode(stream):
+                for out in converter.resample(frame):
+                    samples = out.to_ndarray().reshape(-1, len(out.layout.channels))
+                    pending.append(samples)
+                    held, total = held + len(samples), total + len(samples)
+                if limit is not None and total > limit:
+                    raise _too_long(path, total / rate, max_seconds)
+                if held >= block:
+                    yield resampler(to_mono(np.concatenate(pending)))
+                    pending, held = [], 0
+        except AudioError:
+            raise
+        except (av.error.FFmpegError, ValueError) as err:
+            raise AudioError(f"{path}: decoding failed at {total / rate:.1f} s: {ffmpeg_reason(err)}") from err
+        if total == 0:
+            raise AudioError(f"{path}: the file holds no audio samples (zero length)", "empty")
+        tail = resampler(to_mono(np.concatenate(pending)) if pending else np.zeros(0, np.float32), last=True)
+        if len(tail):
+            yield tail
+
+
+def read_audio(path: str | Path, to_rate: int | None = None, max_seconds: float | None = None,
+               container_format: str | None = None, max_sample_rate: int = MAX_SAMPLE_RATE) -> DecodedAudio:
+    """A whole recording as mono float32 at `to_rate` (default: its own); see `read_audio_blocks`."""
+    header = audio_header(path, container_format, max_sample_rate)
+    blocks = list(read_audio_blocks(path, to_rate, max_seconds=max_seconds, container_format=container_format,
+                                    max_sample_rate=max_sample_rate))
+    return DecodedAudio(np.concatenate(blocks).astype(np.float32, copy=False), to_rate or header.sample_rate,
+                        header.sample_rate)
+
+
+def _too_long(path: str | Path, seconds: float, max_seconds: float) -> AudioError:
+    return AudioError(f"{path}: {seconds:,.0f} s of audio is over the limit of {max_seconds:,.0f} s", "too_large")
+
+
+class _Resampler:
+    """soxr's streaming resampler, or nothing where the rates agree: the one resampler for every
+    recording, so a file's log-mel is the one an array of the same samples gets."""
+
+    def __init__(self, rate: int, to_rate: int):
+        self._stream = None
+        if rate != to_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(rate, to_rate, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return mono
+        return self._stream.resample_chunk(mono, last=last).astype(np.float32, copy=False)
+
+
 @dataclass
 class SoundTrack:
     """A video's first audio stream, as mono float32 at `sample_rate`, or why there is none."""
@@ -68,39 +238,26 @@ class SoundTrack:
 
 def read_sound_track(path: str | Path, sample_rate: int = 16_000, max_seconds: float | None = None,
                      container_format: str | None = None) -> SoundTrack:
-    """Decode and resample the first audio stream; a missing or unreadable one is a note, not an error
-    (the pictures can still be read). `container_format`: see `open_container`."""
-    import av
-
+    """A video's sound through the one audio reader, up to `max_seconds`; a missing or unreadable
+    one is a note, not an error (the pictures can still be read). `container_format`: see
+    `open_container`."""
+    blocks: list[np.ndarray] = []
+    total, limit = 0, int(max_seconds * sample_rate) if max_seconds else None
     try:
-        container = open_container(path, container_format)
-    except (av.error.FFmpegError, OSError) as err:
-        return SoundTrack(None, sample_rate, [f"cannot open the container for its sound ({err})"])
-    with container:
-        if not container.streams.audio:
-            return SoundTrack(None, sample_rate, ["the video has no sound track"])
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        total, limit = 0, int(max_seconds * sample_rate) if max_seconds else None
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    total += len(chunk)
-                if limit is not None and total >= limit:
-                    break
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except (av.error.FFmpegError, ValueError) as err:
-            if not chunks:
-                return SoundTrack(None, sample_rate, [f"the sound track cannot be decoded ({err})"])
-            return SoundTrack(np.concatenate(chunks)[:limit], sample_rate,
-                              [f"the sound track stops being readable at {total / sample_rate:.1f} s ({err})"])
-    if not chunks:
-        return SoundTrack(None, sample_rate, ["the sound track is empty"])
-    samples = np.concatenate(chunks).astype(np.float32)[:limit]
+        for block in read_audio_blocks(path, sample_rate, block_seconds=1.0, container_format=container_format):
+            blocks.append(block)
+            total += len(block)
+            if limit is not None and total >= limit:
+                break
+    except NoAudioStream:
+        return SoundTrack(None, sample_rate, ["the video has no sound track"])
+    except AudioError as err:
+        err = str(err).removeprefix(f"{path}: ")  # an upload's temporary path means nothing to its sender
+        if not blocks:
+            return SoundTrack(None, sample_rate, [f"the sound track cannot be decoded ({err})"])
+        return SoundTrack(np.concatenate(blocks), sample_rate,
+                          [f"the sound track stops being readable at {total / sample_rate:.1f} s ({err})"])
+    samples = np.concatenate(blocks)[:limit]
     notes = [] if limit is None or len(samples) < limit else [f"sound read up to {max_seconds:.0f} s only"]
     return SoundTrack(samples, sample_rate, notes)
 

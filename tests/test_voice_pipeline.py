@@ -385,3 +385,60 @@ def test_export_refuses_to_average_models_of_different_labels(exported, tmp_path
     assert made.exit_code != 0
     assert "odd.pt" in made.output and "labels" in made.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def write_with_pyav(path: Path, x: np.ndarray, rate: int, codec: str, container_format: str | None = None) -> Path:
+    """A recording in a container libsndfile cannot read (AAC in mp4 is what phones record)."""
+    import av
+
+    with av.open(str(path), mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        frame_size = stream.codec_context.frame_size or 1024
+        fmt = stream.codec_context.format.name
+        for i, start in enumerate(range(0, len(x), frame_size)):
+            chunk = x[start:start + frame_size].astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for converted in av.AudioResampler(format=fmt, layout="mono", rate=rate).resample(frame):
+                for packet in stream.encode(converted):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("name, codec, container_format", [
+    ("call.m4a", "aac", "ipod"), ("call.mp4", "aac", "mp4"), ("call.webm", "libopus", "webm"),
+    ("call.mp3", "libmp3lame", "mp3")])
+def test_voice_reads_phone_recordings_m4a_mp4_webm_and_mp3(exported, tmp_path, name, codec, container_format):
+    """`emodetect voice call.m4a` was refused ("mp3/m4a need converting") though PyAV decodes it."""
+    import av
+
+    from emodetect.cli import app
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {codec} encoder")
+    rate = 48_000 if codec == "libopus" else 44_100
+    x = with_silence(synth("happy", 2.5, np.random.default_rng(12), rate))
+    path = write_with_pyav(tmp_path / name, x, rate, codec, container_format)
+    run = CliRunner().invoke(app, ["voice", str(path), "--model", str(exported[1].path), "--json"])
+    assert run.exit_code == 0, run.output
+    document = json.loads(run.stdout.strip().splitlines()[-1])
+    assert document["label"] == "happy" and document["sample_rate"] == rate
+    assert abs(document["duration_s"] - len(x) / rate) < 0.1
+
+
+def test_one_audio_reader_decodes_a_file_as_the_array_of_its_samples(tmp_path):
+    """The file path (any container) and the array path resample alike: same samples, same log-mel."""
+    from emodetect.media import read_audio
+
+    rate = 22_050
+    x = synth("sad", 2.0, np.random.default_rng(13), rate)
+    sf.write(tmp_path / "clip.wav", x, rate, subtype="FLOAT")
+    decoded = read_audio(tmp_path / "clip.wav", to_rate=RATE)
+    assert decoded.source_rate == rate and decoded.sample_rate == RATE
+    expected = F.prepare(x, rate)
+    assert abs(len(decoded.samples) - len(expected)) <= 2
+    n = min(len(expected), len(decoded.samples))
+    np.testing.assert_allclose(decoded.samples[:n], expected[:n], atol=2e-3)

@@ -12,7 +12,7 @@ from emodetect.console import fail
 
 
 def voice(
-    files: list[Path] = typer.Argument(..., help="audio files: wav, flac, ogg (any rate, any channels)"),
+    files: list[Path] = typer.Argument(..., help="recordings: wav, flac, mp3, m4a, ogg, webm, mp4 (any container FFmpeg reads; any rate, any channels)"),
     model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per file (or per window)"),
     timeline: bool = typer.Option(False, help="with --csv: one row per window instead of per file"),

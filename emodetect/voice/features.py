@@ -1,19 +1,21 @@
 """Audio in, log-mel out: the one feature path that training, evaluation and inference all use.
 
-Everything here is numpy (plus soundfile for decoding and soxr for resampling), so inference needs
-no torch, and the log-mel a model was trained on is bit-for-bit the one it sees when serving.
+Everything here is numpy (files are decoded by emodetect.media, uploads by soundfile, and
+resampled by soxr), so inference needs no torch, and the log-mel a model was trained on is bit-for-bit the one it sees when serving.
 """
 
 from __future__ import annotations
 
-from emodetect.errors import InputError
-
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 import numpy as np
+
+from emodetect import media
+# Named here too, where the voice code and the service have always found them.
+from emodetect.media import DECODE_BLOCK_SAMPLES, MAX_SAMPLE_RATE, AudioError, DecodedAudio, to_mono  # noqa: F401
 
 SAMPLE_RATE = 16_000
 N_FFT = 512  # 32 ms FFT
@@ -22,22 +24,13 @@ HOP_LENGTH = 160  # 10 ms frames: 100 frames per second
 N_MELS = 64
 F_MIN, F_MAX = 50.0, 8000.0
 LOG_FLOOR = 1e-6  # power floor before the log: digital silence maps to ln(1e-6) = -13.8
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au", ".w64", ".caf"}
+# Suffixes that `batch` takes for recordings; the reader itself opens whatever FFmpeg demuxes.
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au", ".w64", ".caf", ".mp3",
+                  ".m4a", ".aac", ".weba", ".wma", ".amr"}
 # Frame loudness below which a frame counts as silence, in dB relative to full scale (RMS).
 SILENCE_DBFS = -65.0  # RAVDESS speech peaks near -35 dBFS; its softest clips near -50
 # ... and below the loudest frame of the same stretch by this much (room noise under loud speech).
 SILENCE_RELATIVE_DB = 40.0
-
-
-# Highest sample rate read from an upload: studio audio stops at 192 kHz. A header claiming more is a
-# bomb (a 1.5 MB FLAC of 599 s at 655,350 Hz passed the seconds limit and cost 3 GB; issue 34).
-MAX_SAMPLE_RATE = 192_000
-# Samples (frames x channels) decoded at once, so a many-channel file costs no more than a mono one.
-DECODE_BLOCK_SAMPLES = 2**20
-
-
-class AudioError(InputError):
-    """Audio that cannot be used: unreadable, not audio, empty, or an unsupported format."""
 
 
 @dataclass(frozen=True)
@@ -59,32 +52,13 @@ def _soundfile():
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Header of an audio file; raises AudioError naming the file and the problem."""
-    sf = _soundfile()
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not a readable audio file (supported: wav, flac, ogg/vorbis/opus, "
-                         f"aiff and other libsndfile formats; mp3/m4a need converting): {err}") from err
-    if info.frames <= 0:
-        raise AudioError(f"{path}: the file holds no audio samples (zero length)")
-    return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames))
-
-
-def to_mono(x: np.ndarray) -> np.ndarray:
-    """Average channels: frames x channels -> frames (a 1-D input is returned as float32)."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim not in (1, 2):
-        raise AudioError(f"audio must be 1-D (mono) or 2-D (frames x channels), got shape {x.shape}")
-    # Every path (arrays, whole files, streamed blocks) comes through here: NaN or infinity is an
-    # error, and samples past full scale are clipped as a player would, so the log-mel stays finite.
-    if not np.isfinite(x).all():
-        raise AudioError("audio contains NaN or infinite samples")
-    x = np.clip(x, -1.0, 1.0)
-    return x.mean(axis=1, dtype=np.float32) if x.ndim == 2 else x
+    """Header of an audio file (any container FFmpeg reads); raises AudioError naming the file."""
+    header = media.audio_header(path)
+    if header.duration_s is not None and header.duration_s <= 0:
+        raise AudioError(f"{path}: the file holds no audio samples (zero length)", "empty")
+    # A container that does not say its length (a live-recorded webm) counts as long: it is streamed.
+    frames = 2**62 if header.duration_s is None else round(header.duration_s * header.sample_rate)
+    return AudioInfo(str(path), header.sample_rate, header.channels, frames)
 
 
 def resample(x: np.ndarray, sample_rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -113,12 +87,7 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     if max_seconds is not None and info.duration_s > max_seconds:
         raise AudioError(f"{path}: {info.duration_s:.0f} s is longer than {max_seconds:.0f} s; "
                          "read it with stream_audio")
-    sf = _soundfile()
-    try:
-        x, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(f"{path}: decoding failed: {err}") from err
-    return prepare(x, rate)
+    return media.read_audio(path, SAMPLE_RATE).samples
 
 
 def _without_addresses(err: Exception) -> str:
@@ -127,12 +96,6 @@ def _without_addresses(err: Exception) -> str:
     import re
 
     return re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the upload", str(err))
-
-
-class DecodedAudio(NamedTuple):
-    samples: np.ndarray  # mono float32 at sample_rate
-    sample_rate: int
-    source_rate: int  # the recording's own rate, as its header says
 
 
 def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = None, to_rate: int | None = None,
@@ -151,8 +114,8 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
     sf = _soundfile()
     if not data:
         raise AudioError(f"{name}: empty (0 bytes)", "empty")
-    unreadable = (f"{name}: not a readable audio file (supported: wav, flac, ogg/vorbis/opus, "
-                  "aiff and other libsndfile formats; mp3/m4a need converting)")
+    unreadable = (f"{name}: not a readable audio upload (supported: wav, flac, mp3, ogg/vorbis/opus, "
+                  "aiff and other libsndfile formats)")
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
@@ -195,33 +158,8 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
 
 
 def stream_audio(path: str | Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
-    """Yield a file as consecutive 16 kHz mono blocks, so memory stays bounded for hours of audio.
-
-    soxr's streaming resampler carries its filter state across blocks, so the joined blocks equal
-    a one-shot resample (no clicks at block edges).
-    """
-    info = audio_info(path)
-    sf = _soundfile()
-    block = max(1, int(block_seconds * info.sample_rate))
-    resampler = None
-    if info.sample_rate != SAMPLE_RATE:
-        import soxr
-
-        resampler = soxr.ResampleStream(info.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    try:
-        with sf.SoundFile(str(path)) as handle:
-            while True:
-                chunk = handle.read(block, dtype="float32", always_2d=True)
-                last = len(chunk) < block
-                mono = to_mono(chunk)
-                if resampler is not None:
-                    mono = resampler.resample_chunk(mono, last=last).astype(np.float32)
-                if len(mono):
-                    yield mono
-                if last:
-                    return
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(f"{path}: decoding failed: {err}") from err
+    """Yield a file as consecutive 16 kHz mono blocks, so memory stays bounded for hours of audio."""
+    return media.read_audio_blocks(path, SAMPLE_RATE, block_seconds)
 
 
 @lru_cache(maxsize=4)

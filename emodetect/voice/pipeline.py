@@ -109,6 +109,13 @@ class VoiceResult(ResultReaders):
         return f"{self.source}: {top}, {self.duration_s:.1f} s, {len(self.voiced)}/{len(self.windows)} windows voiced"
 
 
+def _counted(blocks: Iterable[np.ndarray], read: list[int]) -> Iterator[np.ndarray]:
+    """The blocks unchanged, adding their lengths to read[0]."""
+    for block in blocks:
+        read[0] += len(block)
+        yield block
+
+
 class VoiceEmotion:
     """Speech emotion on a bundled voice model (`default`, `ravdess`, `emodb`) or any voice ONNX file.
 
@@ -145,14 +152,17 @@ class VoiceEmotion:
     def predict(self, audio: str | Path | np.ndarray, sample_rate: int | None = None) -> VoiceResult:
         """Score a file path, or an array (frames, or frames x channels) at `sample_rate`."""
         notes: list[str] = []
+        read = [0]  # samples of a streamed file, counted as they go by
         if isinstance(audio, (str, Path)):
             info = F.audio_info(audio)
-            source, rate, duration = str(audio), info.sample_rate, info.duration_s
-            if duration > self.stream_above_s:
-                blocks: Iterable[np.ndarray] = F.stream_audio(audio)
-                offset = 0.0
+            source, rate = str(audio), info.sample_rate
+            if info.duration_s > self.stream_above_s:
+                blocks: Iterable[np.ndarray] = _counted(F.stream_audio(audio), read)
+                offset, duration = 0.0, None
             else:
-                blocks, offset = self._trimmed(F.load_audio(audio))
+                wave = F.load_audio(audio)
+                blocks, offset = self._trimmed(wave)
+                duration = len(wave) / F.SAMPLE_RATE
         else:
             if sample_rate is None:
                 raise F.AudioError("an audio array needs its sample_rate")
@@ -165,6 +175,8 @@ class VoiceEmotion:
             notes.append(f"input is {rate} Hz: upsampled to 16 kHz, so nothing above {rate // 2} Hz "
                          "is heard; expect lower accuracy than on wideband audio")
         windows = self._score(blocks, offset)
+        if duration is None:  # a header's length is an estimate (mp3) or missing (webm): what was read
+            duration = read[0] / F.SAMPLE_RATE
         for w in windows:  # a short clip's window is padded past its end
             w.end_s = min(w.end_s, duration)
         if not windows:

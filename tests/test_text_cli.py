@@ -173,3 +173,14 @@ def test_rows_with_more_fields_than_the_header_are_an_error_naming_their_lines(t
     assert "line 4" not in result.stderr
     with pytest.raises(DataError, match="line 3"):
         list_inputs(source)
+
+
+def test_a_utf16_be_csv_without_a_bom_is_read_as_its_text(toy_model, tmp_path):
+    import json
+
+    source = tmp_path / "reviews.csv"
+    source.write_bytes("id,text\n1,so furious at work\n2,a glad morning 😀\n".encode("utf-16-be"))
+    result = runner.invoke(app, ["text", "--file", str(source), "--json", "--model", str(toy_model)])
+    assert result.exit_code == 0, result.output
+    read = [json.loads(line)["text"] for line in result.stdout.splitlines() if line.startswith("{")]
+    assert read == ["so furious at work", "a glad morning 😀"]  # not "\x00s\x00o..." nor a NUL error

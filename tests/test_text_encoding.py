@@ -32,3 +32,9 @@ def test_subtitles_saved_as_utf16_be_without_a_bom_are_read(tmp_path):
     path.write_bytes(TEXT.encode("utf-16-be"))
     cues = read_subtitles(path)
     assert [c.text for c in cues] == ["I am so happy — really!"] and cues[0].end_s == 2.5
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
+def test_utf16_without_a_bom_holding_characters_with_a_zero_byte_is_recognised(encoding):
+    text = "id,text\n1,so glad 😀 一 Ā today\n"  # 😀's low surrogate DE00, U+4E00 and U+0100 hold a 0 byte
+    assert decode_text(text.encode(encoding), "x.csv") == text

@@ -27,6 +27,7 @@ import numpy as np
 
 from emodetect.heads import segments
 from emodetect.labels import GOEMOTIONS_EKMAN
+from emodetect.text.encoding import decode_text
 from emodetect.text.tokenize import Vocabulary, read_vocabulary
 from emodetect.errors import DataError
 from emodetect.modalities import csv_header
@@ -113,17 +114,12 @@ def normalise_split(split: str) -> str:
 
 
 def read_csv_text(path: str | Path) -> str:
-    """The whole file as text; a non-UTF-8 byte is an error naming the file and line."""
+    """The whole file as text: UTF-8, or UTF-16 with or without a BOM (`decode_text`, the one
+    decoder of text inputs); a byte that fits neither is an error naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
-                        "save the file as UTF-8") from err
+    return decode_text(path.read_bytes(), str(path), DataError)
 
 
 def read_csv_rows(path: str | Path, required: tuple[str, ...] = ()) -> tuple[list[str], list[dict[str, str]]]:

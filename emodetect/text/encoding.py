@@ -15,6 +15,9 @@ from emodetect.errors import InputError
 # Share of one byte lane that must be NUL to call a BOM-less file UTF-16: Latin text puts a NUL in
 # every other byte; a file with a few stray NULs is not UTF-16.
 UTF16_NUL_SHARE = 0.4
+# The other lane may hold a few NULs too: a character whose low byte is 0 (U+4E00, U+0100, the low
+# surrogate DE00 of 😀) puts one there, and a strict 0 read such a file as text with NULs.
+UTF16_OTHER_LANE_SHARE = 0.1
 SAMPLE_BYTES = 4096
 
 
@@ -24,9 +27,9 @@ def utf16_without_bom(raw: bytes) -> str | None:
     if len(sample) < 2 or len(raw) % 2:
         return None
     even, odd = sample[0::2].count(0) / len(sample[0::2]), sample[1::2].count(0) / len(sample[1::2])
-    if even >= UTF16_NUL_SHARE and odd == 0:
+    if even >= UTF16_NUL_SHARE and odd <= UTF16_OTHER_LANE_SHARE:
         return "utf-16-be"
-    if odd >= UTF16_NUL_SHARE and even == 0:
+    if odd >= UTF16_NUL_SHARE and even <= UTF16_OTHER_LANE_SHARE:
         return "utf-16-le"
     return None
 

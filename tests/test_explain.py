@@ -122,3 +122,39 @@ def test_voice_windows_that_carry_the_label_are_marked():
     windows = result.to_dict()["windows"]
     assert any(w["carries_label"] for w in windows)
     assert all(w["carries_label"] == (w["label"] == result.label) for w in windows)
+
+
+
+def test_explain_writes_nothing_unless_out_is_given_and_counts_faces_on_a_bar(tmp_path, monkeypatch):
+    """`explain photo.jpg --json` wrote photo_explained.png into the user's photo folder; a group
+    photo ran for half a minute with no sign of progress."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import emodetect.vision.cli as vision_cli
+    from emodetect.cli import app
+
+    updates: list[int] = []
+
+    class Bar:
+        def update(self, n: int) -> None:
+            updates.append(n)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(vision_cli, "_face_bar", Bar)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = shutil.copy(SAMPLES / "group.jpg", photos / "group.jpg")
+    explain = ["explain", str(photo), "--model", "realtime-int8", "--method", "occlusion"]
+    as_json = CliRunner().invoke(app, [*explain, "--json"])
+    as_text = CliRunner().invoke(app, explain)
+    assert as_json.exit_code == 0 and as_text.exit_code == 0, as_json.output + as_text.output
+    assert sorted(p.name for p in photos.iterdir()) == ["group.jpg"]
+    document = json.loads(as_json.stdout.splitlines()[-1])
+    assert document["image_out"] is None and len(document["faces"]) > 1
+    assert updates == [1] * (2 * len(document["faces"]))
+    drawn = CliRunner().invoke(app, [*explain, "--out", str(tmp_path / "out")])
+    assert drawn.exit_code == 0 and (tmp_path / "out" / "group_explained.png").stat().st_size > 0

@@ -193,7 +193,7 @@ def test_array_without_rate_and_empty_array_are_clear_errors(engine):
         engine.predict(np.zeros(0, np.float32), RATE)
 
 
-def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plot(exported, tmp_path):
+def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plots_only_when_asked(exported, tmp_path):
     from emodetect.cli import app
 
     rng = np.random.default_rng(6)
@@ -219,14 +219,16 @@ def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plot(exp
     assert [r["path"] for r in rows] == [str(good), str(long)]
     assert list(rows[0]) == ["path", "label", "angry", "happy", "sad"]
     assert sum(float(rows[0][k]) for k in ("happy", "sad", "angry")) == pytest.approx(1, abs=1e-3)
-    assert (out.parent / "long_timeline.png").stat().st_size > 1000
-    assert not (out.parent / "good_timeline.png").exists()
+    # --csv alone asks for a CSV: no plots beside it (they were written unasked).
+    assert sorted(p.name for p in out.parent.iterdir()) == ["voice.csv"]
 
     timeline = tmp_path / "timeline.csv"
-    run = CliRunner().invoke(app, ["voice", str(long), "--model", model, "--csv", str(timeline),
+    run = CliRunner().invoke(app, ["voice", str(long), str(good), "--model", model, "--csv", str(timeline),
                                    "--timeline", "--hop", "1.0"])
     assert run.exit_code == 0, run.output
-    rows = list(csv.DictReader(open(timeline)))
+    assert (tmp_path / "long_timeline.png").stat().st_size > 1000
+    assert not (tmp_path / "good_timeline.png").exists()
+    rows = [r for r in csv.DictReader(open(timeline)) if r["path"] == str(long)]
     assert len(rows) == len(F.window_starts(int(9.8 * RATE), 3 * RATE, RATE))
     assert [float(r["start_s"]) for r in rows] == sorted(float(r["start_s"]) for r in rows)
 

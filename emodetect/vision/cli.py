@@ -155,48 +155,78 @@ def detect(
     raise typer.Exit(1 if failed else 0)
 
 
+def _face_bar():
+    """A progress bar over faces on stderr: explaining takes about a second a face, so a group photo
+    or a folder runs long. Shown on a terminal only, after two seconds (tqdm's disable=None, delay)."""
+    from tqdm import tqdm
+
+    return tqdm(unit="face", desc="explaining", disable=None, delay=2.0, leave=False, file=sys.stderr)
+
+
 def explain(
     paths: list[Path] = typer.Argument(..., help="image files and/or folders (searched recursively)"),
     emotion: Optional[str] = typer.Option(None, help="explain this emotion for every face (default: each face's own)"),
     method: str = typer.Option("rise", help="rise (random masks; the most faithful in bench/explain.py) or occlusion"),
-    out: Optional[Path] = typer.Option(None, help="folder for <name>_explained.png (default: beside each image)"),
+    out: Optional[Path] = typer.Option(None, help="folder for <name>_explained.png, the maps drawn over each image "
+                                                  "(without it nothing is written)"),
     json_out: bool = typer.Option(False, "--json", help="print JSON lines with each face's 48x48 saliency map"),
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
 ) -> None:
     """Why the model read each face as it did: a saliency map over the face, from the ONNX model alone."""
-    from emodetect.vision.batch import annotated_path
     from emodetect.vision.images import ImageError, find_images
 
+    from emodetect.errors import OutputError
+
     setup_logging(False)
+    try:  # before any work, as detect does
+        if out is not None:
+            check_output_dir(out)
+    except OutputError as err:
+        fail(str(err))
     emotion_detector = _emotion_detector(model, detector, threads)
     files, problems = find_images(paths)
     failed = len(problems)
     for path, reason in problems:
         typer.secho(f"{path}: skipped: {reason}", fg=typer.colors.YELLOW, err=True)
+    bar = _face_bar()
     for path in files:
         try:
-            explanation = emotion_detector.explain(path, emotion=emotion, method=method)
+            explanation = emotion_detector.explain(path, emotion=emotion, method=method,
+                                                   progress=lambda done, faces: bar.update(1))
         except ImageError as err:
             typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
         except ValueError as err:  # an unknown emotion or method: the same for every file
+            bar.close()
             fail(str(err))
-        target = (annotated_path(out, path, paths) if out else path).with_name(f"{path.stem}_explained.png")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        from PIL import Image
-
-        Image.fromarray(explanation.plot()).save(target)
+        target = _save_explained(explanation, out, path, paths) if out is not None else None
         if json_out:
-            typer.echo(json.dumps({"source": str(path), **explanation.to_dict(), "image_out": str(target)}))
+            typer.echo(json.dumps({"source": str(path), **explanation.to_dict(),
+                                   "image_out": None if target is None else str(target)}))
         else:
             faces = ", ".join(f"#{f.face.id} {f.label} {f.probability:.2f}" for f in explanation.faces) or "no face"
-            typer.echo(f"{path}: {faces} -> {target}")
+            typer.echo(f"{path}: {faces}" + (f" -> {target}" if target is not None else ""))
+    bar.close()
     if not files and not problems:
         fail("no image files found in " + ", ".join(map(str, paths)))
+    if out is None and not json_out and files:
+        typer.echo("(--out DIR draws the maps over each image, as <name>_explained.png)", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def _save_explained(explanation, out: Path, path: Path, paths: list[Path]) -> Path:
+    """<out>/<name>_explained.png, keeping the folder structure under the paths given."""
+    from PIL import Image
+
+    from emodetect.vision.batch import annotated_path
+
+    target = annotated_path(out, path, paths).with_name(f"{path.stem}_explained.png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(explanation.plot()).save(target)
+    return target
 
 
 def video(

@@ -135,8 +135,11 @@ class Explanation(ResultReaders):
 
 
 def explain_faces(detector: Any, image: Any, emotion: str | None = None, method: str = "rise",
-                  color: str = "rgb") -> Explanation:
-    """Detect the faces of `image` and explain each one's emotion (or `emotion` for every face)."""
+                  color: str = "rgb", progress: Callable[[int, int], None] | None = None) -> Explanation:
+    """Detect the faces of `image` and explain each one's emotion (or `emotion` for every face).
+
+    `progress(done, faces)` is called after each face: a face takes about a second with the default
+    model, so a group photo is long enough to want a progress bar."""
     from emodetect.vision.faces import crop_square
     from emodetect.vision.images import load_image
 
@@ -154,4 +157,6 @@ def explain_faces(detector: Any, image: Any, emotion: str | None = None, method:
         heat = saliency(detector.predict_crops, crop, target, method, masks)
         explained.append(FaceExplanation(face, labels[target], float(face.probabilities[labels[target]]),
                                          crop_square(det, detector.framing), heat))
+        if progress is not None:
+            progress(len(explained), len(result.faces))
     return Explanation(result, method, explained)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,14 @@ class EmotionDetector:
         return (Result(width=rgb.shape[1], height=rgb.shape[0], model=self.model_name, detector=self.detector_name,
                        faces=faces, source=source, image=rgb), detections, crops)
 
-    def explain(self, image: Any, emotion: str | None = None, method: str = "rise", color: str = "rgb"):
+    def explain(self, image: Any, emotion: str | None = None, method: str = "rise", color: str = "rgb",
+                progress: Callable[[int, int], None] | None = None):
         """Every face of `image` with a saliency map of what made the model read its emotion (or
-        `emotion`): an `emodetect.vision.explain.Explanation`, from the ONNX model alone."""
+        `emotion`): an `emodetect.vision.explain.Explanation`, from the ONNX model alone;
+        `progress(done, faces)` after each face."""
         from emodetect.vision.explain import explain_faces
 
-        return explain_faces(self, image, emotion, method, color)
+        return explain_faces(self, image, emotion, method, color, progress)
 
     def classify(self, rgb: np.ndarray, detections: list[Detection], ids: list[int] | None = None) -> list[Face]:
         """Crop every detection FER-2013 style and classify them in one batch."""

@@ -15,9 +15,11 @@ def voice(
     files: list[Path] = typer.Argument(..., help="recordings: wav, flac, mp3, m4a, ogg, webm, mp4 (any container FFmpeg reads; any rate, any channels)"),
     model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per file (or per window)"),
-    timeline: bool = typer.Option(False, help="with --csv: one row per window instead of per file"),
+    timeline: bool = typer.Option(False, help="with --csv: one row per window instead of per file, and the "
+                                               "emotion-over-time PNGs next to the CSV"),
     plot_dir: Optional[Path] = typer.Option(
-        None, "--out", "--plot-dir", help="folder for emotion-over-time PNGs (default: next to --csv) of multi-window files"),
+        None, "--out", "--plot-dir", help="folder for emotion-over-time PNGs of multi-window files (nothing is "
+                                          "drawn without it or --timeline)"),
     window: Optional[float] = typer.Option(None, help="window length in seconds (default: the model's)"),
     hop: Optional[float] = typer.Option(None, help="hop between windows in seconds (default: half a window)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per file instead of a table"),
@@ -56,7 +58,8 @@ def voice(
             writer.writeheader()
             writer.writerows(rows)
         typer.echo(f"wrote {csv_path} ({len(rows)} rows)", err=True)
-    out_dir = plot_dir or (csv_path.parent if csv_path is not None else None)
+    # Plots only when asked for: a folder named, or a timeline CSV to sit beside.
+    out_dir = plot_dir or (csv_path.parent if csv_path is not None and timeline else None)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for result in results:

@@ -14,6 +14,7 @@ Parquet files under one folder, so memory stays flat whatever the input.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,7 +62,10 @@ class _FaceWorker:
         from emodetect.vision.images import ImageError
 
         rows: list[dict[str, Any]] = []
-        for source in batch["source"]:
+        for source, unreadable in zip(batch["source"], batch["error"]):
+            if unreadable:  # found unreadable by list_inputs (a dangling link, a FIFO)
+                rows.append({"source": source, "error": str(unreadable)})
+                continue
             try:
                 result = self.detector.detect(source)
             except (ImageError, OSError) as err:
@@ -82,7 +86,10 @@ class _VoiceWorker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows: list[dict[str, Any]] = []
-        for source in batch["source"]:
+        for source, unreadable in zip(batch["source"], batch["error"]):
+            if unreadable:  # found unreadable by list_inputs (a dangling link, a FIFO)
+                rows.append({"source": source, "error": str(unreadable)})
+                continue
             try:
                 result = self.engine.predict(source)
             except (InputError, OSError, MemoryError) as err:
@@ -152,20 +159,29 @@ def list_inputs(source: str | Path, column: str = "text") -> tuple[str, list[dic
         _, _, texts = read_texts(path, column)
         first = 1 if path.suffix.lower() == ".txt" else 2  # sources name the file's line
         return "texts", [{"source": f"{path.resolve()}:{first + i}", "text": t} for i, t in enumerate(texts)]
+    given = sorted(Path().glob(str(source))) if not path.is_dir() and any(c in str(source) for c in "*?[") \
+        else [path]
+    # What cannot be read (a dangling link, a link loop, a FIFO, a folder that cannot be listed) is
+    # an error row, never a silent skip: its item carries the reason in `error` ("" = to be read).
+    found, problems = find_images(given, suffixes=IMAGE_SUFFIXES | AUDIO_SUFFIXES)
     # Absolute paths: a cluster's workers do not share the driver's working folder.
-    if path.is_dir():
-        files = sorted(p.resolve() for p in path.rglob("*") if p.is_file())
-    else:
-        files = sorted(p.resolve() for p in Path().glob(str(source))) if any(c in str(source) for c in "*?[") \
-            else [path.resolve()]
-    audio = [f for f in files if f.suffix.lower() in AUDIO_SUFFIXES]
+    files = sorted(f.resolve() for f in found)
+    unreadable = [(Path(os.path.abspath(p)), reason) for p, reason in problems]
     images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-    if audio and not images:
-        return "audio", [{"source": str(f)} for f in audio]
-    if images:
-        found, _ = find_images([str(f) for f in images])
-        return "images", [{"source": str(f)} for f in found]
-    raise InputError(f"{source}: no images, recordings or text file (CSV, Parquet, TXT) found")
+    audio = [f for f in files if f.suffix.lower() in AUDIO_SUFFIXES]
+    image_named = any(p.suffix.lower() in IMAGE_SUFFIXES for p, _ in unreadable)
+    audio_named = any(p.suffix.lower() in AUDIO_SUFFIXES for p, _ in unreadable)
+    if images or (image_named and not audio):  # images win when a folder holds both, as before
+        kind, readable, other = "images", images, AUDIO_SUFFIXES
+    elif audio or audio_named:
+        kind, readable, other = "audio", audio, IMAGE_SUFFIXES
+    else:
+        why = f" ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
+        raise InputError(f"{source}: no images, recordings or text file (CSV, Parquet, TXT) found{why}")
+    items = [{"source": str(f), "error": ""} for f in readable]
+    # An unreadable folder or loop has no media suffix: it is reported with either kind.
+    items += [{"source": str(p), "error": reason} for p, reason in unreadable if p.suffix.lower() not in other]
+    return kind, sorted(items, key=lambda item: item["source"])
 
 
 def done_sources(out: Path) -> set[str]:

@@ -18,7 +18,7 @@ from emodetect.errors import DataError
 from emodetect.labels import EMOTIONS, FERPLUS_COLUMNS, canonical_emotion
 from emodetect.modalities import csv_header
 from emodetect.vision.faces import FACE_SIZE, FaceReader
-from emodetect.vision.images import IMAGE_SUFFIXES
+from emodetect.vision.images import IMAGE_SUFFIXES, find_images
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +176,11 @@ def read_image_folder(root: str | Path) -> FaceDataset:
         except ValueError as err:
             skipped.append(f"{class_dir}: {err}")
             continue
-        for file in sorted(class_dir.rglob("*")):
-            if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        # find_images reports what cannot be read (dangling links, link loops, FIFOs, folders
+        # that cannot be listed): skipped with a word, where rglob's is_file() dropped them silently.
+        files, problems = find_images([class_dir])
+        skipped += [f"{path}: {reason}" for path, reason in problems]
+        for file in files:
             try:
                 images.append(reader.read(file)[0])
                 labels.append(label)

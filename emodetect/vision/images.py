@@ -10,6 +10,7 @@ import io
 import os
 import re
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,20 +191,22 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     raise ImageError(f"array of dtype {array.dtype} is not an image")
 
 
-def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+def find_images(paths: list[str | Path], suffixes: Collection[str] = IMAGE_SUFFIXES,
+                ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Expand files and folders (recursively, following links once) into image files, in a stable order.
 
     Returns the files to read and the (path, reason) of what cannot be read: arguments that do not
     exist, folders that cannot be listed, dangling links, link loops, and FIFOs or devices named
     like images. Inside a folder, files are picked by suffix so that a stray notes.txt is not an
     error, but a file named .jpg that is not a JPEG is (it is reported when it fails to load).
+    `suffixes` picks other files the same way (`emodetect batch` walks recordings with it too).
     """
     files: list[Path] = []
     problems: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            _walk(path, files, problems)
+            _walk(path, files, problems, suffixes)
         elif path.is_file():
             files.append(path)
         elif path.is_symlink():
@@ -215,7 +218,7 @@ def find_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, s
     return files, problems
 
 
-def _walk(root: Path, files: list[Path], problems: list[tuple[Path, str]]) -> None:
+def _walk(root: Path, files: list[Path], problems: list[tuple[Path, str]], suffixes: Collection[str]) -> None:
     seen: set[tuple[int, int]] = set()
     found: list[Path] = []
 
@@ -232,7 +235,7 @@ def _walk(root: Path, files: list[Path], problems: list[tuple[Path, str]]) -> No
         dirs.sort()
         for name in sorted(names):
             path = Path(folder) / name
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.suffix.lower() not in suffixes:
                 continue
             if path.is_file():
                 found.append(path)

@@ -184,6 +184,7 @@ def models(
     modality: Optional[str] = typer.Option(None, help="with --card: the modality, for a name several share (default)"),
 ) -> None:
     """List every bundled model with its modality, labels and test figures (no model is opened)."""
+    from emodetect.cards import figures_text
     from emodetect.runtime import bundled_models
 
     if card is not None:
@@ -203,7 +204,8 @@ def models(
             typer.echo(json.dumps({"name": m.name, "modality": m.modality, "file": m.path.name,
                                    "labels": list(m.labels), "test_figures": figures}))
         else:
-            typer.echo(f"{m.modality:7} {m.name:14} {m.path.name:28} labels={','.join(m.labels)} {figures}")
+            typer.echo(f"{m.modality:7} {m.name:14} {m.path.name:28} labels={','.join(m.labels)} "
+                       f"{figures_text(figures)}")
 
 
 def _note_shared_name(name: str, modality: Optional[str]) -> None:

@@ -1,11 +1,13 @@
-"""What every command shares: one-line errors, logging to stderr, paths that fit a column."""
+"""What every command shares: one-line errors, logging to stderr, paths that fit a column, and
+the one table style of `detect`, `predict` and `voice`."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import typer
 
@@ -60,3 +62,31 @@ def fit_path(path: Path, width: int) -> str:
     """The path, or its last characters after an ellipsis when it is longer than the column."""
     text = str(path)
     return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+class Column(NamedTuple):
+    """One column of a printed table: its title, width (0: as wide as its text, for the last one),
+    alignment (">" for numbers) and the spaces before it."""
+
+    title: str
+    width: int = 0
+    align: str = "<"
+    gap: str = " "
+
+
+# The file column every table starts with (long paths keep their end: fit_path).
+FILE_COLUMN = Column("file", 40)
+
+
+def table_line(columns: Sequence[Column], cells: Sequence[object]) -> str:
+    """One row (or, given the titles, the header) of a table: fixed-width columns separated by
+    spaces, so that every verb's table reads alike; a row may stop early ("no face")."""
+    parts = []
+    for i, (column, cell) in enumerate(zip(columns, cells)):
+        text = f"{cell:{column.align}{column.width}}" if column.width else str(cell)
+        parts.append(text if i == 0 else column.gap + text)
+    return "".join(parts).rstrip()
+
+
+def table_header(columns: Sequence[Column]) -> str:
+    return table_line(columns, [c.title for c in columns])

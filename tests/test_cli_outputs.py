@@ -69,3 +69,40 @@ def test_output_checks_are_in_the_error_family(tmp_path):
     check_output_dir(tmp_path / "new" / "deeper")
     with pytest.raises(OutputError, match="is a folder"):
         check_output_file(tmp_path)
+
+
+def _columns_line_up(header: str, row: str, title: str, cell: str) -> bool:
+    """The cell starts where its column's title does (right-aligned numbers end where it ends)."""
+    return row.index(f" {cell}") == header.index(f" {title}")
+
+
+def test_detect_predict_and_voice_print_one_table_style_with_a_header(tmp_path, monkeypatch):
+    """predict printed tab-separated lines without a header and voice tab-separated lines, where
+    detect prints an aligned table: one style for every verb."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    Image.open(SAMPLE).convert("L").crop((176, 56, 276, 176)).save(tmp_path / "face.png")
+    t = np.arange(3 * 16_000) / 16_000
+    sf.write(tmp_path / "call.wav", (0.2 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * np.sin(t)))).astype(np.float32),
+             16_000)
+    monkeypatch.chdir(tmp_path)  # short paths, shown whole
+    outputs = {verb: CliRunner().invoke(app, [verb, name])
+               for verb, name in (("detect", "face.png"), ("predict", "face.png"), ("voice", "call.wav"))}
+    for verb, run in outputs.items():
+        assert run.exit_code == 0, run.output
+        header, row, *_ = run.stdout.splitlines()
+        assert "\t" not in run.stdout and header.startswith("file ") and row.split()[0] in ("face.png", "call.wav")
+        label = row.split()[2 if verb == "detect" else 1]
+        assert _columns_line_up(header, row, "label", label), (verb, header, row)
+    assert outputs["predict"].stdout.splitlines()[0].split() == ["file", "label", "conf"]
+    assert outputs["voice"].stdout.splitlines()[0].split() == ["file", "label", "conf", "seconds", "windows", "voiced"]
+
+
+def test_models_prints_text_figures_as_words_not_json():
+    run = CliRunner().invoke(app, ["models"])
+    assert run.exit_code == 0, run.output
+    text = [line for line in run.stdout.splitlines() if line.startswith("text ")]
+    assert text and not any("{" in line for line in text)
+    assert all("accuracy 0." in line and "macro-F1 0." in line for line in text)

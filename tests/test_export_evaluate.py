@@ -122,7 +122,8 @@ def test_cli_export_evaluate_predict_round_trip(trained, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
     pred = _cli("predict", str(tmp_path / "face.png"), str(tmp_path / "bad.png"), "--model", str(tmp_path / "cli.onnx"))
     assert pred.returncode == 1
-    assert "face.png" in pred.stdout and pred.stdout.split("\t")[1] in EMOTIONS
+    header, row = pred.stdout.splitlines()
+    assert header.split() == ["file", "label", "conf"] and "face.png" in row and row.split()[1] in EMOTIONS
     assert "bad.png" in pred.stderr and "not an image" in pred.stderr
 
 

@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from emodetect.console import check_output_dir, check_output_file, fail, fit_path, setup_logging
+from emodetect.console import (FILE_COLUMN, Column, check_output_dir, check_output_file, fail, fit_path,
+                               setup_logging, table_header, table_line)
 
 
 def _detector_help() -> str:
@@ -44,6 +45,12 @@ _DETECT_THREADS_HELP = "threads of the face detector (0 = its library's default)
 _DETECT_EVERY_HELP = "look for faces in every N-th analysed frame only, reading emotions at the last boxes in between"
 
 
+# detect's table; predict's is its first columns. `.ci/run` reads detect's rows.
+DETECT_COLUMNS = (FILE_COLUMN, Column("face", 4, ">"), Column("label", 9), Column("conf", 5, ">"),
+                  Column("score", 5, ">"), Column("box (x,y,w,h)", gap="  "))
+PREDICT_COLUMNS = (FILE_COLUMN, Column("label", 9), Column("conf", 5, ">"))
+
+
 def predict(
     images: list[Path] = typer.Argument(..., help="face crops (any size up to 256 px; made 48x48 grey); "
                                                   "in a larger photo its largest face is found first"),
@@ -64,6 +71,8 @@ def predict(
         fail(str(err.args[0] if isinstance(err, KeyError) else err))
     reader = FaceReader()
     failed = 0
+    if not as_json:
+        typer.echo(table_header(PREDICT_COLUMNS))
     for path in images:
         try:
             face, found = reader.read(path)
@@ -81,7 +90,8 @@ def predict(
                                    "confidence": round(float(probs[top]), 4),
                                    "probabilities": {k: round(float(v), 4) for k, v in zip(onnx_model.labels, probs)}}))
         else:
-            typer.echo(f"{path}\t{onnx_model.labels[top]}\t{probs[top]:.3f}")
+            typer.echo(table_line(PREDICT_COLUMNS, [fit_path(path, FILE_COLUMN.width), onnx_model.labels[top],
+                                                    f"{probs[top]:.2f}"]))
     raise typer.Exit(1 if failed else 0)
 
 
@@ -115,7 +125,7 @@ def detect(
     rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
     failed, files = 0, 0
     if not json_out:
-        typer.echo(f"{'file':40} {'face':>4} {'label':9} {'conf':>5} {'score':>5}  box (x,y,w,h)")
+        typer.echo(table_header(DETECT_COLUMNS))
     try:
         for outcome in detect_files(emotion_detector, paths, progress):
             files += 1
@@ -130,13 +140,13 @@ def detect(
             if json_out:
                 typer.echo(json.dumps({"source": str(outcome.path), **result.to_dict()}))
             else:
-                shown = fit_path(outcome.path, 40)
+                shown = fit_path(outcome.path, FILE_COLUMN.width)
                 if not result.faces:
-                    typer.echo(f"{shown:40} {'-':>4} no face")
+                    typer.echo(table_line(DETECT_COLUMNS, [shown, "-", "no face"]))
                 for face in result.faces:
                     b = face.box
-                    typer.echo(f"{shown:40} {face.id:>4} {face.label:9} "
-                               f"{face.confidence:5.2f} {face.score:5.2f}  {b.x},{b.y},{b.width},{b.height}")
+                    typer.echo(table_line(DETECT_COLUMNS, [shown, face.id, face.label, f"{face.confidence:.2f}",
+                                                           f"{face.score:.2f}", f"{b.x},{b.y},{b.width},{b.height}"]))
             if rows is not None:
                 rows.writerows(result.to_rows())
                 csv_handle.flush()

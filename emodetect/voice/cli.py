@@ -8,7 +8,12 @@ from typing import Optional
 
 import typer
 
-from emodetect.console import fail
+from emodetect.console import FILE_COLUMN, Column, fail, fit_path, table_header, table_line
+
+# detect's table style: the file, the recording's label and confidence, then its length and how
+# many of its windows had speech.
+VOICE_COLUMNS = (FILE_COLUMN, Column("label", 9), Column("conf", 5, ">"), Column("seconds", 8, ">"),
+                 Column("windows", 7, ">"), Column("voiced", 6, ">"))
 
 
 def voice(
@@ -34,7 +39,7 @@ def voice(
         fail(str(err))
     results, failed = [], 0
     if not as_json:
-        typer.echo("path\tlabel\tconfidence\tduration_s\tvoiced_windows")
+        typer.echo(table_header(VOICE_COLUMNS))
     for path in files:
         try:
             result = engine.predict(path)
@@ -48,8 +53,9 @@ def voice(
         if as_json:
             typer.echo(result.to_json())
         else:
-            typer.echo(f"{path}\t{result.label or 'silent'}\t{result.confidence:.3f}\t"
-                       f"{result.duration_s:.2f}\t{len(result.voiced)}/{len(result.windows)}")
+            typer.echo(table_line(VOICE_COLUMNS, [fit_path(path, FILE_COLUMN.width), result.label or "silent",
+                                                  f"{result.confidence:.2f}", f"{result.duration_s:.2f}",
+                                                  len(result.windows), len(result.voiced)]))
     if csv_path is not None and results:
         rows = [row for r in results for row in r.to_rows(timeline)]
         csv_path.parent.mkdir(parents=True, exist_ok=True)

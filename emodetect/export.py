@@ -40,9 +40,12 @@ class ProbabilityHead(nn.Module):
     """
 
     def __init__(self, model: nn.Module | Sequence[nn.Module], multilabel: bool = False, flip_tta: bool = False,
-                 shift_tta: int = 0, segments: list[Segment] | None = None):
+                 shift_tta: int = 0, segments: list[Segment] | None = None,
+                 weights: Sequence[float] | None = None):
         super().__init__()
         self.members = nn.ModuleList(_members(model))
+        # Members of different architectures need not be equally good: their shares, summing to 1.
+        self.weights = _member_weights(weights, len(self.members))
         self.multilabel = multilabel
         self.flip_tta = flip_tta
         self.shift_tta = shift_tta
@@ -57,7 +60,9 @@ class ProbabilityHead(nn.Module):
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         probs = [self._activate(member(x)) for member in self.members]
-        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
+        if len(probs) == 1:
+            return probs[0]
+        return sum(w * p for w, p in zip(self.weights, probs))
 
     def _views(self, x: torch.Tensor) -> list[torch.Tensor]:
         views = [x]
@@ -81,6 +86,18 @@ class ProbabilityHead(nn.Module):
         return probs
 
 
+def _member_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Each member's share of the average: equal by default, else the given ones scaled to sum to 1."""
+    from emodetect.errors import DataError
+
+    if not weights:
+        return [1.0 / count] * count
+    if len(weights) != count or any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise DataError(f"member weights {list(weights)}: give one non-negative weight per model "
+                        f"({count}), not all zero", "invalid")
+    return [float(w) / sum(weights) for w in weights]
+
+
 @dataclass
 class ExportReport:
     path: Path
@@ -91,7 +108,7 @@ class ExportReport:
 def export_onnx(model: nn.Module | Sequence[nn.Module], example: torch.Tensor, path: str | Path,
                 metadata: dict[str, str], multilabel: bool = False, flip_tta: bool = False, shift_tta: int = 0,
                 input_name: str = INPUT_NAME, segments: list[Segment] | None = None,
-                free_axes: tuple[int, ...] = ()) -> Path:
+                free_axes: tuple[int, ...] = (), weights: Sequence[float] | None = None) -> Path:
     """Write `model` (or the mean of several models' probabilities) as ONNX with a dynamic batch
     axis (and the input axes in `free_axes`) and string metadata; a multi-head model (`segments`)
     gets a second output, HEAD_OUTPUT."""
@@ -99,7 +116,7 @@ def export_onnx(model: nn.Module | Sequence[nn.Module], example: torch.Tensor, p
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     members = [m.eval().float().to(memory_format=torch.contiguous_format) for m in _members(model)]
-    wrapped = ProbabilityHead(members, multilabel, flip_tta, shift_tta, segments).eval()
+    wrapped = ProbabilityHead(members, multilabel, flip_tta, shift_tta, segments, weights).eval()
     outputs = [OUTPUT_NAME, HEAD_OUTPUT] if wrapped.segments else [OUTPUT_NAME]
     torch.onnx.export(
         wrapped, (example,), str(path), input_names=[input_name], output_names=outputs,
@@ -126,17 +143,49 @@ def set_metadata(path: str | Path, values: dict[str, str]) -> Path:
 
 def parity(model: nn.Module | Sequence[nn.Module], onnx_path: str | Path, inputs: torch.Tensor,
            flip_tta: bool = False, shift_tta: int = 0,
-           multilabel: bool = False, segments: list[Segment] | None = None) -> float:
+           multilabel: bool = False, segments: list[Segment] | None = None,
+           weights: Sequence[float] | None = None) -> float:
     """Largest absolute difference between torch (float32) and onnxruntime probabilities (every
     output of a multi-head model)."""
     from emodetect.runtime import OnnxModel
 
     members = [m.eval().float() for m in _members(model)]
     with torch.no_grad():
-        expected = ProbabilityHead(members, multilabel, flip_tta, shift_tta, segments)(inputs)
+        expected = ProbabilityHead(members, multilabel, flip_tta, shift_tta, segments, weights)(inputs)
     expected = [e.numpy() for e in (expected if isinstance(expected, tuple) else (expected,))]
     got = OnnxModel(onnx_path).predict_all(inputs.numpy())
     return float(max(np.abs(e - g).max() for e, g in zip(expected, got, strict=True)))
+
+
+def store_float16(path: str | Path, out: str | Path | None = None) -> Path:
+    """Keep the float weights of an ONNX file in half precision, each cast back to float32 inside
+    the graph (onnxruntime folds the casts at load): half the bytes on disk and in the wheel, the
+    same float32 arithmetic. Weight rounding moves a probability by about 1e-4."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims, dtype=np.int64) < 64:
+            continue
+        values = numpy_helper.to_array(init)
+        if np.abs(values).max(initial=0) >= 65504:  # beyond float16's range: keep as it is
+            continue
+        half = numpy_helper.from_array(values.astype(np.float16), init.name + "_fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                      name=init.name + "_to_fp32"))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "weights_stored", "float16 (computed in float32)"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out or path))
+    return Path(out or path)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -222,9 +271,10 @@ def _agreeing_states(checkpoints: Sequence[str | Path]) -> list[dict]:
 
 def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | Path, flip_tta: bool = True,
                       shift_tta: int = 0, int8: bool = False, calibration: np.ndarray | None = None,
-                      extra_metadata: dict[str, str] | None = None) -> ExportReport:
+                      extra_metadata: dict[str, str] | None = None,
+                      weights: Sequence[float] | None = None) -> ExportReport:
     """Export a training checkpoint (or the mean of several, e.g. seeds of one recipe, as one
-    graph); with int8, also write `<out stem>_int8.onnx`."""
+    graph, weighted by `weights` if given); with int8, also write `<out stem>_int8.onnx`."""
     from emodetect.errors import DataError
     from emodetect.train import load_checkpoint_model
 
@@ -232,6 +282,7 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
     if not checkpoints:
         raise DataError("no checkpoint to export", "empty")
     states = _agreeing_states(checkpoints)
+    shares = _member_weights(weights, len(states))
     state = states[0]
     members = [load_checkpoint_model(s) for s in states]
     config = state.get("config", {})
@@ -274,19 +325,24 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
         "precision": "float32",
         "extras": json.dumps(extras),
     }
-    if len(states) > 1:
-        metadata["members"] = json.dumps([{"seed": s.get("config", {}).get("seed"), "epoch": s.get("epoch"),
-                                           "val_score": round(float(v), 4)} for s, v in zip(states, val_scores)])
+    if len(states) > 1 and weights:
+        metadata["architecture"] = f"weighted mean of {len(states)}: " + " + ".join(
+            f"{w:.2f} x {a}" for w, a in zip(shares, architectures))
+        metadata["members"] = json.dumps([{"architecture": s["model_name"], "weight": round(w, 4),
+                                           "seed": s.get("config", {}).get("seed"), "epoch": s.get("epoch"),
+                                           "val_score": round(float(v), 4)}
+                                          for s, v, w in zip(states, val_scores, shares)])
     metadata |= extra_metadata or {}
     path = export_onnx(members, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
-                       input_spec["name"], segs, free_axes)
+                       input_spec["name"], segs, free_axes, shares)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
-    diff = parity(members, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs)
+    diff = parity(members, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs, shares)
     for axis in free_axes:  # a free axis is checked at a third of its length too
         short = parity_batch.narrow(axis, 0, max(1, parity_batch.shape[axis] // 3))
-        diff = max(diff, parity(members, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs))
+        diff = max(diff, parity(members, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs,
+                                shares))
     int8_path = None
     if int8:
         int8_out = Path(out).with_name(Path(out).stem + "_int8.onnx")

@@ -152,3 +152,44 @@ def test_shift_tta_averages_shifted_views_inside_the_graph(trained, tmp_path):
         averaged = head(x)
     np.testing.assert_allclose(OnnxModel(report.path).predict(x.numpy()), averaged.numpy(), atol=1e-4)
     assert not torch.allclose(plain, averaged)
+
+
+def test_members_of_different_architectures_average_with_their_weights(trained, tmp_path):
+    """`emodetect export a.pt b.pt --weight 0.3 --weight 0.7`: one graph whose probabilities are the
+    weighted mean of each member's own, the shares in the metadata; bad weights are refused."""
+    data, first = trained
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "other"), model="vgg_fer_small", epochs=1,
+                      batch_size=32, augment=False, threads=1)
+    second = train(cfg).best_checkpoint
+    alone = [OnnxModel(export_checkpoint(c, tmp_path / f"{i}.onnx", flip_tta=True).path)
+             for i, c in enumerate((first, second))]
+    report = export_checkpoint([first, second], tmp_path / "mix.onnx", flip_tta=True, weights=[3, 7])
+    assert report.max_abs_diff < 1e-4
+    x = np.random.default_rng(0).uniform(0, 255, (6, 1, 48, 48)).astype(np.float32)
+    mixed = OnnxModel(report.path)
+    expected = 0.3 * alone[0].predict(x) + 0.7 * alone[1].predict(x)
+    np.testing.assert_allclose(mixed.predict(x), expected, atol=1e-5)
+    members = json.loads(mixed.metadata["members"])
+    assert [m["architecture"] for m in members] == ["tiny_fer", "vgg_fer_small"]
+    assert [m["weight"] for m in members] == [0.3, 0.7]
+    from emodetect.errors import DataError
+
+    with pytest.raises(DataError, match="one non-negative weight per model"):
+        export_checkpoint([first, second], tmp_path / "bad.onnx", weights=[1.0])
+
+
+def test_float16_storage_halves_the_file_and_keeps_the_answers(trained, tmp_path):
+    from emodetect.export import read_metadata, store_float16
+
+    _, checkpoint = trained
+    path = export_checkpoint(checkpoint, tmp_path / "m.onnx", flip_tta=True).path
+    half = store_float16(path, tmp_path / "half.onnx")
+    weights = {i.name: i for i in onnx.load(str(path)).graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    stored = {i.name: i for i in onnx.load(str(half)).graph.initializer}
+    big = [n for n, i in weights.items() if np.prod(i.dims) >= 64]
+    assert big and all(stored[n + "_fp16"].data_type == onnx.TensorProto.FLOAT16 for n in big)
+    assert half.stat().st_size < path.stat().st_size
+    x = np.random.default_rng(1).uniform(0, 255, (4, 1, 48, 48)).astype(np.float32)
+    np.testing.assert_allclose(OnnxModel(half).predict(x), OnnxModel(path).predict(x), atol=2e-3)
+    meta = read_metadata(half)
+    assert meta["weights_stored"].startswith("float16") and json.loads(meta["labels"]) == list(EMOTIONS)

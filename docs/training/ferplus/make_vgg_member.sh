@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How the bundled `ferplus` face model was made: the `default` model fine-tuned on the FER+ votes.
+# How the vgg_fer member of the bundled `ferplus` ensemble was made (it was the whole `ferplus` model
+# until the ensemble; make_bundle.sh builds the ensemble): the `default` model fine-tuned on the FER+ votes.
 # Run from the repository root with the train extra installed. DATA points at the FER-2013 files.
 #   1. rebuild a trainable checkpoint from emotion_default.onnx (BatchNorm unfolded, exact to 1e-6);
 #   2. fine-tune it on the FER+ vote shares (soft labels), 3 epochs, selected on FER+ PublicTest;
@@ -23,7 +24,7 @@ emodetect export "$RUN/best.pt" --out "$ONNX.onnx" --name ferplus --flip-tta \
   --int8 --calibration-data "$DATA/fer2013.csv.gz" --calibration-split Training
 
 mkdir -p "$DOCS"
-cp "$RUN/config.json" "$RUN/log.jsonl" "$DOCS/"
+cp "$RUN/config.json" "$DOCS/vgg_member_config.json"; cp "$RUN/log.jsonl" "$DOCS/vgg_member_log.jsonl"
 for precision in "" _int8; do
   emodetect evaluate "$ONNX$precision.onnx" "$DATA/fer2013.csv.gz" --split PrivateTest \
     --ferplus "$DATA/fer2013new.csv" --out "$DOCS/privatetest_ferplus$precision" > /dev/null

@@ -17,8 +17,8 @@ DOCS=docs/training/ferplus
 ONNX=emodetect/assets/emotion_ferplus
 
 if [ "${SKIP_TRAIN:-0}" != 1 ]; then
-  # float32: on a 2-core Xeon with AMX the depthwise convolutions gain nothing from bf16 autocast
-  # (bench/finetune_speed.py).
+  # float32: on a 2-core Xeon with AMX the depthwise convolutions gained nothing from bf16 autocast
+  # (docs/training/faceres/README.md).
   emodetect train --data "$DATA/fer2013.csv.gz" --ferplus "$DATA/fer2013new.csv" --soft-labels \
     --model faceres_fer --pretrained "$BACKBONE" --out "$RUN" --epochs 8 --batch-size 64 \
     --optimizer adamw --lr 3e-4 --weight-decay 0.05 --label-smoothing 0.0 --ema-decay 0.998 \

@@ -328,9 +328,10 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
     if len(states) > 1 and weights:
         metadata["architecture"] = f"weighted mean of {len(states)}: " + " + ".join(
             f"{w:.2f} x {a}" for w, a in zip(shares, architectures))
+    if len(states) > 1:  # a member rebuilt from an ONNX file has no validation score: null, not NaN
         metadata["members"] = json.dumps([{"architecture": s["model_name"], "weight": round(w, 4),
                                            "seed": s.get("config", {}).get("seed"), "epoch": s.get("epoch"),
-                                           "val_score": round(float(v), 4)}
+                                           "val_score": round(float(v), 4) if np.isfinite(v) else None}
                                           for s, v, w in zip(states, val_scores, shares)])
     metadata |= extra_metadata or {}
     path = export_onnx(members, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,

@@ -269,6 +269,8 @@ def serve(
     max_video_mb: float = typer.Option(50.0, help="largest video accepted by /v1/video, in MB (413 above)"),
     max_video_seconds: float = typer.Option(120.0, help="longest video accepted by /v1/video, in seconds "
                                                         "(413 above; read from the container header first)"),
+    max_video_frames: int = typer.Option(7_200, help="most frames in a video on /v1/video (413 above; "
+                                                     "counted while decoding, whatever the header says)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
     allowed_host: Optional[list[str]] = typer.Option(
         None, help="a Host name this server answers to (repeat for several); default on a loopback "
@@ -296,6 +298,7 @@ def serve(
                              max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                              max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,
                              max_video_bytes=int(max_video_mb * 1024 * 1024), max_video_seconds=max_video_seconds,
+                             max_video_frames=max_video_frames,
                              allowed_hosts=_allowed_hosts(host, allowed_host),
                              max_in_flight=max_connections, head_timeout_s=head_timeout)
     except ValueError as err:

@@ -382,7 +382,7 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
                   save_video: bool = True, captions: bool = False, max_frames: int | None = None,
                   progress: bool = False, detect_every: int = 1, threads: int = 0,
                   emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None,
-                  container_format: str | None = None) -> VideoAnalysis:
+                  container_format: str | None = None, frame_limit: int | None = None) -> VideoAnalysis:
     """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
 
     Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
@@ -391,7 +391,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     <stem>_annotated.mp4 (H.264 with the original sound; the fused label in a caption band with
     `captions`). `emotion_detector`, `voice_engine` and `text_reader` take models already loaded
     (an EmotionDetector, VoiceEmotion, TextEmotion) instead of the names. `container_format` (an
-    upload's, `media.UPLOAD_FORMATS`) reads the video with that demuxer alone, never a probed one."""
+    upload's, `media.UPLOAD_FORMATS`) reads the video with that demuxer alone, never a probed one.
+    `frame_limit`: the most frames the video may hold, counted while decoding (a VideoError past it)."""
     from emodetect.vision.video import analyse_video as analyse_faces
 
     source = Path(source)
@@ -406,7 +407,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     started = time.perf_counter()
     faces = analyse_faces(emotion_detector, source, out, every=every, smoothing=smoothing, blur=blur,
                           save_video=save_video and not captions, max_frames=max_frames, progress=progress,
-                          detect_every=detect_every, container_format=container_format)
+                          detect_every=detect_every, container_format=container_format,
+                          frame_limit=frame_limit)
     duration = faces.frames_read / faces.fps if faces.fps else faces.duration_s
     voice_result = None
     if voice:

@@ -141,3 +141,36 @@ def test_matroska_upload_is_analysed_and_a_bad_header_hides_the_temp_path(client
     broken = client.post("/v1/video", content=b"\0\0\0\x18ftypmp42" + bytes(200), headers={"content-type": "video/mp4"})
     assert broken.status_code == 415, broken.text
     assert "emodetect-video-" not in broken.json()["detail"] and "/" not in broken.json()["detail"]
+
+
+def _fast_video(path: Path, frames: int, rate: int, size: int = 64) -> bytes:
+    """`frames` small grey frames at `rate` frames/s (a Matroska file says no frame count in its header)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            picture = av.VideoFrame.from_ndarray(np.full((size, size, 3), i % 250, np.uint8), format="rgb24")
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path.read_bytes()
+
+
+def test_frames_are_counted_while_decoding_not_taken_from_the_header(tmp_path):
+    mp4 = _fast_video(tmp_path / "fast.mp4", 300, 1000)  # 0.3 s at 1000 frames/s: short, yet 300 frames
+    mkv = _fast_video(tmp_path / "fast.mkv", 300, 1000)  # Matroska: no frame count in the header
+    small = _fast_video(tmp_path / "small.mkv", 40, 1000)
+    with TestClient(create_app(ServeConfig(workers=1, max_video_frames=100))) as c:
+        for name, data in (("fast.mp4", mp4), ("fast.mkv", mkv)):
+            answer = c.post("/v1/video", files={"file": (name, data, "video/mp4")})
+            assert answer.status_code == 413, (name, answer.text)
+            assert "frames" in answer.json()["detail"] and "limit is 100" in answer.json()["detail"], name
+        ok = c.post("/v1/video", files={"file": ("small.mkv", small, "video/x-matroska")})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["faces"]["frames_read"] == 40

@@ -60,8 +60,9 @@ def _container_of(video: bytes) -> str:
     return UPLOAD_FORMATS[kind]
 
 
-def _check_container(path: Path, max_seconds: float, container_format: str) -> None:
-    """A video stream, and a duration within the limit, read from the header by the named demuxer."""
+def _check_container(path: Path, max_seconds: float, container_format: str, max_frames: int) -> None:
+    """A video stream, and a duration and frame count within the limits, read from the header by the
+    named demuxer. The header may lie: frames are counted again while decoding (`frame_limit`)."""
     import av
 
     from emodetect.media import ffmpeg_reason, open_container
@@ -71,6 +72,7 @@ def _check_container(path: Path, max_seconds: float, container_format: str) -> N
             if not container.streams.video:
                 raise UploadError(415, "not a video: the upload has no video stream")
             seconds = container.duration / 1e6 if container.duration else None
+            frames = container.streams.video[0].frames  # 0 where the container does not say (Matroska)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
         # FFmpeg's message names the file, and so the server's temporary folder: not for the client.
         raise UploadError(415, f"not a video this service reads ({type(err).__name__}: {ffmpeg_reason(err)})") from err
@@ -78,6 +80,8 @@ def _check_container(path: Path, max_seconds: float, container_format: str) -> N
         raise UploadError(422, "the video's header gives no duration; remux it (e.g. to mp4) and send it again")
     if seconds > max_seconds:
         raise UploadError(413, f"video too long: {seconds:,.1f} s, the limit is {max_seconds:,.0f} s")
+    if frames > max_frames:
+        raise UploadError(413, f"video has too many frames: {frames:,}, the limit is {max_frames:,}")
 
 
 def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | None, name: str, captions: bool,
@@ -95,7 +99,8 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
         path = Path(folder) / "in" / (re.sub(r"[^\w-]", "_", Path(name).stem)[-64:] or "upload")
         path.parent.mkdir()
         path.write_bytes(video)
-        _check_container(path, state.config.max_video_seconds, container_format)
+        _check_container(path, state.config.max_video_seconds, container_format,
+                         state.config.max_video_frames)
         srt = None
         if subtitles is not None:
             kind = ".vtt" if subtitles.lstrip(b"\xef\xbb\xbf \r\n").startswith(b"WEBVTT") else ".srt"
@@ -106,7 +111,8 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
                 analysis = analyse_video(path, srt, Path(folder) / "out", captions=captions, segment_s=segment_s,
                                          emotion_detector=detector, voice_engine=state.services.get("voice"),
                                          text_reader=state.services.get("text"), save_video=media,
-                                         container_format=container_format)
+                                         container_format=container_format,
+                                         frame_limit=state.config.max_video_frames)
         except InputError as err:
             raise UploadError(http_status(err), str(err).replace(folder, "")) from err
         body = analysis.to_dict()
@@ -125,7 +131,7 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
     responses={
         400: {"model": ErrorBody, "description": "empty or malformed upload"},
         408: {"model": ErrorBody, "description": "the upload did not arrive in time"},
-        413: {"model": ErrorBody, "description": "upload over the video byte limit, or longer than the duration limit"},
+        413: {"model": ErrorBody, "description": "upload over the video byte limit, longer than the duration limit, or more frames than the frame limit"},
         415: {"model": ErrorBody, "description": "not a video, or an unsupported Content-Type"},
         422: {"model": ErrorBody, "description": "unreadable subtitles, no 'file' field, or a bad query parameter"},
         503: {"model": ErrorBody, "description": "the face model is not loaded yet"},

@@ -25,6 +25,14 @@ DEFAULT_MAX_AUDIO_SECONDS = 600.0
 # Videos: 50 MB and 2 minutes (about a minute of analysis here with the default face model).
 DEFAULT_MAX_VIDEO_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_VIDEO_SECONDS = 120.0
+# Explanations: a face map is one batch of 129 crops (about 2 s here: 256 faces of one photo ran
+# 526 s), so 8 faces hold a worker for about 16 s; a text's explanation is one row per token read, and
+# 1,000 texts of 200 words (200,000 rows) ran about 49 minutes, so 5,000 tokens is about 75 s.
+DEFAULT_MAX_EXPLAIN_FACES = 8
+DEFAULT_MAX_EXPLAIN_TOKENS = 5_000
+# Frames per video, counted while decoding: 2 minutes at 60 frames/s. The header's duration alone let
+# 30 s at 1000 frames/s, or a Matroska file saying 1 s with 10,000 frames, hold a worker (issue 34).
+DEFAULT_MAX_VIDEO_FRAMES = 7_200
 
 
 def default_workers() -> int:
@@ -46,6 +54,7 @@ class ServeConfig:
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES  # /v1/video only; other uploads keep max_upload_bytes
     max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS  # read from the container header first
+    max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES  # counted while decoding, whatever the header says
     # Host header names answered (DNS rebinding); None answers any. `emodetect serve` on a
     # loopback address sets the loopback names.
     allowed_hosts: tuple[str, ...] | None = None
@@ -55,12 +64,19 @@ class ServeConfig:
     max_in_flight: int = 100
     head_timeout_s: float = 10.0  # a connection must send a whole request head within this
     max_sockets: int = 1000  # open connections; past it the one idle longest is closed
+    # /v1/explain maps the largest this many faces; the rest come back labelled, in `unexplained`.
+    max_explain_faces: int = DEFAULT_MAX_EXPLAIN_FACES
+    # /v1/text?explain=true: tokens read over all texts (one model row each); more get 413.
+    max_explain_tokens: int = DEFAULT_MAX_EXPLAIN_TOKENS
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s",
-                     "max_video_bytes", "max_video_seconds", "max_in_flight", "max_sockets"):
+                     "max_video_bytes", "max_video_seconds", "max_video_frames", "max_in_flight", "max_sockets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_explain_faces < 1 or self.max_explain_tokens < 1:
+            raise ValueError(f"max_explain_faces and max_explain_tokens must be at least 1, got "
+                             f"{self.max_explain_faces} and {self.max_explain_tokens}")
         if self.head_timeout_s <= 0:
             raise ValueError(f"head_timeout_s must be above 0, got {self.head_timeout_s}")
         if self.threads < 0:

@@ -52,11 +52,14 @@ def open_capture(source: str | int, container_format: str | None = None):
 
 
 def frames(capture, every: int = 1, max_frames: int | None = None,
-           counter: dict[str, int] | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+           counter: dict[str, int] | None = None,
+           frame_limit: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame index, time in seconds, BGR frame) of every `every`-th frame.
 
     `counter["read"]`, when given, is kept equal to the number of frames taken from the stream
-    (analysed or skipped).
+    (analysed or skipped). `frame_limit`: the most frames the stream may hold, counted as they are
+    decoded, never taken from the header (a Matroska header saying 1 s held 10,000 frames; issue 34):
+    one frame more is a VideoError, reason too_large. `max_frames` stops quietly instead.
     """
     import cv2
 
@@ -64,6 +67,9 @@ def frames(capture, every: int = 1, max_frames: int | None = None,
     index = sampled = 0
     start = time.perf_counter()
     while max_frames is None or sampled < max_frames:
+        if frame_limit is not None and index >= frame_limit and capture.grab():
+            raise VideoError(f"video has more than {frame_limit:,} frames, the limit is {frame_limit:,} "
+                             "(counted while decoding)", "too_large")
         if index % every:
             # grab() skips decoding into an image; far cheaper than read() for skipped frames.
             if not capture.grab():
@@ -121,13 +127,14 @@ class VideoSummary:
 def analyse_video(detector, source: str | Path, out_dir: str | Path | None = None, every: int = 1,
                   smoothing: float = 0.5, blur: bool = False, save_video: bool = True,
                   max_frames: int | None = None, progress: bool = False, detect_every: int = 1,
-                  container_format: str | None = None) -> VideoSummary:
+                  container_format: str | None = None, frame_limit: int | None = None) -> VideoSummary:
     """Track faces through a video file and write the per-frame CSV, plot, summary and video.
 
     Outputs go to `out_dir` (default: next to the video): <stem>_emotions.csv, <stem>_emotions.png,
     <stem>_summary.json and, when `save_video`, <stem>_annotated.mp4 (H.264 with the original
     sound, faces blurred if `blur`). `emodetect.multimodal.analyse_video` adds the voice and the
     words to the same timeline. `container_format`: the demuxer an upload is read with (`open_capture`).
+    `frame_limit`: the most frames read (`frames`), a VideoError past it.
     """
     import cv2
 
@@ -157,7 +164,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
         with open(csv_path, "w", newline="") as handle:
             rows = csv.writer(handle)
             rows.writerow(CSV_FIELDS + labels)
-            for index, t, bgr in frames(capture, every, max_frames, counter):
+            for index, t, bgr in frames(capture, every, max_frames, counter, frame_limit):
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 result = analyser.analyse(rgb, t)
                 analysed += 1

@@ -158,3 +158,37 @@ def test_explain_writes_nothing_unless_out_is_given_and_counts_faces_on_a_bar(tm
     assert updates == [1] * (2 * len(document["faces"]))
     drawn = CliRunner().invoke(app, [*explain, "--out", str(tmp_path / "out")])
     assert drawn.exit_code == 0 and (tmp_path / "out" / "group_explained.png").stat().st_size > 0
+
+
+def test_many_faces_get_maps_only_up_to_the_cap_and_the_rest_are_named():
+    """One photo with 256 faces held a worker for 526 s on /v1/explain (issue 34, point 4): past
+    max_explain_faces the largest faces are mapped and the rest come back labelled, without a map."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    photo = (SAMPLES / "group.jpg").read_bytes()
+    with TestClient(create_app(ServeConfig(workers=1, model="realtime-int8", max_explain_faces=1))) as client:
+        answer = client.post("/v1/explain?method=occlusion", content=photo)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["faces"]) == 1 and len(body["unexplained"]) >= 1
+    assert answer.headers["X-Faces-Explained"] == "1"
+    assert answer.headers["X-Faces"] == str(1 + len(body["unexplained"]))
+    mapped = body["faces"][0]["box"]
+    assert all("saliency" not in f and f["label"] for f in body["unexplained"])
+    assert all(f["box"]["width"] * f["box"]["height"] <= mapped["width"] * mapped["height"]
+               for f in body["unexplained"])  # the largest face is the one mapped
+
+
+def test_the_explain_command_caps_faces_per_image(tmp_path):
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+
+    done = CliRunner().invoke(app, ["explain", str(SAMPLES / "group.jpg"), "--model", "realtime-int8",
+                                    "--method", "occlusion", "--json", "--max-faces", "1"])
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout.splitlines()[-1])
+    assert len(document["faces"]) == 1 and len(document["unexplained"]) >= 1

@@ -71,12 +71,17 @@ def _decode(data: bytes, max_pixels: int):
 
 
 def explain(vision: VisionService, upload: Upload, options: ExplainOptions,
-            max_pixels: int) -> tuple[dict[str, Any], bytes | None, str]:
-    """Blocking work of one /v1/explain request: decode, detect, explain, maybe draw."""
+            max_pixels: int, max_faces: int) -> tuple[dict[str, Any], bytes | None, str]:
+    """Blocking work of one /v1/explain request: decode, detect, explain, maybe draw.
+
+    Past `max_faces` faces the rest are answered without a map rather than refused: the count is
+    known only after detection, and a group photo is an ordinary request whose every face still
+    gets its label (256 faces mapped held a worker for 526 s)."""
     decoded = _decode(upload.data, max_pixels)
     with vision.pool.use() as detector:
         try:
-            explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method)
+            explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method,
+                                           max_faces=max_faces)
         except ValueError as err:  # an emotion the model does not have
             raise UploadError(422, str(err)) from err
     if not options.annotate:
@@ -139,8 +144,13 @@ async def explain_route(
 ) -> Any:
     """Send an image as for /v1/detect. Each face comes back with `saliency`, 48x48 values in 0..1
     over `crop_box` (the square the model read), computed from the ONNX model alone (RISE random
-    masks by default; bench/explain.py measures its faithfulness)."""
+    masks by default; bench/explain.py measures its faithfulness). At most the service's
+    `max_explain_faces` (8 by default) get a map, the largest first; the others come back in
+    `unexplained`, labelled, and `X-Faces-Explained` says how many were mapped."""
     upload = await read_upload(request, state.config.max_upload_bytes)
     start = time.perf_counter()
-    body, image, media_type = await state.run(explain, vision, upload, options, state.config.max_pixels)
-    return answer(ExplainResponse, body, start, image, media_type, **{"X-Faces": str(len(body["faces"]))})
+    body, image, media_type = await state.run(explain, vision, upload, options, state.config.max_pixels,
+                                              state.config.max_explain_faces)
+    return answer(ExplainResponse, body, start, image, media_type,
+                  **{"X-Faces": str(len(body["faces"]) + len(body["unexplained"])),
+                     "X-Faces-Explained": str(len(body["faces"]))})

@@ -116,3 +116,6 @@ class ExplainResponse(BaseModel):
     detector: str
     method: str
     faces: list[ExplainedFace]
+    unexplained: list[FaceOut] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="faces past the service's max_explain_faces (the largest are "
+                                          "mapped first): labelled, without a map")

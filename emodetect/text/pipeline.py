@@ -261,6 +261,12 @@ class TextEmotion:
             encoded = self.vocab.pack([token_ids[i] for i in idx], self.max_tokens, self.trim)
             yield idx, encoded, self.model.predict_all(encoded.ids)
 
+    def explain_cost(self, texts: Iterable[str]) -> int:
+        """Model rows that explaining `texts` takes: the tokens each explanation reads, summed (one
+        row per token left out). What a service budgets before it starts."""
+        limit = self.max_tokens - self.vocab.reserved
+        return sum(min(len(ids), limit) for ids in self.vocab.token_ids([t for t in texts if t.strip()]))
+
     def explain(self, text: str, label: str | None = None) -> list[dict[str, Any]]:
         """Token occlusion: for each token read, how much the probability of `label` (default: the
         text's own) falls when that token is left out; positive weights pushed towards the label.

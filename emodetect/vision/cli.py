@@ -183,6 +183,8 @@ def explain(
     model: Optional[str] = typer.Option(None, help="ONNX file or bundled model name (default: default)"),
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
+    max_faces: int = typer.Option(8, min=0, help="map at most this many faces per image, the largest first "
+                                                 "(about a second each); the rest are listed unmapped; 0 = all"),
 ) -> None:
     """Why the model read each face as it did: a saliency map over the face, from the ONNX model alone."""
     from emodetect.vision.images import ImageError, find_images
@@ -204,7 +206,8 @@ def explain(
     for path in files:
         try:
             explanation = emotion_detector.explain(path, emotion=emotion, method=method,
-                                                   progress=lambda done, faces: bar.update(1))
+                                                   progress=lambda done, faces: bar.update(1),
+                                                   max_faces=max_faces or None)
         except ImageError as err:
             typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
             failed += 1
@@ -219,6 +222,9 @@ def explain(
         else:
             faces = ", ".join(f"#{f.face.id} {f.label} {f.probability:.2f}" for f in explanation.faces) or "no face"
             typer.echo(f"{path}: {faces}" + (f" -> {target}" if target is not None else ""))
+        if explanation.unexplained:
+            typer.secho(f"{path}: {len(explanation.unexplained)} more face(s) not mapped (--max-faces {max_faces})",
+                        fg=typer.colors.YELLOW, err=True)
     bar.close()
     if not files and not problems:
         fail("no image files found in " + ", ".join(map(str, paths)))

@@ -97,6 +97,8 @@ class Explanation(ResultReaders):
     result: Any  # vision.results.Result
     method: str
     faces: list[FaceExplanation] = field(default_factory=list)
+    # Faces past `max_faces`, with their labels but no map: each map costs about a second.
+    unexplained: list[Any] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -104,7 +106,8 @@ class Explanation(ResultReaders):
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in self.result.to_dict().items() if k != "faces"}, "method": self.method,
-                "faces": [f.to_dict() for f in self.faces]}
+                "faces": [f.to_dict() for f in self.faces],
+                "unexplained": [face.to_dict() for face in self.unexplained]}
 
     def to_rows(self) -> list[dict[str, Any]]:
         return [{"face_id": f.face.id, "label": f.face.label, "explained": f.label,
@@ -135,11 +138,14 @@ class Explanation(ResultReaders):
 
 
 def explain_faces(detector: Any, image: Any, emotion: str | None = None, method: str = "rise",
-                  color: str = "rgb", progress: Callable[[int, int], None] | None = None) -> Explanation:
+                  color: str = "rgb", progress: Callable[[int, int], None] | None = None,
+                  max_faces: int | None = None) -> Explanation:
     """Detect the faces of `image` and explain each one's emotion (or `emotion` for every face).
 
     `progress(done, faces)` is called after each face: a face takes about a second with the default
-    model, so a group photo is long enough to want a progress bar."""
+    model, so a group photo is long enough to want a progress bar. With `max_faces`, only that many
+    faces get a map, the largest first (the most pixels to explain); the rest come back in
+    `unexplained`, labelled but without a map."""
     from emodetect.vision.faces import crop_square
     from emodetect.vision.images import load_image
 
@@ -151,12 +157,17 @@ def explain_faces(detector: Any, image: Any, emotion: str | None = None, method:
     source = str(image) if isinstance(image, (str, Path)) else None
     result, detections, crops = detector.detect_with_crops(load_image(image, detector.max_pixels, color=color), source)
     masks = occlusion_masks() if method == "occlusion" else rise_masks()
+    chosen = set(range(len(result.faces)))
+    if max_faces is not None and len(chosen) > max_faces:
+        by_size = sorted(chosen, key=lambda i: -result.faces[i].box.width * result.faces[i].box.height)
+        chosen = set(by_size[:max_faces])
+    todo = [i for i in range(len(result.faces)) if i in chosen]  # kept in the detector's order
     explained = []
-    for face, det, crop in zip(result.faces, detections, crops):
+    for face, det, crop in ((result.faces[i], detections[i], crops[i]) for i in todo):
         target = labels.index(emotion or face.label)
         heat = saliency(detector.predict_crops, crop, target, method, masks)
         explained.append(FaceExplanation(face, labels[target], float(face.probabilities[labels[target]]),
                                          crop_square(det, detector.framing), heat))
         if progress is not None:
-            progress(len(explained), len(result.faces))
-    return Explanation(result, method, explained)
+            progress(len(explained), len(todo))
+    return Explanation(result, method, explained, [f for i, f in enumerate(result.faces) if i not in chosen])

@@ -376,7 +376,7 @@ class AVCapture:
     """What vision/video.py uses of cv2.VideoCapture (get, grab, read, release), decoded by PyAV with
     one named demuxer: OpenCV probes the container itself, and would open a playlist."""
 
-    def __init__(self, path: str | Path, container_format: str):
+    def __init__(self, path: str | Path, container_format: str, max_pixels: int | None = None):
         import av
 
         try:
@@ -388,7 +388,18 @@ class AVCapture:
             self._container.close()
             raise MediaError(f"{Path(path).name}: no video stream", reason="unsupported")
         self._stream = self._container.streams.video[0]
+        # Checked on the stream's header before any frame is decoded, and on each frame before it is
+        # converted (a stream may change size): 8192x8192 frames from a 482 KB file cost 1.3 GB (issue 34).
+        self._max_pixels, self._name = max_pixels, Path(path).name
+        context = self._stream.codec_context
+        self._check_size(context.width or 0, context.height or 0)
         self._frames = self._container.decode(self._stream)
+
+    def _check_size(self, width: int, height: int) -> None:
+        if self._max_pixels and width * height > self._max_pixels:
+            self._container.close()
+            raise MediaError(f"{self._name}: too many pixels per frame: {width}x{height} = {width * height:,}, "
+                             f"the limit is {self._max_pixels:,}", reason="too_large")
 
     def isOpened(self) -> bool:  # noqa: N802 (cv2's name)
         return True
@@ -401,6 +412,10 @@ class AVCapture:
             return float(rate) if rate else 0.0
         if prop == cv2.CAP_PROP_FRAME_COUNT:
             return float(self._stream.frames or 0)
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            return float(self._stream.codec_context.width or 0)
+        if prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            return float(self._stream.codec_context.height or 0)
         return 0.0
 
     def grab(self) -> bool:
@@ -410,6 +425,7 @@ class AVCapture:
         frame = self._next()
         if frame is None:
             return False, None
+        self._check_size(frame.width, frame.height)
         bgr = frame.to_ndarray(format="bgr24")
         # Turned upright as OpenCV does (phones store portrait video sideways with a display matrix).
         turns = round(getattr(frame, "rotation", 0) / 90) % 4

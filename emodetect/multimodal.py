@@ -36,6 +36,11 @@ class SubtitleError(InputError):
     """A subtitle file that cannot be read."""
 
 
+# Cues per subtitle file: over an hour of dialogue at a cue every 0.4 s. 100,000 cues (4.9 MB) took
+# 121 s and 2.4 GB and made a 75 MB answer (issue 34); counted from the timing lines before parsing.
+MAX_CUES = 10_000
+
+
 @dataclass(frozen=True)
 class Cue:
     start_s: float
@@ -43,14 +48,18 @@ class Cue:
     text: str
 
 
-def read_subtitles(path: str | Path) -> list[Cue]:
-    """Cues of a SubRip (.srt) or WebVTT (.vtt) file, in time order."""
+def read_subtitles(path: str | Path, max_cues: int = MAX_CUES) -> list[Cue]:
+    """Cues of a SubRip (.srt) or WebVTT (.vtt) file, in time order; a SubtitleError (too_large)
+    naming the limit for a file of more than `max_cues`."""
     path = Path(path)
     if not path.is_file():
         raise SubtitleError(f"{path}: no such subtitle file")
     from emodetect.text.encoding import decode_text
 
     text = decode_text(path.read_bytes(), str(path), SubtitleError)
+    timings = text.count("-->")  # one per cue in both formats; a stray arrow only counts against the file
+    if timings > max_cues:
+        raise SubtitleError(f"{path}: too many subtitle cues: {timings:,}, the limit is {max_cues:,}", "too_large")
     suffix = path.suffix.lower()
     try:
         if suffix == ".vtt" or text.lstrip().startswith("WEBVTT"):
@@ -382,7 +391,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
                   save_video: bool = True, captions: bool = False, max_frames: int | None = None,
                   progress: bool = False, detect_every: int = 1, threads: int = 0,
                   emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None,
-                  container_format: str | None = None, frame_limit: int | None = None) -> VideoAnalysis:
+                  container_format: str | None = None, frame_limit: int | None = None,
+                  max_pixels: int | None = None) -> VideoAnalysis:
     """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
 
     Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
@@ -392,7 +402,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     `captions`). `emotion_detector`, `voice_engine` and `text_reader` take models already loaded
     (an EmotionDetector, VoiceEmotion, TextEmotion) instead of the names. `container_format` (an
     upload's, `media.UPLOAD_FORMATS`) reads the video with that demuxer alone, never a probed one.
-    `frame_limit`: the most frames the video may hold, counted while decoding (a VideoError past it)."""
+    `frame_limit`: the most frames the video may hold, counted while decoding (a VideoError past it);
+    `max_pixels`: the largest frame, checked on the stream's size before decoding."""
     from emodetect.vision.video import analyse_video as analyse_faces
 
     source = Path(source)
@@ -408,7 +419,7 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     faces = analyse_faces(emotion_detector, source, out, every=every, smoothing=smoothing, blur=blur,
                           save_video=save_video and not captions, max_frames=max_frames, progress=progress,
                           detect_every=detect_every, container_format=container_format,
-                          frame_limit=frame_limit)
+                          frame_limit=frame_limit, max_pixels=max_pixels)
     duration = faces.frames_read / faces.fps if faces.fps else faces.duration_s
     voice_result = None
     if voice:

@@ -174,3 +174,29 @@ def test_frames_are_counted_while_decoding_not_taken_from_the_header(tmp_path):
         ok = c.post("/v1/video", files={"file": ("small.mkv", small, "video/x-matroska")})
         assert ok.status_code == 200, ok.text
         assert ok.json()["faces"]["frames_read"] == 40
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    from emodetect.media import AVCapture, MediaError
+
+    big = _fast_video(tmp_path / "big.mkv", 3, 10, size=128)  # 16,384 pixels a frame
+    with TestClient(create_app(ServeConfig(workers=1, max_pixels=10_000))) as c:
+        answer = c.post("/v1/video", files={"file": ("big.mkv", big, "video/x-matroska")})
+        assert answer.status_code == 413, answer.text
+        assert "128x128" in answer.json()["detail"] and "limit is 10,000" in answer.json()["detail"]
+    with pytest.raises(MediaError, match="limit is 10,000") as err:  # the reader itself, header or not
+        AVCapture(tmp_path / "big.mkv", "matroska", max_pixels=10_000)
+    assert err.value.reason == "too_large"
+    capture = AVCapture(tmp_path / "big.mkv", "matroska", max_pixels=20_000)
+    assert capture.read()[1].shape == (128, 128, 3)
+    capture.release()
+
+
+def test_subtitles_over_the_cue_limit_are_refused_naming_it(client, clip):
+    from emodetect.multimodal import MAX_CUES
+
+    many = "".join(f"{i + 1}\n00:00:00,{i % 1000:03d} --> 00:00:01,000\nhi\n\n" for i in range(MAX_CUES + 1))
+    answer = client.post("/v1/video", files={"file": ("a.mp4", clip, "video/mp4"),
+                                             "subtitles": ("a.srt", many.encode(), "text/plain")})
+    assert answer.status_code == 413, answer.text
+    assert f"limit is {MAX_CUES:,}" in answer.json()["detail"] and "cues" in answer.json()["detail"]

@@ -60,9 +60,11 @@ def _container_of(video: bytes) -> str:
     return UPLOAD_FORMATS[kind]
 
 
-def _check_container(path: Path, max_seconds: float, container_format: str, max_frames: int) -> None:
-    """A video stream, and a duration and frame count within the limits, read from the header by the
-    named demuxer. The header may lie: frames are counted again while decoding (`frame_limit`)."""
+def _check_container(path: Path, max_seconds: float, container_format: str, max_frames: int,
+                     max_pixels: int) -> None:
+    """A video stream, and a duration, frame count and frame size within the limits, read from the
+    header by the named demuxer. The header may lie: frames are counted, and each frame's size
+    checked, again while decoding (`frame_limit`, `max_pixels`)."""
     import av
 
     from emodetect.media import ffmpeg_reason, open_container
@@ -73,6 +75,8 @@ def _check_container(path: Path, max_seconds: float, container_format: str, max_
                 raise UploadError(415, "not a video: the upload has no video stream")
             seconds = container.duration / 1e6 if container.duration else None
             frames = container.streams.video[0].frames  # 0 where the container does not say (Matroska)
+            width = container.streams.video[0].codec_context.width or 0
+            height = container.streams.video[0].codec_context.height or 0
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
         # FFmpeg's message names the file, and so the server's temporary folder: not for the client.
         raise UploadError(415, f"not a video this service reads ({type(err).__name__}: {ffmpeg_reason(err)})") from err
@@ -82,6 +86,9 @@ def _check_container(path: Path, max_seconds: float, container_format: str, max_
         raise UploadError(413, f"video too long: {seconds:,.1f} s, the limit is {max_seconds:,.0f} s")
     if frames > max_frames:
         raise UploadError(413, f"video has too many frames: {frames:,}, the limit is {max_frames:,}")
+    if width * height > max_pixels:
+        raise UploadError(413, f"too many pixels per frame: {width}x{height} = {width * height:,}, "
+                               f"the limit is {max_pixels:,}")
 
 
 def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | None, name: str, captions: bool,
@@ -100,7 +107,7 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
         path.parent.mkdir()
         path.write_bytes(video)
         _check_container(path, state.config.max_video_seconds, container_format,
-                         state.config.max_video_frames)
+                         state.config.max_video_frames, state.config.max_pixels)
         srt = None
         if subtitles is not None:
             kind = ".vtt" if subtitles.lstrip(b"\xef\xbb\xbf \r\n").startswith(b"WEBVTT") else ".srt"
@@ -112,7 +119,8 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
                                          emotion_detector=detector, voice_engine=state.services.get("voice"),
                                          text_reader=state.services.get("text"), save_video=media,
                                          container_format=container_format,
-                                         frame_limit=state.config.max_video_frames)
+                                         frame_limit=state.config.max_video_frames,
+                                         max_pixels=state.config.max_pixels)
         except InputError as err:
             raise UploadError(http_status(err), str(err).replace(folder, "")) from err
         body = analysis.to_dict()
@@ -131,7 +139,7 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
     responses={
         400: {"model": ErrorBody, "description": "empty or malformed upload"},
         408: {"model": ErrorBody, "description": "the upload did not arrive in time"},
-        413: {"model": ErrorBody, "description": "upload over the video byte limit, longer than the duration limit, or more frames than the frame limit"},
+        413: {"model": ErrorBody, "description": "upload over the video byte limit, longer than the duration limit, more frames than the frame limit, frames over the pixel limit, or too many subtitle cues"},
         415: {"model": ErrorBody, "description": "not a video, or an unsupported Content-Type"},
         422: {"model": ErrorBody, "description": "unreadable subtitles, no 'file' field, or a bad query parameter"},
         503: {"model": ErrorBody, "description": "the face model is not loaded yet"},

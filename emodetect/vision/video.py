@@ -28,18 +28,19 @@ class VideoError(InputError):
     """A video file or camera that cannot be opened or read."""
 
 
-def open_capture(source: str | int, container_format: str | None = None):
+def open_capture(source: str | int, container_format: str | None = None, max_pixels: int | None = None):
     """cv2.VideoCapture for a camera index, a file or a stream URL; VideoError if it will not open.
 
     With `container_format` (an upload's, `media.UPLOAD_FORMATS`) the file is read by PyAV with that
-    demuxer alone: OpenCV would probe it, and follow a playlist to other files.
+    demuxer alone: OpenCV would probe it, and follow a playlist to other files. `max_pixels`: frames
+    larger than this are an error (reason too_large), from the stream's size before decoding.
     """
     import cv2
 
     if container_format is not None:
         from emodetect.media import AVCapture
 
-        return AVCapture(source, container_format)
+        return AVCapture(source, container_format, max_pixels)
     if isinstance(source, str) and source.isdigit():
         source = int(source)
     if isinstance(source, str) and "://" not in source and not Path(source).is_file():
@@ -48,6 +49,11 @@ def open_capture(source: str | int, container_format: str | None = None):
     if not capture.isOpened():
         what = f"camera {source}" if isinstance(source, int) else str(source)
         raise VideoError(f"{what}: cannot open (not a video, unsupported codec, or no such device)")
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if max_pixels and width * height > max_pixels:
+        capture.release()
+        raise VideoError(f"{source}: too many pixels per frame: {width}x{height} = {width * height:,}, "
+                         f"the limit is {max_pixels:,}", "too_large")
     return capture
 
 
@@ -127,7 +133,8 @@ class VideoSummary:
 def analyse_video(detector, source: str | Path, out_dir: str | Path | None = None, every: int = 1,
                   smoothing: float = 0.5, blur: bool = False, save_video: bool = True,
                   max_frames: int | None = None, progress: bool = False, detect_every: int = 1,
-                  container_format: str | None = None, frame_limit: int | None = None) -> VideoSummary:
+                  container_format: str | None = None, frame_limit: int | None = None,
+                  max_pixels: int | None = None) -> VideoSummary:
     """Track faces through a video file and write the per-frame CSV, plot, summary and video.
 
     Outputs go to `out_dir` (default: next to the video): <stem>_emotions.csv, <stem>_emotions.png,
@@ -135,6 +142,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     sound, faces blurred if `blur`). `emodetect.multimodal.analyse_video` adds the voice and the
     words to the same timeline. `container_format`: the demuxer an upload is read with (`open_capture`).
     `frame_limit`: the most frames read (`frames`), a VideoError past it.
+    `max_pixels`: the largest frame (`open_capture`), checked before decoding.
     """
     import cv2
 
@@ -143,7 +151,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     if every < 1:
         raise ValueError(f"every must be >= 1, not {every}")
     source = Path(source)
-    capture = open_capture(str(source), container_format)
+    capture = open_capture(str(source), container_format, max_pixels)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     out_dir = Path(out_dir) if out_dir else source.parent

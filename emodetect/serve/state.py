@@ -30,11 +30,6 @@ DEFAULT_MAX_VIDEO_SECONDS = 120.0
 # 1,000 texts of 200 words (200,000 rows) ran about 49 minutes, so 5,000 tokens is about 75 s.
 DEFAULT_MAX_EXPLAIN_FACES = 8
 DEFAULT_MAX_EXPLAIN_TOKENS = 5_000
-# Explanations: a face map is one batch of 129 crops (about 2 s here: 256 faces of one photo ran
-# 526 s), so 8 faces hold a worker for about 16 s; a text's explanation is one row per token read, and
-# 1,000 texts of 200 words (200,000 rows) ran about 49 minutes, so 5,000 tokens is about 75 s.
-DEFAULT_MAX_EXPLAIN_FACES = 8
-DEFAULT_MAX_EXPLAIN_TOKENS = 5_000
 # Frames per video, counted while decoding: 2 minutes at 60 frames/s. The header's duration alone let
 # 30 s at 1000 frames/s, or a Matroska file saying 1 s with 10,000 frames, hold a worker (issue 34).
 DEFAULT_MAX_VIDEO_FRAMES = 7_200
@@ -73,19 +68,12 @@ class ServeConfig:
     max_explain_faces: int = DEFAULT_MAX_EXPLAIN_FACES
     # /v1/text?explain=true: tokens read over all texts (one model row each); more get 413.
     max_explain_tokens: int = DEFAULT_MAX_EXPLAIN_TOKENS
-    # /v1/explain maps the largest this many faces; the rest come back labelled, in `unexplained`.
-    max_explain_faces: int = DEFAULT_MAX_EXPLAIN_FACES
-    # /v1/text?explain=true: tokens read over all texts (one model row each); more get 413.
-    max_explain_tokens: int = DEFAULT_MAX_EXPLAIN_TOKENS
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s",
                      "max_video_bytes", "max_video_seconds", "max_video_frames", "max_in_flight", "max_sockets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_explain_faces < 1 or self.max_explain_tokens < 1:
-            raise ValueError(f"max_explain_faces and max_explain_tokens must be at least 1, got "
-                             f"{self.max_explain_faces} and {self.max_explain_tokens}")
         if self.max_explain_faces < 1 or self.max_explain_tokens < 1:
             raise ValueError(f"max_explain_faces and max_explain_tokens must be at least 1, got "
                              f"{self.max_explain_faces} and {self.max_explain_tokens}")

@@ -89,6 +89,25 @@ def live_server(*flags: str) -> Iterator[str]:
             proc.kill()
 
 
+def write_clip(path: Path, frames: list[np.ndarray], fps: int, container: str | None = None) -> Path:
+    """An H.264 clip of RGB `frames` (H x W x 3 uint8) at `fps`, written with PyAV; `container`
+    names the format where the suffix does not (e.g. mpegts)."""
+    import av
+
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
 def speech_like(seconds: float, rate: int = 16_000, seed: int = 0) -> np.ndarray:
     """Voiced, syllable-paced harmonics: a recording the voice pipeline does not call silent."""
     rng = np.random.default_rng(seed)

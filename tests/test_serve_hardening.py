@@ -83,21 +83,28 @@ def test_a_multipart_body_with_thousands_of_parts_is_refused():
         assert time.perf_counter() - started < 2
 
 
-@pytest.fixture
-def live_server():
+def _run_in_thread(config) -> tuple[object, threading.Thread, int]:
+    """A uvicorn server for `config` on a free loopback port, in a daemon thread, once it has started."""
     import uvicorn
 
-    app = create_app(ServeConfig(workers=1, body_timeout_s=1.0, allowed_hosts=LOOPBACK_HOSTS), route_modules=ROUTES)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=20))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(200):
         if server.started:
             break
         time.sleep(0.05)
+    return server, thread, sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_server():
+    import uvicorn
+
+    app = create_app(ServeConfig(workers=1, body_timeout_s=1.0, allowed_hosts=LOOPBACK_HOSTS), route_modules=ROUTES)
+    server, thread, port = _run_in_thread(uvicorn.Config(app, log_level="warning", limit_concurrency=20))
     yield port
     server.should_exit = True
     thread.join(10)
@@ -129,20 +136,9 @@ def test_a_slow_upload_gets_408_and_health_checks_still_answer(live_server):
 
 def _start(app) -> tuple[object, threading.Thread, int]:
     """`app` on a real uvicorn server with the settings `emodetect serve` uses (serve.server)."""
-    import uvicorn
-
     from emodetect.serve.server import server_config
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(server_config(app, "127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    return server, thread, sock.getsockname()[1]
+    return _run_in_thread(server_config(app, "127.0.0.1", 0))
 
 
 @pytest.fixture

@@ -149,22 +149,12 @@ def test_video_cli_reports_a_file_that_is_not_a_video(tmp_path):
 
 def write_landscape(path: Path, frames: int = 8, fps: int = 10) -> Path:
     """A clip with no face in it: sky over a field, drifting, written with PyAV."""
-    import av
+    from conftest import write_clip
 
     sky = np.zeros((240, 320, 3), np.uint8)
     sky[:140] = (120, 170, 230)
     sky[140:] = (60, 140, 50)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for i in range(frames):
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(sky, 3 * i, axis=1)), format="rgb24")
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return write_clip(path, [np.roll(sky, 3 * i, axis=1) for i in range(frames)], fps)
 
 
 def test_frames_without_a_face_are_analysed_not_a_crash(detector, tmp_path):

@@ -76,21 +76,11 @@ def test_limits_and_bad_uploads_are_refused_with_a_reason(clip, tmp_path):
 
 def _secret_video(path: Path) -> Path:
     """A server-side MPEG-TS file that no client sent: what a hostile playlist would name."""
-    import av
     import numpy as np
 
-    with av.open(str(path), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width = stream.height = 64
-        stream.pix_fmt = "yuv420p"
-        for i in range(10):
-            picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 * i, np.uint8), format="rgb24")
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    from conftest import write_clip
+
+    return write_clip(path, [np.full((64, 64, 3), 20 * i, np.uint8) for i in range(10)], 10, container="mpegts")
 
 
 def test_uploaded_playlists_and_lists_never_open_server_files(client, tmp_path):
@@ -145,21 +135,11 @@ def test_matroska_upload_is_analysed_and_a_bad_header_hides_the_temp_path(client
 
 def _fast_video(path: Path, frames: int, rate: int, size: int = 64) -> bytes:
     """`frames` small grey frames at `rate` frames/s (a Matroska file says no frame count in its header)."""
-    import av
     import numpy as np
 
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            picture = av.VideoFrame.from_ndarray(np.full((size, size, 3), i % 250, np.uint8), format="rgb24")
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path.read_bytes()
+    from conftest import write_clip
+
+    return write_clip(path, [np.full((size, size, 3), i % 250, np.uint8) for i in range(frames)], rate).read_bytes()
 
 
 def test_frames_are_counted_while_decoding_not_taken_from_the_header(tmp_path):

@@ -142,9 +142,9 @@ class TfjsGraph(nn.Module):
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy the graph's weights in, converted to torch layouts (conv kernels HWIO -> OIHW)."""
         with torch.no_grad():
-            for name, param in self.params.items():
-                source = next(n for n in self.spec["consts"] if _key(n) == name)
-                param.copy_(torch.from_numpy(_torch_layout(source, weights[source], self.spec)))
+            for source in self.spec["consts"]:
+                if _key(source) in self.params:
+                    self.params[_key(source)].copy_(torch.from_numpy(_torch_layout(source, weights[source], self.spec)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         values: dict[str, Any] = {self.input_name: x}
@@ -208,7 +208,7 @@ def _as_tensor(value: Any, like: list[Any]) -> torch.Tensor:
 
 def _channel_first(value: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """A per-channel constant ([C] or [1,1,1,C] in NHWC) broadcast against an NCHW tensor."""
-    if other.dim() == 4 and value.dim() in (1, 4) and value.numel() > 1 and value.dim() < 4:
+    if other.dim() == 4 and value.dim() == 1 and value.numel() > 1:
         return value.reshape(-1, 1, 1)
     if other.dim() == 4 and value.dim() == 4 and value.shape[1] == 1 and value.shape[2] == 1:
         return value.permute(0, 3, 1, 2)
@@ -305,22 +305,15 @@ def module_from_topology(topology: dict[str, Any], weight_shapes: dict[str, tupl
         used = {i.split(":")[0].lstrip("^") for n in raw.values() for i in n.inputs}
         outputs = [n for n in raw if n not in used and raw[n].op != "Const"]
     order = _needed(raw, outputs)
+    roles = {node.inputs[1]: "depthwise" if "Depthwise" in node.op else "conv"
+             for node in (raw[n] for n in order) if node.op in _CONV and len(node.inputs) > 1}
     consts: dict[str, Any] = {}
-    roles: dict[str, str] = {}
     small = small or {}
-    for name in order:
-        node = raw[name]
-        if node.op != "Const":
-            if node.op in _CONV and len(node.inputs) > 1:
-                roles[node.inputs[1]] = "depthwise" if "Depthwise" in node.op else "conv"
-            continue
+    for name in (n for n in order if raw[n].op == "Const"):
         shape, dtype = weight_shapes.get(name, ([], "float32"))
         value = small.get(name)
         fixed = value is not None and (dtype != "float32" or value.size == 1)
-        consts[name] = (_layout_shape(shape, roles, name), dtype,
-                        value.tolist() if fixed else None)
-    for name, (shape, dtype, value) in list(consts.items()):  # roles are known only after the scan
-        consts[name] = (_layout_shape(weight_shapes.get(name, ([], dtype))[0], roles, name), dtype, value)
+        consts[name] = (_layout_shape(shape, roles, name), dtype, value.tolist() if fixed else None)
     order = _fuse_clips(raw, order, small)
     nodes = [vars(raw[n]) for n in order if raw[n].op not in ("Const", "Placeholder")]
     spec = {"input": placeholders[0].name, "outputs": outputs, "nodes": nodes, "consts": consts,

@@ -242,3 +242,42 @@ def test_timeline_chart_says_when_it_leaves_faces_out(tmp_path, monkeypatch):
     assert plot_timeline(series, labels, tmp_path / "t.png", title="clip.mp4")
     assert titles == ["clip.mp4; the 6 longest-tracked of 8 faces shown (all are in the CSV)"]
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def _face_at(detector, name: str, centre=(160, 110), height=100, size=(320, 240)) -> np.ndarray:
+    """A sample photo moved and scaled so its (first) face fills the same box in every clip."""
+    import cv2
+
+    rgb = np.asarray(Image.open(SAMPLES / name).convert("RGB"))
+    d = detector.face_detector.detect(rgb)[0]
+    scale = height / d.height
+    move = np.float32([[scale, 0, centre[0] - scale * (d.x + d.width / 2)],
+                       [0, scale, centre[1] - scale * (d.y + d.height / 2)]])
+    return cv2.warpAffine(rgb, move, size, borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_a_cut_to_another_person_starts_a_new_track(detector, tmp_path):
+    """Grace Hopper for 0.6 s, then a cut to the astronaut with her face in the same box: one track
+    carried the first face's smoothed emotions into the second (issue 32, point 4)."""
+    from conftest import write_clip
+
+    first, second = _face_at(detector, "grace_hopper.jpg"), _face_at(detector, "astronaut.jpg")
+    clip = write_clip(tmp_path / "cut.mp4", [first] * 6 + [second] * 6, fps=10)
+    summary = analyse_video(detector, clip, tmp_path, save_video=False, smoothing=2.0)
+    assert [(f["first_s"], f["last_s"]) for f in summary.faces] == [(0.0, 0.5), (0.6, 1.1)]
+    assert summary.scene_cuts_s == [0.6] and "2 face track(s), 1 scene cut(s)" in summary.to_text()
+    rows = [r for r in _read_csv(tmp_path / "cut_emotions.csv") if r["frame"] == "6"]
+    fresh = detector.predict_crops(detector.crops(second, detector.face_detector.detect(second)))[0]
+    # The first frame after the cut is the astronaut's own reading, not a blend with Grace's.
+    assert np.allclose([float(rows[0][k]) for k in detector.labels], fresh, atol=0.02)
+
+
+def test_a_face_that_changes_size_abruptly_is_another_face():
+    """A close-up at the same place as a wide shot's face is someone new, not the face grown."""
+    tracker = FaceTracker(smoothing=0.5)
+    a = np.eye(7)[3][None]
+    assert tracker.update([Detection(100, 100, 60, 60, 0.9)], a, 0.0)[0][0] == 0
+    assert tracker.update([Detection(98, 101, 66, 64, 0.9)], a, 0.1)[0][0] == 0  # detector jitter
+    assert tracker.update([Detection(70, 70, 130, 130, 0.9)], a, 0.2)[0][0] == 1
+    tracker.cut()
+    assert tracker.update([Detection(70, 70, 130, 130, 0.9)], a, 0.3)[0][0] == 2

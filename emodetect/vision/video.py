@@ -109,6 +109,7 @@ class VideoSummary:
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    scene_cuts_s: list[float] = field(default_factory=list)  # where every face track ended (track.SceneCuts)
     # Every analysed frame's (index, time, faces), kept in memory for the other streams and the
     # annotated video; not written to the summary (the per-frame CSV has it).
     frame_faces: list[tuple[int, float, list[Any]]] = field(default_factory=list, repr=False)
@@ -118,7 +119,8 @@ class VideoSummary:
 
     def to_text(self) -> str:
         lines = [f"{self.source}: {self.frames_analysed} of {self.frames_read} frames analysed "
-                 f"({self.duration_s:.1f} s of video in {self.seconds:.1f} s), {len(self.faces)} face track(s)"]
+                 f"({self.duration_s:.1f} s of video in {self.seconds:.1f} s), {len(self.faces)} face track(s)"
+                 + (f", {len(self.scene_cuts_s)} scene cut(s)" if self.scene_cuts_s else "")]
         for face in self.faces:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in list(face["frame_shares"].items())[:3])
             lines.append(f"  face #{face['id']}: {face['first_s']:.1f}-{face['last_s']:.1f} s, "
@@ -205,7 +207,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     summary = VideoSummary(str(source), frames_read=counter["read"], frames_analysed=analysed, fps=fps,
                            duration_s=round(counter["read"] / fps, 3), faces=_track_summaries(analyser.tracker, labels),
                            outputs=outputs, seconds=round(time.perf_counter() - started, 3), notes=notes,
-                           frame_faces=frame_faces)
+                           scene_cuts_s=[round(t, 3) for t in analyser.cuts], frame_faces=frame_faces)
     summary_path.write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
     return summary
 

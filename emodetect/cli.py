@@ -260,6 +260,8 @@ def serve(
     detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
     text_model: Optional[str] = typer.Option(None, help="text model of /v1/text: a bundled name (default, "
                                                          "minilm-int8, ...) or ONNX file"),
+    words: Optional[bool] = typer.Option(None, "--words/--no-words", help="transcribe speech on /v1/voice and "
+                                         "/v1/video (default: where the speech extra is installed)"),
     threads: int = typer.Option(1, help="onnxruntime threads per worker"),
     workers: int = typer.Option(0, help="inferences at the same time (0 = one per core, at most 4)"),
     max_upload_mb: float = typer.Option(10.0, help="largest upload accepted, in MB (413 above)"),
@@ -293,7 +295,7 @@ def serve(
         fail(f"{err.name} is missing: install the service extra with pip install 'emodetect[serve]'")
     setup_logging(False)
     try:
-        config = ServeConfig(model=model, detector=detector, text_model=text_model, threads=threads,
+        config = ServeConfig(model=model, detector=detector, text_model=text_model, words=words, threads=threads,
                              workers=workers or default_workers(),
                              max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                              max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,

@@ -242,11 +242,12 @@ class VideoAnalysis(ResultReaders):
     source: str
     faces: Any  # vision.video.VideoSummary: tracks, per-frame faces, outputs
     voice: Any | None  # voice.pipeline.VoiceResult of the sound track, or None
-    cues: list[tuple[Cue, Any]]  # each subtitle cue with its text.pipeline.TextResult
+    cues: list[tuple[Cue, Any]]  # each subtitle cue (or utterance heard) with its text.pipeline.TextResult
     segments: list[Segment]
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     model: str = ""
+    words_from: str | None = None  # "subtitles", "speech" (the sound track transcribed) or None
 
     @property
     def label(self) -> str | None:
@@ -273,7 +274,7 @@ class VideoAnalysis(ResultReaders):
             "model": self.voice.model, "label": self.voice.label, "confidence": round(self.voice.confidence, 4),
             "windows": len(self.voice.windows), "voiced_windows": len(self.voice.voiced), "notes": self.voice.notes}
         text = {"cues": len(self.cues), "labelled": sum(r.label is not None for _, r in self.cues),
-                "model": self.cues[0][1].model if self.cues else None}
+                "model": self.cues[0][1].model if self.cues else None, "words_from": self.words_from}
         agreements = [s.agreement for s in self.segments if s.agreement is not None]
         return {"source": self.source, "faces": self.faces.to_dict(), "voice": voice, "text": text,
                 "fused": {"label": self.label, "time_shares": self.label_shares(), "segments": len(self.segments),
@@ -305,7 +306,8 @@ class VideoAnalysis(ResultReaders):
             lines.append(f"  voice: {self.voice.label or 'no speech'} over {len(self.voice.voiced)} voiced "
                          f"window(s) of {len(self.voice.windows)}")
         if self.cues:
-            lines.append(f"  text: {len(self.cues)} subtitle cue(s)")
+            what = "utterance(s) heard" if self.words_from == "speech" else "subtitle cue(s)"
+            lines.append(f"  text: {len(self.cues)} {what}")
         agreed = [s.agreement for s in self.segments if s.agreement is not None]
         shares = ", ".join(f"{k} {v:.0%}" for k, v in self.label_shares().items()) or "-"
         lines.append(f"  fused, share of labelled time: {shares} ({len(self.segments)} segment(s)"
@@ -392,7 +394,7 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
                   progress: bool = False, detect_every: int = 1, threads: int = 0,
                   emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None,
                   container_format: str | None = None, frame_limit: int | None = None,
-                  max_pixels: int | None = None) -> VideoAnalysis:
+                  max_pixels: int | None = None, words: bool | None = None) -> VideoAnalysis:
     """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
 
     Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
@@ -403,7 +405,9 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     (an EmotionDetector, VoiceEmotion, TextEmotion) instead of the names. `container_format` (an
     upload's, `media.UPLOAD_FORMATS`) reads the video with that demuxer alone, never a probed one.
     `frame_limit`: the most frames the video may hold, counted while decoding (a VideoError past it);
-    `max_pixels`: the largest frame, checked on the stream's size before decoding."""
+    `max_pixels`: the largest frame, checked on the stream's size before decoding. `words`: without
+    subtitles, transcribe the sound track (the speech extra) and read the words spoken instead;
+    None does so where the extra is installed. Subtitles win when both exist."""
     from emodetect.vision.video import analyse_video as analyse_faces
 
     source = Path(source)
@@ -429,7 +433,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
         track = read_sound_track(source, max_seconds=duration + 1.0, container_format=container_format)
         notes += track.notes
         if track.samples is not None:
-            engine = voice_engine or VoiceEmotion(voice_model, threads=threads)
+            engine = voice_engine or VoiceEmotion(voice_model, threads=threads, text_model=text_model,
+                                                  words=False if cues_text else words)
             try:
                 voice_result = engine.predict(track.samples[:int(duration * track.sample_rate) + 1],
                                               sample_rate=track.sample_rate)
@@ -448,10 +453,18 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
         reader = text_reader or TextEmotion(text_model, threads=threads)
         results = reader.predict([c.text for c in kept]) if kept else []
         cues = list(zip(kept, results))
+    elif voice_result is not None and voice_result.transcript:
+        cues = [(Cue(u.start_s, u.end_s, u.text), u.emotion) for u in voice_result.transcript]
+    elif voice and words is None and voice_engine is None:
+        from emodetect.voice.words import WORDS_HINT, words_available
+
+        if not words_available():
+            notes.append(f"text: {WORDS_HINT}")
+    words_from = "subtitles" if cues_text else ("speech" if cues else None)
     segments = build_segments(duration, faces.frame_faces, voice_result.windows if voice_result else [], cues,
                               segment_s, weights)
     analysis = VideoAnalysis(str(source), faces, voice_result, cues, segments, notes, dict(faces.outputs),
-                             model=emotion_detector.model_name)
+                             model=emotion_detector.model_name, words_from=words_from)
     stem = source.stem
     seg_path, plot_path = out / f"{stem}_segments.csv", out / f"{stem}_timeline.png"
     rows = analysis.to_rows()

@@ -89,15 +89,18 @@ def live_server(*flags: str) -> Iterator[str]:
             proc.kill()
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int, container: str | None = None) -> Path:
+def write_clip(path: Path, frames: list[np.ndarray], fps: int, container: str | None = None,
+               audio: np.ndarray | None = None, audio_rate: int = 16_000) -> Path:
     """An H.264 clip of RGB `frames` (H x W x 3 uint8) at `fps`, written with PyAV; `container`
-    names the format where the suffix does not (e.g. mpegts)."""
+    names the format where the suffix does not (e.g. mpegts); `audio` (mono float samples at
+    `audio_rate`) becomes an AAC sound track."""
     import av
 
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
+        sound = out.add_stream("aac", rate=audio_rate, layout="mono") if audio is not None else None
         for i, frame in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             picture.pts = i
@@ -105,6 +108,15 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int, container: str | 
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+        if sound is not None:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            for start in range(0, len(pcm), 1024):
+                block = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024], format="s16", layout="mono")
+                block.sample_rate, block.pts = audio_rate, start
+                for packet in sound.encode(block):
+                    out.mux(packet)
+            for packet in sound.encode(None):
+                out.mux(packet)
     return path
 
 

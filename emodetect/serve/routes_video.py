@@ -39,7 +39,8 @@ class VideoResponse(BaseModel):
     source: str
     faces: dict[str, Any] = Field(description="frames read and analysed, and per face track its span and mean")
     voice: dict[str, Any] | None = Field(description="the sound track's label and windows; null without sound")
-    text: dict[str, Any] = Field(description="how many subtitle cues were read")
+    text: dict[str, Any] = Field(description="how many subtitle cues (or utterances heard, without "
+                                             "subtitles) were read, and from which (words_from)")
     fused: dict[str, Any] = Field(description="the fused label that holds the most time, and the mean agreement")
     segments: list[dict[str, Any]] = Field(description="per segment: each stream's estimate and the fused one")
     notes: list[str]

@@ -30,6 +30,15 @@ class VoiceWindowOut(BaseModel):
     carries_label: bool = Field(False, description="this window's label is the recording's: it is where the label was heard")
 
 
+class UtteranceOut(BaseModel):
+    start_s: float
+    end_s: float
+    text: str = Field(description="the words heard (Whisper)")
+    label: str | None = Field(description="the text model's emotion of these words")
+    confidence: float
+    probabilities: dict[str, float]
+
+
 class VoiceResponse(BaseModel):
     source: str
     duration_s: float
@@ -40,6 +49,9 @@ class VoiceResponse(BaseModel):
     probabilities: dict[str, float]
     windows: list[VoiceWindowOut] = Field(description="the timeline (empty with ?timeline=false)")
     notes: list[str]
+    transcript: list[UtteranceOut] | None = Field(
+        None, description="the words spoken, utterance by utterance with their emotion; null where the "
+                          "service transcribes nothing (no speech extra, or --no-words)")
 
 
 def load(config: ServeConfig) -> Any:
@@ -47,7 +59,7 @@ def load(config: ServeConfig) -> Any:
     pipeline keeps no per-call state)."""
     from emodetect.voice.pipeline import VoiceEmotion
 
-    return VoiceEmotion(threads=config.threads)
+    return VoiceEmotion(threads=config.threads, words=config.words, text_model=config.text_model)
 
 
 def analyse(engine: Any, data: bytes, name: str, timeline: bool, max_seconds: float) -> dict[str, Any]:

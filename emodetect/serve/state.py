@@ -47,6 +47,8 @@ class ServeConfig:
     model: str | None = None  # bundled face model name or .onnx path; None = the default model
     detector: str | None = None  # face detector name; None = the pipeline's default
     text_model: str | None = None  # bundled text model name or .onnx path (/v1/text); None = the text default
+    # The words of speech on /v1/voice and /v1/video (Whisper, the speech extra); None: where installed.
+    words: bool | None = None
     threads: int = 1  # onnxruntime threads per worker
     workers: int = field(default_factory=default_workers)  # inferences run at the same time
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES

@@ -250,6 +250,8 @@ def video(
     out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),
     subtitles: Optional[Path] = typer.Option(None, help="SubRip (.srt) or WebVTT (.vtt) file: the text model reads each cue"),
     voice: bool = typer.Option(True, "--voice/--no-voice", help="read the sound track with the voice model"),
+    words: Optional[bool] = typer.Option(None, "--words/--no-words", help="without subtitles, transcribe the speech "
+                                         "and read its words (default: where the speech extra is installed)"),
     captions: bool = typer.Option(False, help="draw the fused label of the moment in a band under the video"),
     segment: float = typer.Option(3.0, min=0.5, help="seconds per fused segment when there are no subtitles"),
     model: Optional[str] = typer.Option(None, help="face model: ONNX file or bundled model name"),
@@ -268,7 +270,7 @@ def video(
 ) -> None:
     """Faces, voice and subtitles of a video on one timeline: per-frame and per-segment CSVs,
     stacked plot, summary, annotated H.264 video with its sound."""
-    from emodetect.errors import InputError
+    from emodetect.errors import InputError, MissingExtra
     from emodetect.multimodal import analyse_video
 
     setup_logging(False)
@@ -278,8 +280,8 @@ def video(
                                  every=every, smoothing=smoothing, segment_s=segment, blur=blur,
                                  save_video=save_video, captions=captions, max_frames=max_frames,
                                  progress=sys.stderr.isatty(), detect_every=detect_every, threads=threads,
-                                 emotion_detector=emotion_detector)
-    except (InputError, KeyError) as err:
+                                 emotion_detector=emotion_detector, words=words)
+    except (InputError, KeyError, MissingExtra) as err:
         fail(str(err.args[0] if isinstance(err, KeyError) else err), 1)
     typer.echo(analysis.to_text())
 

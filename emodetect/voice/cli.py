@@ -28,15 +28,21 @@ def voice(
     window: Optional[float] = typer.Option(None, help="window length in seconds (default: the model's)"),
     hop: Optional[float] = typer.Option(None, help="hop between windows in seconds (default: half a window)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per file instead of a table"),
+    words: Optional[bool] = typer.Option(None, "--words/--no-words", help="transcribe the speech and read its "
+                                         "words' emotion too (default: where the speech extra is installed)"),
+    text_model: Optional[str] = typer.Option(None, help="text model that reads the words (default: default)"),
 ) -> None:
     """Emotion in speech: whole-file label, and a per-window timeline for long recordings."""
+    from emodetect.errors import MissingExtra
     from emodetect.voice.features import AudioError
     from emodetect.voice.pipeline import VoiceEmotion
 
     try:
-        engine = VoiceEmotion(model, window_s=window, hop_s=hop)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+        engine = VoiceEmotion(model, window_s=window, hop_s=hop, words=words, text_model=text_model)
+    except (FileNotFoundError, KeyError, ValueError, MissingExtra) as err:
         fail(str(err))
+    if engine.words_hint:
+        typer.secho(f"note: {engine.words_hint}", fg=typer.colors.YELLOW, err=True)
     results, failed = [], 0
     if not as_json:
         typer.echo(table_header(VOICE_COLUMNS))
@@ -56,6 +62,8 @@ def voice(
             typer.echo(table_line(VOICE_COLUMNS, [fit_path(path, FILE_COLUMN.width), result.label or "silent",
                                                   f"{result.confidence:.2f}", f"{result.duration_s:.2f}",
                                                   len(result.windows), len(result.voiced)]))
+            for u in result.transcript or []:  # the words under their file, with their emotion
+                typer.echo(f"    {u.start_s:6.1f}-{u.end_s:<6.1f} {u.label or '':9} {u.text}")
     if csv_path is not None and results:
         rows = [row for r in results for row in r.to_rows(timeline)]
         csv_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 from emodetect.results import ResultReaders, rounded
 
 from emodetect.voice import features as F
+from emodetect.voice.words import WORDS_HINT, Transcriber, Utterance, words_available
 
 
 @dataclass
@@ -55,6 +56,14 @@ class VoiceResult(ResultReaders):
     probabilities: dict[str, float]
     windows: list[VoiceWindow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. narrowband input, silent recording
+    # The words spoken, utterance by utterance with their text emotion (the speech extra); None
+    # when not transcribed, [] when nothing was said.
+    transcript: list[Utterance] | None = None
+
+    @property
+    def words(self) -> str | None:
+        """Everything said, in one string (None when not transcribed)."""
+        return None if self.transcript is None else " ".join(u.text for u in self.transcript)
 
     @property
     def voiced(self) -> list[VoiceWindow]:
@@ -67,13 +76,16 @@ class VoiceResult(ResultReaders):
                 "probabilities": rounded(self.probabilities),
                 # The windows that carry the recording's label: where in the recording it was heard.
                 "windows": [w.to_dict() | {"carries_label": bool(self.label) and w.label == self.label}
-                            for w in self.windows], "notes": list(self.notes)}
+                            for w in self.windows], "notes": list(self.notes),
+                "transcript": None if self.transcript is None else [u.to_dict() for u in self.transcript]}
 
     def to_rows(self, timeline: bool = False) -> list[dict[str, Any]]:
         """One flat row for the clip, or one per window with `timeline`: for csv or pandas."""
         if not timeline:
             row: dict[str, Any] = {"path": self.source, "label": self.label or ""}
             row.update({k: round(float(self.probabilities.get(k, float("nan"))), 4) for k in self.labels})
+            if self.transcript is not None:
+                row["words"] = self.words
             return [row]
         rows = []
         for w in self.windows:
@@ -109,6 +121,15 @@ class VoiceResult(ResultReaders):
         return f"{self.source}: {top}, {self.duration_s:.1f} s, {len(self.voiced)}/{len(self.windows)} windows voiced"
 
 
+def _transcribed(blocks: Iterable[np.ndarray], transcriber: Transcriber, transcript: list[Utterance]) -> Iterator[np.ndarray]:
+    """The blocks unchanged, appending each block's utterances to `transcript` once it has passed."""
+    offset = 0
+    for block in blocks:
+        yield block
+        transcript += transcriber.transcribe(block, offset / F.SAMPLE_RATE)
+        offset += len(block)
+
+
 def _counted(blocks: Iterable[np.ndarray], read: list[int]) -> Iterator[np.ndarray]:
     """The blocks unchanged, adding their lengths to read[0]."""
     for block in blocks:
@@ -119,12 +140,16 @@ def _counted(blocks: Iterable[np.ndarray], read: list[int]) -> Iterator[np.ndarr
 class VoiceEmotion:
     """Speech emotion on a bundled voice model (`default`, `ravdess`, `emodb`) or any voice ONNX file.
 
-    `window_s` defaults to the length the model was trained on; `hop_s` to half of it.
+    `window_s` defaults to the length the model was trained on; `hop_s` to half of it. `words`:
+    transcribe the speech too (each result's `transcript`, with every utterance's text emotion by
+    `text_model`); None does so where the speech extra is installed, and leaves `words_hint`
+    saying how to get it where it is not.
     """
 
     def __init__(self, model: str | Path | None = None, window_s: float | None = None,
                  hop_s: float | None = None, min_voiced: float = 0.1, stream_above_s: float = 120.0,
-                 batch_size: int = 32, threads: int = 0):
+                 batch_size: int = 32, threads: int = 0, words: bool | None = None,
+                 text_model: str | None = None, transcriber: Transcriber | None = None):
         from emodetect.runtime import load_model
 
         self.model = load_model(model, modality="voice", threads=threads)
@@ -148,16 +173,36 @@ class VoiceEmotion:
         self.min_voiced = min_voiced
         self.stream_above_s = stream_above_s
         self.batch_size = batch_size
+        if words and transcriber is None and not words_available():
+            from emodetect.errors import MissingExtra
+
+            raise MissingExtra("faster-whisper", "speech", "transcribing speech")
+        self.words = transcriber is not None or (words is not False and words_available())
+        self.words_hint = WORDS_HINT if words is None and not self.words else None
+        self._transcriber = transcriber
+        self._text_model = text_model
+        self._threads = threads
+
+    @property
+    def transcriber(self) -> Transcriber | None:
+        """Whisper, opened on the first recording that needs it (None without `words`)."""
+        if self.words and self._transcriber is None:
+            self._transcriber = Transcriber(text_model=self._text_model, threads=self._threads)
+        return self._transcriber
 
     def predict(self, audio: str | Path | np.ndarray, sample_rate: int | None = None) -> VoiceResult:
         """Score a file path, or an array (frames, or frames x channels) at `sample_rate`."""
         notes: list[str] = []
         read = [0]  # samples of a streamed file, counted as they go by
+        transcript: list[Utterance] | None = [] if self.words else None
+        wave = None
         if isinstance(audio, (str, Path)):
             info = F.audio_info(audio)
             source, rate = str(audio), info.sample_rate
             if info.duration_s > self.stream_above_s:
                 blocks: Iterable[np.ndarray] = _counted(F.stream_audio(audio), read)
+                if transcript is not None:  # block by block, so memory stays bounded
+                    blocks = _transcribed(blocks, self.transcriber, transcript)
                 offset, duration = 0.0, None
             else:
                 wave = F.load_audio(audio)
@@ -175,6 +220,8 @@ class VoiceEmotion:
             notes.append(f"input is {rate} Hz: upsampled to 16 kHz, so nothing above {rate // 2} Hz "
                          "is heard; expect lower accuracy than on wideband audio")
         windows = self._score(blocks, offset)
+        if transcript is not None and wave is not None:
+            transcript += self.transcriber.transcribe(wave)
         if duration is None:  # a header's length is an estimate (mp3) or missing (webm): what was read
             duration = read[0] / F.SAMPLE_RATE
         for w in windows:  # a short clip's window is padded past its end
@@ -185,11 +232,12 @@ class VoiceEmotion:
         if not voiced:
             notes.append(f"no speech found: every window is below {F.SILENCE_DBFS:.0f} dBFS")
             return VoiceResult(source, duration, rate, self.model_name, self.labels, None, 0.0, {},
-                               windows, notes)
+                               windows, notes, transcript)
         mean = np.mean([[w.probabilities[k] for k in self.labels] for w in voiced], axis=0)
         top = int(mean.argmax())
         return VoiceResult(source, duration, rate, self.model_name, self.labels, self.labels[top],
-                           float(mean[top]), dict(zip(self.labels, map(float, mean))), windows, notes)
+                           float(mean[top]), dict(zip(self.labels, map(float, mean))), windows, notes,
+                           transcript)
 
     def _trimmed(self, wave: np.ndarray) -> tuple[list[np.ndarray], float]:
         """Trim a whole in-memory recording as the training clips were trimmed; where it starts."""

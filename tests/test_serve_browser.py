@@ -7,6 +7,7 @@ refresh the README screenshots; otherwise they go to the test's temporary folder
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -205,6 +206,18 @@ def test_voice_tab_analyses_an_uploaded_recording(server, browser, tmp_path):
     assert page.locator("#voice-result .bar").count() == len(labels)
     assert "hello.wav, 2.5 s" in page.inner_text("#voice-result h3")
     assert page.locator("#voice-result .timeline li").count() >= 1
+    assert not errors
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None, reason="needs the speech extra")
+def test_voice_tab_shows_the_words_heard_with_their_emotion(server, browser):
+    page, errors = open_page(browser, server)
+    page.click("#tab-voice")
+    page.set_input_files("#audio-input", str(resources.files("emodetect") / "assets" / "samples" / "speech.flac"))
+    page.wait_for_selector("#voice-result .transcript li", timeout=60_000)
+    said = page.locator("#voice-result .transcript li").all_inner_texts()
+    assert "luggage" in " ".join(said).lower()
+    assert all(li.get_attribute("data-emotion") for li in page.locator("#voice-result .transcript li").all())
     assert not errors
 
 

@@ -118,3 +118,25 @@ def test_subtitles_win_over_the_words_heard(tmp_path):
     assert analysis.words_from == "subtitles"
     assert [s.words for s in analysis.segments] == ["What a lovely surprise!"]
     assert analysis.voice.transcript is None  # not transcribed at all: subtitles were given
+
+
+@needs_speech
+def test_the_service_answers_the_words_on_voice_and_video_and_not_with_no_words(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    clip = talking_clip(tmp_path / "talk.mp4").read_bytes()
+    with TestClient(create_app(ServeConfig(workers=1))) as client:
+        voice = client.post("/v1/voice", files={"file": ("speech.flac", SPEECH.read_bytes(), "audio/flac")})
+        assert voice.status_code == 200, voice.text
+        said = voice.json()["transcript"]
+        assert "luggage" in " ".join(u["text"] for u in said).lower() and all(u["label"] for u in said)
+        video = client.post("/v1/video", files={"file": ("talk.mp4", clip, "video/mp4")})
+        assert video.status_code == 200, video.text
+        assert video.json()["text"]["words_from"] == "speech"
+        assert "luggage" in " ".join(s["words"] or "" for s in video.json()["segments"]).lower()
+    with TestClient(create_app(ServeConfig(workers=1, words=False))) as client:
+        voice = client.post("/v1/voice", files={"file": ("speech.flac", SPEECH.read_bytes(), "audio/flac")})
+        assert voice.status_code == 200 and voice.json()["transcript"] is None

@@ -53,8 +53,12 @@ async function analyseAudio(blob, name) {
     el("li", { class: w.carries_label ? "carries" : "",
       text: `${w.start_s.toFixed(1)}-${w.end_s.toFixed(1)} s: ${w.label} ${pct(w.confidence)}${w.carries_label ? " ★" : ""}` })));
   const notes = r.notes.map((n) => el("p", { class: "note", text: n }));
+  // The words heard (the service's speech extra), each utterance with its text emotion.
+  const said = r.transcript?.length ? [el("h4", { text: "Words heard" }), el("ol", { class: "transcript" },
+    r.transcript.map((u) => el("li", { "data-emotion": u.label ?? "",
+      text: `${u.start_s.toFixed(1)}-${u.end_s.toFixed(1)} s: “${u.text}” ${u.label ?? ""} ${pct(u.confidence)}` })))] : [];
   $("voice-result").replaceChildren(resultCard(`${name}, ${r.duration_s.toFixed(1)} s: `, r.label, r.confidence,
-    r.probabilities, [...notes, timeline]));
+    r.probabilities, [...notes, ...said, timeline]));
   setStatus(status, r.label ? `${voiced.length} voiced window(s), model ${r.model}.` : "All silent: nothing to read.",
     !r.label);
 }

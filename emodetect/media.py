@@ -9,6 +9,7 @@ because libsndfile has no AAC: phone recordings (.m4a) and the sound of every mp
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -42,6 +43,9 @@ AUDIO_FORMATS = "wav, flac, mp3, m4a/aac, ogg/vorbis/opus, webm, mp4, aiff and t
 # uploaded 117-byte `.m3u8` naming a server path made /v1/video analyse and return that file
 # (issue 34). Uploads are opened with one of these demuxers by name, never probed.
 UPLOAD_FORMATS = {"mp4": "mov", "mkv": "matroska", "avi": "avi"}
+# The same for an uploaded recording that libsndfile cannot read: the audio containers recognised
+# from their first bytes (`sniff_audio`), each opened with its demuxer by name.
+AUDIO_UPLOAD_FORMATS = ("mov", "matroska", "ogg", "mp3", "aac", "flac", "wav", "aiff", "amr", "caf")
 # Only the upload itself: a demuxer may not reach any other file or protocol.
 UPLOAD_OPTIONS = {"protocol_whitelist": "file"}
 # First atom of an ISO/QuickTime file: `ftyp` in mp4, m4v and mov; older QuickTime starts elsewhere.
@@ -59,11 +63,46 @@ def sniff_container(head: bytes) -> str | None:
     return None
 
 
-def open_container(path: str | Path, container_format: str | None = None) -> Any:
+def sniff_audio(head: bytes) -> str | None:
+    """The FFmpeg demuxer (one of AUDIO_UPLOAD_FORMATS) that a recording's first bytes announce, or
+    None: m4a/mp4/3gp, WebM/Matroska, Ogg, mp3, ADTS AAC, FLAC, WAV, AIFF, AMR, CAF."""
+    if head[4:8] in _MP4_ATOMS:
+        return "mov"
+    for magic, demuxer in ((b"\x1a\x45\xdf\xa3", "matroska"), (b"OggS", "ogg"), (b"ID3", "mp3"),
+                           (b"fLaC", "flac"), (b"#!AMR", "amr"), (b"caff", "caf")):
+        if head.startswith(magic):
+            return demuxer
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:  # ADTS sync, layer 0: AAC
+        return "aac"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
+        return "mp3"
+    return None
+
+
+class MemoryFile(io.BytesIO):
+    """An upload held in memory, read by PyAV as a file (never written to disk); str() is its
+    name, so the messages that name a path name the upload."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def open_container(path: str | Path | MemoryFile, container_format: str | None = None) -> Any:
     """av.open for reading; with `container_format` (a value of UPLOAD_FORMATS) only that demuxer,
     over the file protocol alone, so that an upload cannot make FFmpeg open anything else."""
     import av
 
+    if isinstance(path, MemoryFile):  # opened again for each look (header, then samples)
+        path.seek(0)
+        return av.open(path, format=container_format, options=dict(UPLOAD_OPTIONS))
     if container_format is None:
         return av.open(str(path))
     return av.open(str(path), format=container_format, options=dict(UPLOAD_OPTIONS))
@@ -107,7 +146,7 @@ def _open_audio(path: str | Path, container_format: str | None, max_sample_rate:
     rate over `max_sample_rate` is an AudioError naming the file, before anything is decoded."""
     import av
 
-    if not Path(path).is_file():
+    if not isinstance(path, MemoryFile) and not Path(path).is_file():
         raise AudioError(f"{path}: no such file")
     try:
         container = open_container(path, container_format)

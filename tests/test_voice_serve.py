@@ -153,3 +153,52 @@ def test_high_rate_uploads_are_resampled_block_by_block_and_keep_their_rate(clie
     answer = client.post("/v1/voice", content=audio_bytes(voice_like(2.0, 48_000), 48_000),
                          headers={"Content-Type": "audio/wav"})
     assert answer.status_code == 200 and answer.json()["sample_rate"] == 48_000
+
+
+def pyav_audio(x: np.ndarray, rate: int, codec: str, container_format: str) -> bytes:
+    """A recording encoded in memory by PyAV, as a phone (aac in m4a) or a browser (opus in webm) makes it."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        fmt = stream.codec_context.format.name
+        resampler = av.AudioResampler(format=fmt, layout="mono", rate=rate)
+        step = stream.codec_context.frame_size or 1024
+        for start in range(0, len(x), step):
+            frame = av.AudioFrame.from_ndarray(x[None, start:start + step].astype(np.float32), format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for converted in resampler.resample(frame):
+                for packet in stream.encode(converted):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name, codec, container_format, media_type", [
+    ("call.m4a", "aac", "ipod", "audio/mp4"), ("note.webm", "libopus", "webm", "audio/webm")])
+def test_an_m4a_or_webm_upload_is_read_as_the_cli_reads_it(client, name, codec, container_format, media_type):
+    """/v1/voice answered 415 to a phone's .m4a that `emodetect voice` reads (issue 32, point 7)."""
+    import av
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {codec} encoder")
+    rate = 48_000 if codec == "libopus" else 44_100
+    data = pyav_audio(voice_like(3.0, rate), rate, codec, container_format)
+    response = client.post("/v1/voice", files={"file": (name, data, media_type)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source"] == name and body["sample_rate"] == rate
+    assert body["duration_s"] == pytest.approx(3.0, abs=0.1) and body["label"] is not None
+    raw = client.post("/v1/voice", content=data, headers={"content-type": media_type})
+    assert raw.status_code == 200, raw.text
+
+
+def test_a_playlist_upload_is_not_opened(client):
+    """Only the audio containers named by their first bytes reach FFmpeg: an HLS playlist naming a
+    server file is refused, never followed."""
+    playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"
+    response = client.post("/v1/voice", files={"file": ("list.m3u8", playlist, "audio/x-mpegurl")})
+    assert response.status_code == 415 and "M4A" in response.json()["detail"]

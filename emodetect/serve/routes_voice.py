@@ -16,7 +16,7 @@ from emodetect.serve.uploads import UploadError, openapi_upload_body, read_uploa
 SERVICE = "voice"
 router = APIRouter(tags=["voice"])
 
-READABLE = "WAV, FLAC, OGG (Vorbis/Opus), AIFF"
+READABLE = "WAV, FLAC, MP3, M4A/AAC, OGG (Vorbis/Opus), WebM, AIFF"
 UPLOAD_BODY = openapi_upload_body("audio/*")
 
 

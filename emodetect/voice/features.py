@@ -114,12 +114,14 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
     sf = _soundfile()
     if not data:
         raise AudioError(f"{name}: empty (0 bytes)", "empty")
-    unreadable = (f"{name}: not a readable audio upload (supported: wav, flac, mp3, ogg/vorbis/opus, "
-                  "aiff and other libsndfile formats)")
+    unreadable = f"{name}: not a readable audio upload (supported: {media.AUDIO_FORMATS})"
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{unreadable}: {_without_addresses(err)}", "unsupported") from err
+        container_format = media.sniff_audio(data[:16])
+        if container_format is None:
+            raise AudioError(f"{unreadable}: {_without_addresses(err)}", "unsupported") from err
+        return _decode_with_ffmpeg(data, name, container_format, max_seconds, to_rate, max_sample_rate)
     rate = int(info.samplerate)
     if not 0 < rate <= max_sample_rate:
         raise AudioError(f"{name}: a sample rate of {rate:,} Hz is over the limit of {max_sample_rate:,} Hz",
@@ -155,6 +157,17 @@ def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = 
     if resampler is not None:
         blocks.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
     return DecodedAudio(np.concatenate(blocks).astype(np.float32, copy=False), out_rate, rate)
+
+
+def _decode_with_ffmpeg(data: bytes, name: str, container_format: str, max_seconds: float | None,
+                        to_rate: int | None, max_sample_rate: int) -> DecodedAudio:
+    """What libsndfile cannot read (AAC in .m4a from a phone, WebM from a browser) through the one
+    PyAV reader `voice FILE` uses, from memory, with the demuxer the first bytes name
+    (media.sniff_audio): FFmpeg never probes an upload (issue 34), and it is never written to disk."""
+    upload = media.MemoryFile(data, name)
+    header = media.audio_header(upload, container_format, max_sample_rate)
+    down = to_rate if to_rate is not None and to_rate < header.sample_rate else None
+    return media.read_audio(upload, down, max_seconds, container_format, max_sample_rate)
 
 
 def stream_audio(path: str | Path, block_seconds: float = 30.0) -> Iterator[np.ndarray]:

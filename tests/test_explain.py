@@ -192,3 +192,41 @@ def test_the_explain_command_caps_faces_per_image(tmp_path):
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout.splitlines()[-1])
     assert len(document["faces"]) == 1 and len(document["unexplained"]) >= 1
+
+
+def test_explain_is_fast_by_default_and_accurate_on_request(detector, tmp_path):
+    """`explain` took 30 s for five faces (issue 32, point 6): by default a face's map costs a
+    quarter of the model rows of the accurate one, asked for with accurate=True / --accurate /
+    ?accurate=true."""
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+
+    rows: list[int] = []
+    original = detector.predict_crops
+    detector.predict_crops = lambda crops: rows.append(len(crops)) or original(crops)
+    try:
+        fast = detector.explain(SAMPLES / "astronaut.jpg")
+        fast_rows, rows[:] = sum(rows), []
+        accurate = detector.explain(SAMPLES / "astronaut.jpg", accurate=True)
+        accurate_rows = sum(rows)
+    finally:
+        detector.predict_crops = original
+    assert 4 * fast_rows <= accurate_rows + 8  # + the detection's own row
+    assert not fast.accurate and accurate.to_dict()["accurate"] is True
+    for explanation in (fast, accurate):  # both find the smile
+        face = explanation.faces[0].saliency
+        assert face[26:42, 12:36].mean() > 1.5 * face[0:16, 12:36].mean()
+    done = CliRunner().invoke(app, ["explain", str(SAMPLES / "astronaut.jpg"), "--model", "realtime-int8",
+                                    "--json", "--accurate"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout.splitlines()[-1])["accurate"] is True
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from emodetect.serve import ServeConfig, create_app
+
+    photo = (SAMPLES / "astronaut.jpg").read_bytes()
+    with TestClient(create_app(ServeConfig(workers=1, model="realtime-int8"))) as client:
+        assert client.post("/v1/explain", content=photo).json()["accurate"] is False
+        assert client.post("/v1/explain?accurate=true", content=photo).json()["accurate"] is True

@@ -299,3 +299,23 @@ def test_photo_tab_shows_what_each_emotion_rests_on(server, browser, shots):
     wait_until(page, f"document.getElementById('photo-image').src === {original!r}", 10)
     assert page.is_visible("#photo-overlay .box")
     assert not errors
+
+
+def test_the_explain_toggle_shows_progress_while_the_maps_take_long(server, browser):
+    """The toggle gave no sign of work during a 30 s explanation (issue 32, point 6): past 2 s it
+    shows a progress bar and the seconds so far, and is disabled until the maps come."""
+    page, errors = open_page(browser, server)
+    page.set_input_files("#file-input", str(SAMPLES / "astronaut.jpg"))
+    page.wait_for_selector("#photo-faces .face .label", timeout=20_000)
+    held: list = []
+    page.route("**/v1/explain*", lambda route: held.append(route))  # answered only when the test says
+    page.check("#explain-toggle")
+    page.wait_for_timeout(600)
+    assert page.is_hidden("#explain-progress")  # a quick answer shows no bar
+    page.wait_for_timeout(2_400)
+    assert held and page.is_visible("#explain-progress") and page.is_disabled("#explain-toggle")
+    assert "s so far" in page.inner_text("#photo-status")
+    held[0].continue_()
+    wait_until(page, "document.getElementById('photo-status').textContent.includes('Saliency maps drawn')", 60)
+    assert page.is_hidden("#explain-progress") and page.is_enabled("#explain-toggle")
+    assert not errors

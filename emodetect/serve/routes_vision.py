@@ -81,7 +81,7 @@ def explain(vision: VisionService, upload: Upload, options: ExplainOptions,
     with vision.pool.use() as detector:
         try:
             explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method,
-                                           max_faces=max_faces)
+                                           max_faces=max_faces, accurate=options.accurate)
         except ValueError as err:  # an emotion the model does not have
             raise UploadError(422, str(err)) from err
     if not options.annotate:

@@ -154,6 +154,16 @@ const photo = {
     }
     setStatus(status, "Computing what each emotion rests on (saliency maps)...");
     const started = performance.now();
+    // About a second a face: past 2 s the toggle shows it is working, with the seconds so far.
+    const toggle = $("explain-toggle"), bar = $("explain-progress");
+    toggle.disabled = true;
+    const busy = setInterval(() => {
+      const seconds = Math.round((performance.now() - started) / 1000);
+      if (seconds < 2) return;
+      bar.hidden = false;
+      $("explain-label").setAttribute("aria-busy", "true");
+      setStatus(status, `Computing what each emotion rests on (saliency maps): ${seconds} s so far, about a second a face...`);
+    }, 500);
     try {
       const blob = await (await postBlob("/v1/explain?annotate=true", this.file)).blob();
       if (this.explained) URL.revokeObjectURL(this.explained);
@@ -165,6 +175,11 @@ const photo = {
     } catch (err) {
       $("explain-toggle").checked = false;
       setStatus(status, `Could not explain: ${err.message}`, true);
+    } finally {
+      clearInterval(busy);
+      bar.hidden = true;
+      $("explain-label").removeAttribute("aria-busy");
+      toggle.disabled = false;
     }
   },
 

@@ -72,7 +72,7 @@ BUILTIN: tuple[Modality, ...] = (
     Modality(
         name="voice", summary="speech recordings",
         data="emodetect.voice.data", architectures="emodetect.voice.models",
-        pipeline="emodetect.voice.pipeline:VoiceEmotion", commands=("emodetect.voice.cli:voice",),
+        pipeline="emodetect.voice.pipeline:VoiceEmotion", commands=("emodetect.voice.cli:voice", "emodetect.voice.cli:listen"),
         router="emodetect.serve.routes_voice",
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from pydantic import BaseModel, Field
 
 from emodetect.serve.answers import answer
@@ -112,3 +112,17 @@ async def voice(
     body = await state.run(analyse, engine, upload.data, upload.filename or "upload", timeline,
                            state.config.max_audio_seconds)
     return answer(VoiceResponse, body, start)
+
+
+@router.websocket("/v1/voice/stream")
+async def voice_stream(websocket: WebSocket) -> None:
+    """Live voice emotion: PCM in as binary frames, a JSON message per window out (see
+    emodetect.serve.voice_stream for the protocol and its limits)."""
+    from emodetect.serve.voice_stream import serve_stream
+
+    state: ServeState = websocket.app.state.emodetect
+    engine = state.services.get(SERVICE)
+    if engine is None:
+        await websocket.close(1013, "the voice model is not loaded yet")
+        return
+    await serve_stream(websocket, state, engine)

@@ -54,6 +54,9 @@ class SecurityMiddleware:
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -81,6 +84,19 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _websocket(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        """A WebSocket (WS /v1/voice/stream) from a foreign Host or another site's page is closed
+        before it opens (HTTP 403): a page elsewhere must not stream into this server."""
+        host = (_header(scope, b"host") or "").lower()
+        origin = _header(scope, b"origin")
+        foreign_host = self.allowed_hosts is not None and _host_name(host) not in self.allowed_hosts
+        foreign_page = origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host)
+        if foreign_host or foreign_page:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)
 
 
 async def _refuse(send: Callable, status: int, detail: str) -> None:

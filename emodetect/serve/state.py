@@ -70,10 +70,16 @@ class ServeConfig:
     max_explain_faces: int = DEFAULT_MAX_EXPLAIN_FACES
     # /v1/text?explain=true: tokens read over all texts (one model row each); more get 413.
     max_explain_tokens: int = DEFAULT_MAX_EXPLAIN_TOKENS
+    # WS /v1/voice/stream: live streams at once (more are closed with 1013 "try again later"), the
+    # largest binary frame, the longest silence between frames; max_audio_seconds bounds each stream.
+    max_voice_streams: int = 4
+    max_stream_frame_bytes: int = 256 * 1024
+    stream_idle_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s",
-                     "max_video_bytes", "max_video_seconds", "max_video_frames", "max_in_flight", "max_sockets"):
+                     "max_video_bytes", "max_video_seconds", "max_video_frames", "max_in_flight", "max_sockets",
+                     "max_voice_streams", "max_stream_frame_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_explain_faces < 1 or self.max_explain_tokens < 1:
@@ -121,6 +127,7 @@ class ServeState:
     ready: bool = False
     limiter: Any = None  # anyio.CapacityLimiter, made inside the running event loop
     catalogue: list[Any] | None = None  # runtime.bundled_models(), read once
+    live_streams: int = 0  # WS /v1/voice/stream connections open now
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking work (decoding, inference, encoding) in a worker thread, off the event loop.

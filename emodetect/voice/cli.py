@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
+
+from emodetect.errors import InputError, MissingExtra
 
 from emodetect.console import FILE_COLUMN, Column, fail, fit_path, table_header, table_line
 
@@ -33,7 +39,6 @@ def voice(
     text_model: Optional[str] = typer.Option(None, help="text model that reads the words (default: default)"),
 ) -> None:
     """Emotion in speech: whole-file label, and a per-window timeline for long recordings."""
-    from emodetect.errors import MissingExtra
     from emodetect.voice.features import AudioError
     from emodetect.voice.pipeline import VoiceEmotion
 
@@ -81,3 +86,91 @@ def voice(
                 png = result.plot(out_dir / f"{Path(result.source).stem}_timeline.png")
                 typer.echo(f"wrote {png}", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def _microphone_blocks(seconds: float | None, rate: int = 16_000, block_s: float = 0.1) -> Iterator[np.ndarray]:
+    """Blocks from the default microphone (sounddevice, the listen extra) until Ctrl-C or `seconds`."""
+    import queue
+
+    try:
+        import sounddevice
+    except ImportError:
+        raise MissingExtra("sounddevice", "listen", "listening to a microphone") from None
+    except OSError as err:  # the package is there, the PortAudio library is not
+        raise InputError(f"no audio input: PortAudio cannot be loaded ({err})") from None
+    blocks: queue.Queue = queue.Queue()
+    try:
+        stream = sounddevice.InputStream(samplerate=rate, channels=1, dtype="float32", blocksize=int(rate * block_s),
+                                         callback=lambda data, frames, time, status: blocks.put(data[:, 0].copy()))
+    except Exception as err:  # sounddevice.PortAudioError: no device, device busy
+        raise InputError(f"no audio input device to listen to ({err})") from None
+    heard = 0
+    with stream:
+        while seconds is None or heard < seconds * rate:
+            block = blocks.get()
+            heard += len(block)
+            yield block
+
+
+def _paced(blocks: Iterable[np.ndarray], rate: int, speed: float) -> Iterator[np.ndarray]:
+    """The blocks no faster than `speed` x real time (0: as fast as they come)."""
+    started, sent = time.perf_counter(), 0
+    for block in blocks:
+        if speed > 0:
+            time.sleep(max(0.0, started + sent / rate / speed - time.perf_counter()))
+        sent += len(block)
+        yield block
+
+
+def listen(
+    source: Optional[Path] = typer.Option(None, help="a recording played as if live, instead of the microphone"),
+    model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
+    seconds: Optional[float] = typer.Option(None, min=0.1, help="stop after this many seconds (default: Ctrl-C)"),
+    speed: float = typer.Option(1.0, min=0.0, help="with --source: play it at this many times real time (0: at once)"),
+    smoothing: float = typer.Option(3.0, min=0.0, help="time constant in seconds of the running state"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line, for another program to read"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write one row per window as it comes"),
+    words: Optional[bool] = typer.Option(None, "--words/--no-words", help="transcribe each utterance when it ends "
+                                         "(default: where the speech extra is installed)"),
+) -> None:
+    """Emotion in speech as it happens: the microphone (or --source) window by window, with a
+    smoothed running state; silent windows are marked. Ctrl-C stops and flushes."""
+    from emodetect.voice.features import SAMPLE_RATE, AudioError, stream_audio
+    from emodetect.voice.pipeline import VoiceEmotion
+
+    try:
+        engine = VoiceEmotion(model, words=words)
+        blocks = (_paced(stream_audio(source, block_seconds=0.1), SAMPLE_RATE, speed) if source is not None
+                  else _microphone_blocks(seconds))
+        if source is not None and seconds is not None:
+            blocks = _first_seconds(blocks, seconds)
+        handle = open(csv_path, "w", newline="", encoding="utf-8") if csv_path is not None else None
+    except (InputError, OSError, ValueError, MissingExtra) as err:
+        fail(str(err))
+    writer = csv.DictWriter(handle, ["kind", "start_s", "end_s", "label", "confidence", "smoothed_label", "text",
+                                     *engine.labels], extrasaction="ignore") if handle else None
+    if writer:
+        writer.writeheader()
+    try:
+        for update in engine.stream(blocks, SAMPLE_RATE, smoothing):
+            typer.echo(json.dumps(update.to_dict()) if as_json else update.to_line())
+            if writer:
+                row = update.to_dict() | {k: round(v, 4) for k, v in update.probabilities.items()}
+                writer.writerow(row)
+                handle.flush()
+    except KeyboardInterrupt:
+        pass
+    except (AudioError, InputError, MissingExtra) as err:
+        fail(str(err))
+    finally:
+        if handle:
+            handle.close()
+
+
+def _first_seconds(blocks: Iterable[np.ndarray], seconds: float, rate: int = 16_000) -> Iterator[np.ndarray]:
+    heard = 0
+    for block in blocks:
+        if heard >= seconds * rate:
+            return
+        heard += len(block)
+        yield block

@@ -19,6 +19,8 @@ import numpy as np
 from emodetect.results import ResultReaders, rounded
 
 from emodetect.voice import features as F
+from emodetect.voice.live import LiveUpdate, WindowCutter
+from emodetect.voice.live import stream as live_stream
 from emodetect.voice.words import WORDS_HINT, Transcriber, Utterance, words_available
 
 
@@ -156,9 +158,12 @@ class VoiceEmotion:
         if self.model.metadata.get("modality", "voice") != "voice":
             raise ValueError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a voice model")
         extras = self.model.extras()
-        if extras.get("feature", "logmel-v1") != "logmel-v1":
-            raise ValueError(f"{self.model.path} wants features {extras['feature']!r}; this version "
-                             "computes logmel-v1 only")
+        # What the graph takes: our log-mel windows, or (a model with its own front end inside,
+        # emodetect.voice.whisper) the 16 kHz samples of each window.
+        self.feature = extras.get("feature", "logmel-v1")
+        if self.feature not in ("logmel-v1", "whisper-wave-v1"):
+            raise ValueError(f"{self.model.path} wants features {self.feature!r}; this version "
+                             "computes logmel-v1 and whisper-wave-v1 only")
         self.model_name = self.model.metadata.get("name", self.model.path.stem)
         self.model_file = self.model.path.name  # lets the service's /v1/models mark the file in use
         self.labels = self.model.labels
@@ -252,31 +257,22 @@ class VoiceEmotion:
 
     def _windows(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray, float]]:
         """(start sample, window samples, loudest frame dB so far) over a stream of blocks."""
-        window = int(round(self.window_s * F.SAMPLE_RATE))
-        hop = max(1, int(round(self.hop_s * F.SAMPLE_RATE)))
-        buffer = np.zeros(0, dtype=np.float32)
-        buffer_start = 0  # sample index (in the stream) of buffer[0]
-        next_start, last_end, loudest = 0, 0, -200.0
+        cutter = WindowCutter(int(round(self.window_s * F.SAMPLE_RATE)), int(round(self.hop_s * F.SAMPLE_RATE)))
         for block in blocks:
-            loudest = max(loudest, float(F.frame_db(block).max()))
-            buffer = np.concatenate([buffer, block])
-            while next_start + window <= buffer_start + len(buffer):
-                offset = next_start - buffer_start
-                yield next_start, buffer[offset:offset + window], loudest
-                last_end = next_start + window
-                next_start += hop
-            # Keep one window's worth: enough for the next hop and for a final flush-right window.
-            keep_from = min(next_start, buffer_start + len(buffer) - window)
-            if keep_from > buffer_start:
-                buffer = buffer[keep_from - buffer_start:]
-                buffer_start = keep_from
-        total = buffer_start + len(buffer)
-        if total == 0:
-            return
-        if last_end == 0:
-            yield 0, F.fit_window(buffer, window), loudest
-        elif last_end < total:
-            yield total - window, buffer[len(buffer) - window:], loudest
+            yield from cutter.push(block)
+        yield from cutter.flush()
+
+    def score(self, windows: list[np.ndarray]) -> np.ndarray:
+        """Probabilities (windows x labels) of 16 kHz windows, each fitted to the model's length."""
+        model_window = int(round(self.model_window_s * F.SAMPLE_RATE))
+        stacked = np.stack([F.fit_window(w, model_window) for w in windows])
+        return self.model.predict(stacked if self.feature == "whisper-wave-v1" else F.window_log_mels(stacked))
+
+    def stream(self, chunks: Iterable[np.ndarray], sample_rate: int, smoothing_s: float = 3.0) -> Iterator[LiveUpdate]:
+        """Live: an update per window of an iterable of PCM blocks (any size, any rate) as soon as
+        the window is complete, silent ones marked, with a smoothed running state (and, with
+        words, each utterance when it ends). See `emodetect.voice.live`."""
+        return live_stream(self, chunks, sample_rate, smoothing_s)
 
     def _score(self, blocks: Iterable[np.ndarray], offset_s: float) -> list[VoiceWindow]:
         results: list[VoiceWindow] = []
@@ -285,9 +281,7 @@ class VoiceEmotion:
         def flush() -> None:
             if not pending:
                 return
-            model_window = int(round(self.model_window_s * F.SAMPLE_RATE))
-            mels = F.window_log_mels(np.stack([F.fit_window(p[2], model_window) for p in pending]))
-            probs = self.model.predict(mels)
+            probs = self.score([p[2] for p in pending])
             for (index, _, _), row in zip(pending, probs):
                 top = int(row.argmax())
                 results[index].label = self.labels[top]

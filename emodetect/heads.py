@@ -14,6 +14,15 @@ from typing import Any, Sequence
 
 HEAD_OUTPUT = "head_probabilities"
 
+# What each bundled label set is, for people: "dair=joy isear=disgust" named corpora that mean
+# nothing to a user (issue 32). The title is the count and this word: "6 basic".
+LABEL_SET_KINDS = {"goemotions": "fine-grained", "dair": "basic", "isear": "with shame and guilt"}
+
+
+def label_set_title(name: str, labels: Sequence[str]) -> str:
+    """A label set by what it is ("28 fine-grained", "6 basic"); an unknown head keeps its name."""
+    return f"{len(labels)} {LABEL_SET_KINDS.get(name, name)}" if name else f"{len(labels)} main"
+
 
 @dataclass(frozen=True)
 class Segment:

@@ -123,3 +123,24 @@ def test_explaining_more_tokens_than_the_budget_is_413_before_any_model_call():
             assert under.status_code == 200 and len(under.json()["results"][0]["explanation"]) == 40
         finally:
             model.model.predict = original
+
+
+def test_label_sets_are_named_by_what_they_are_and_shown_on_request(client):
+    """`dair=joy isear=disgust` named corpora that mean nothing to a user (issue 32, point 10): the
+    joint model's other label sets are "28 fine-grained", "6 basic", ..., shown with --label-sets."""
+    from typer.testing import CliRunner
+
+    from emodetect.cli import app
+
+    text = "Thank you so much, this made my day!"
+    plain = CliRunner().invoke(app, ["text", text])
+    asked = CliRunner().invoke(app, ["text", text, "--label-sets"])
+    assert plain.exit_code == 0 and asked.exit_code == 0, plain.output + asked.output
+    for corpus in ("goemotions", "dair", "isear"):
+        assert corpus not in plain.stdout and corpus not in asked.stdout
+    assert "fine-grained" not in plain.stdout
+    assert "28 fine-grained: " in asked.stdout and "gratitude" in asked.stdout and "6 basic: joy" in asked.stdout
+    heads = client.post("/v1/text", json={"texts": [text, ""]}).json()["results"]
+    assert {name: h["title"] for name, h in heads[0]["heads"].items()} == {
+        "goemotions": "28 fine-grained", "dair": "6 basic", "isear": "7 with shame and guilt"}
+    assert heads[1]["heads"]["dair"]["title"] == "6 basic"  # an empty text's too

@@ -37,6 +37,7 @@ class HeadItem(BaseModel):
     label: str | None = Field(description="most probable label of this head; null for an empty text")
     labels: list[str] = Field(description="this head's labels at or above their thresholds (multi-label), else [label]")
     probabilities: dict[str, float]
+    title: str = Field("", description="what the label set is, for people: '28 fine-grained', '6 basic'")
 
 
 class TextItem(BaseModel):

@@ -25,6 +25,8 @@ def text(
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
     explain: bool = typer.Option(False, "--explain", help="show which words pushed each label (token occlusion; "
                                                           "in --json as `explanation`)"),
+    label_sets: bool = typer.Option(False, "--label-sets", help="also show the joint model's other label sets "
+                                                                "(28 fine-grained, 6 basic, 7 with shame and guilt)"),
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
     from emodetect.text.pipeline import TextEmotion, TextResults, read_texts, write_results_csv
@@ -60,7 +62,7 @@ def text(
         where = [f"{file}: row at line {first_line + i}" for i in range(len(inputs))]
     results: TextResults = reader.predict(inputs, progress=file is not None, explain=explain)
     _report_problems(results, reader.max_tokens, where)
-    typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table())
+    typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table(label_sets=label_sets))
     if explain and not as_json:
         for w, r in zip(where, results):
             pushed = sorted((e for e in r.explanation or [] if e["weight"] > 0.01), key=lambda e: -e["weight"])[:4]

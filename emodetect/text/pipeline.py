@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from emodetect.heads import segments
+from emodetect.heads import label_set_title, segments
 from emodetect.results import ResultReaders, import_pandas, rounded
 
 from emodetect.text.tokenize import read_vocabulary
@@ -66,6 +66,7 @@ class HeadResult:
     label: str | None
     labels: list[str]  # at or above their thresholds (multi-label heads), else [label]
     probabilities: dict[str, float]
+    title: str = ""  # what a user calls the label set ("6 basic"; heads.label_set_title), not the corpus
 
 
 class TextResults(list):
@@ -94,16 +95,18 @@ class TextResults(list):
         """The rows as a pandas DataFrame (the pandas extra: imported only here)."""
         return import_pandas().DataFrame(self.to_rows())
 
-    def to_table(self, width: int = 40) -> str:
-        """A plain-text table: text, top label and its probability, the labels above threshold."""
-        heads = bool(self) and bool(self[0].heads)
-        lines = [f"{'text':{width}}  {'label':14} {'prob':>5}  labels" + ("  (in each head's labels)" if heads else "")]
+    def to_table(self, width: int = 40, label_sets: bool = False) -> str:
+        """A plain-text table: text, top label and its probability, the labels above threshold;
+        with `label_sets`, a multi-head model's other label sets after them, by what they are
+        ("28 fine-grained: gratitude"), never by corpus ("goemotions=gratitude" meant nothing to a
+        user; issue 32)."""
+        lines = [f"{'text':{width}}  {'label':14} {'prob':>5}  labels"]
         for r in self:
             text = r.text.replace("\n", " ")
             text = text if len(text) <= width else text[:width - 1] + "…"
             prob = f"{r.probabilities[r.label]:.2f}" if r.label else "-"
-            # A multi-head model: each head's labels after the main ones, e.g. "goemotions=gratitude".
-            extra = "".join(f"  {name}={';'.join(h.labels)}" for name, h in (r.heads or {}).items() if h.labels)
+            extra = "".join(f"  {h.title or name}: {';'.join(h.labels)}" for name, h in (r.heads or {}).items()
+                            if h.labels) if label_sets else ""
             lines.append(f"{text:{width}}  {r.label or '(' + (r.error or '') + ')':14} {prob:>5}  "
                          f"{';'.join(r.labels)}{extra}")
         return "\n".join(lines)
@@ -216,7 +219,8 @@ class TextEmotion:
                 results[i] = TextResult(texts[i], None, [], dict.fromkeys(self.labels, 0.0), self.name,
                                         error="empty text",
                                         group_probabilities=dict.fromkeys(self.groups, 0.0) if self.groups else None,
-                                        heads={s.name: HeadResult(None, [], dict.fromkeys(s.labels, 0.0))
+                                        heads={s.name: HeadResult(None, [], dict.fromkeys(s.labels, 0.0),
+                                                                  label_set_title(s.name, s.labels))
                                                for s in self.head_segments} or None)
         if explain:
             for r in results:
@@ -289,7 +293,8 @@ class TextEmotion:
         for seg, thresholds in zip(self.head_segments, self.head_thresholds):
             p = probs[seg.start - main:seg.stop - main]
             _, labels = _top_labels(p, seg.labels, thresholds)
-            out[seg.name] = HeadResult(labels[0], labels, {n: float(v) for n, v in zip(seg.labels, p)})
+            out[seg.name] = HeadResult(labels[0], labels, {n: float(v) for n, v in zip(seg.labels, p)},
+                                       label_set_title(seg.name, seg.labels))
         return out
 
     def _result(self, text: str, probs: np.ndarray, tokens: int, truncated: bool) -> TextResult:

@@ -26,9 +26,10 @@ const text = {
       const notes = [];
       if (r.group) notes.push(el("p", { class: "note", text: `Face-model group: ${r.group}` }));
       if (r.labels.length > 1) notes.push(el("p", { class: "note", text: `All labels: ${r.labels.join(", ")}` }));
-      for (const [name, h] of Object.entries(r.heads ?? {})) {
-        if (h.label) notes.push(el("p", { class: "note head", text: `${name} labels: ${h.labels.join(", ")}` }));
-      }
+      // The joint model's other label sets, named by what they are ("6 basic: joy"), on request.
+      const sets = Object.entries(r.heads ?? {}).filter(([, h]) => h.label)
+        .map(([name, h]) => el("p", { class: "note head", text: `${h.title || name}: ${h.labels.join(", ")}` }));
+      if (sets.length) notes.push(el("details", { class: "label-sets" }, [el("summary", { text: "Other label sets" }), ...sets]));
       if (r.truncated) notes.push(el("p", { class: "note", text: `Only the first ${body.max_tokens} tokens were read.` }));
       if (r.error) notes.push(el("p", { class: "note", text: r.error }));
       const snippet = r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text;

@@ -184,3 +184,53 @@ def test_a_utf16_be_csv_without_a_bom_is_read_as_its_text(toy_model, tmp_path):
     assert result.exit_code == 0, result.output
     read = [json.loads(line)["text"] for line in result.stdout.splitlines() if line.startswith("{")]
     assert read == ["so furious at work", "a glad morning 😀"]  # not "\x00s\x00o..." nor a NUL error
+
+
+def test_a_file_of_texts_streams_in_chunks_and_keeps_no_earlier_results(toy_model, tmp_path, monkeypatch):
+    """`text --file` held every result (about 11.6 KB a text: a million short lines reached
+    11.7 GB; issue 34, point 8). Texts now go through the model a chunk at a time and a chunk's
+    results are gone before the next is made; the CSV keeps every row in order and the summary
+    counts what one whole-file prediction would."""
+    import gc
+    import weakref
+
+    from emodetect.text import cli as text_cli
+    from emodetect.text.pipeline import TextEmotion
+
+    monkeypatch.setattr(text_cli, "CHUNK_TEXTS", 100, raising=False)
+    made: list[weakref.ref] = []
+    asked: list[int] = []
+    alive_at_call: list[int] = []
+    predict = TextEmotion.predict
+
+    def watched(self, texts, *args, **kwargs):
+        gc.collect()
+        alive_at_call.append(sum(ref() is not None for ref in made))
+        texts = list(texts)
+        asked.append(len(texts))
+        results = predict(self, texts, *args, **kwargs)
+        made.extend(weakref.ref(r) for r in results)
+        return results
+
+    monkeypatch.setattr(TextEmotion, "predict", watched)
+    lines = [("so furious at work", "a glad morning", "we went home terrified", "")[i % 4] + f" {i}" * (i % 4 != 3)
+             for i in range(450)]
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["text", "--file", str(source), "--csv", str(out), "--model", str(toy_model), "--json"])
+    assert result.exit_code == 0, result.output
+    assert asked == [100, 100, 100, 100, 50]  # was [450]: every text at once
+    assert alive_at_call == [0, 0, 0, 0, 0]  # no earlier chunk's results held
+    with open(out, encoding="utf-8", newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [r["text"] for r in written] == lines
+    assert len(result.stdout.splitlines()) == 450  # --json: one line per text, the summary on stderr
+    monkeypatch.setattr(TextEmotion, "predict", predict)
+    whole = TextEmotion(toy_model).predict(lines)
+    empty = sum(not line for line in lines)
+    assert f"{450 - empty} of 450 texts labelled by" in result.stderr
+    for label, share in whole.shares().items():
+        if share > 0:
+            assert f"{label:16} {share:6.1%}" in result.stderr
+    assert f"warning: {empty} text(s) empty" in result.stderr

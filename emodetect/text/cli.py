@@ -10,6 +10,10 @@ import typer
 
 from emodetect.console import check_output_file, fail
 
+# Texts of a --file read at once: 1,024 short texts' results are a few MB, and a batch that size
+# keeps the model's batches (256) full.
+CHUNK_TEXTS = 1024
+
 
 def text(
     texts: Optional[list[str]] = typer.Argument(None, help="texts to read (quote each one)"),
@@ -29,7 +33,7 @@ def text(
                                                                 "(28 fine-grained, 6 basic, 7 with shame and guilt)"),
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
-    from emodetect.text.pipeline import TextEmotion, TextResults, read_texts, write_results_csv
+    from emodetect.text.pipeline import LabelCounts, ResultsCsv, TextEmotion, TextResults, plot_shares, read_texts
     from emodetect.errors import DataError, OutputError
 
     if not texts and file is None:
@@ -50,7 +54,9 @@ def text(
         if not any(t.strip() for t in texts):
             fail("every text given is empty or whitespace")
         header, rows, inputs = ["text"], [{"text": t} for t in texts], texts
-        where = [f"text {i + 1}" for i in range(len(texts))]
+
+        def where(i: int) -> str:
+            return f"text {i + 1}"
     else:
         try:
             header, rows, inputs = read_texts(file, column)
@@ -59,41 +65,75 @@ def text(
         if not inputs:
             fail(f"{file}: no rows")
         first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
-        where = [f"{file}: row at line {first_line + i}" for i in range(len(inputs))]
-    results: TextResults = reader.predict(inputs, progress=file is not None, explain=explain)
-    _report_problems(results, reader.max_tokens, where)
-    typer.echo("\n".join(r.to_json() for r in results) if as_json else results.to_table(label_sets=label_sets))
-    if explain and not as_json:
-        for w, r in zip(where, results):
-            pushed = sorted((e for e in r.explanation or [] if e["weight"] > 0.01), key=lambda e: -e["weight"])[:4]
-            words = ", ".join(f"{e['token']} (+{e['weight']:.2f})" for e in pushed) or "no single word"
-            typer.echo(f"{w}: {r.label or '-'} rests on {words}")
+
+        def where(i: int) -> str:
+            return f"{file}: row at line {first_line + i}"
+    # CHUNK_TEXTS at a time through the model, written as they come; only label counts and the
+    # first few problems are kept: holding every result cost about 11.6 KB a text (a million
+    # lines, 11.7 GB).
+    counts = LabelCounts()
+    problems: dict[str, list] = {"empty": [0, []], "truncated": [0, []]}
+    handle = open(csv, "w", encoding="utf-8", newline="") if csv is not None else None
+    try:
+        table = ResultsCsv(handle, header) if handle is not None else None
+        starts = range(0, len(inputs), CHUNK_TEXTS)
+        if file is not None:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="texts", unit="chunk", disable=len(inputs) <= CHUNK_TEXTS)
+        for start in starts:
+            results: TextResults = reader.predict(inputs[start:start + CHUNK_TEXTS], progress=False, explain=explain)
+            here = [where(i) for i in range(start, start + len(results))]
+            _count_problems(results, here, problems)
+            counts.add(results)
+            lines = [r.to_json() for r in results] if as_json else results.to_table(label_sets=label_sets).split("\n")[0 if start == 0 else 1:]
+            typer.echo("\n".join(lines))
+            if explain and not as_json:
+                for w, r in zip(here, results):
+                    pushed = sorted((e for e in r.explanation or [] if e["weight"] > 0.01), key=lambda e: -e["weight"])[:4]
+                    words = ", ".join(f"{e['token']} (+{e['weight']:.2f})" for e in pushed) or "no single word"
+                    typer.echo(f"{w}: {r.label or '-'} rests on {words}")
+            if table is not None:
+                table.write(rows[start:start + CHUNK_TEXTS], results)
+            del results  # the next chunk's results are made before this name is rebound
+    finally:
+        if handle is not None:
+            handle.close()
+    _report_problems(problems, reader.max_tokens)
     if csv is not None:
-        write_results_csv(csv, header, rows, results)
-        typer.echo(f"wrote {csv} ({len(results)} rows)", err=True)
+        typer.echo(f"wrote {csv} ({counts.total} rows)", err=True)
     if file is None:
         return
-    valid = sum(r.error is None for r in results)
-    _print_summary(results, reader, valid, err=as_json)  # --json: stdout holds JSON lines only
+    _print_summary(counts, reader, counts.valid, err=as_json)  # --json: stdout holds JSON lines only
     # A chart only where asked for: --chart, or beside the --csv output.
     chart = chart or (csv.with_name(csv.stem + "_labels.png") if csv else None)
-    if chart is not None and valid:
-        results.plot_shares(chart, title=f"{file.name}: {valid} texts, model {reader.name}")
+    if chart is not None and counts.valid:
+        plot_shares(counts.shares(), chart, f"{file.name}: {counts.valid} texts, model {reader.name}")
         typer.echo(f"chart: {chart}", err=True)
 
 
-def _report_problems(results, max_tokens: int, where: list[str]) -> None:
-    empty = [w for w, r in zip(where, results) if r.error]
-    cut = [w for w, r in zip(where, results) if r.truncated]
-    for name, items, why in (("empty", empty, "empty or whitespace-only: no label"),
-                             ("truncated", cut, f"longer than {max_tokens} tokens: only the first {max_tokens} read")):
-        if items:
-            shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
-            typer.secho(f"warning: {len(items)} text(s) {why}: {shown}", fg=typer.colors.YELLOW, err=True)
+def _count_problems(results, where: list[str], problems: dict[str, list]) -> None:
+    """Empty and truncated texts: how many, and the first five named."""
+    for w, r in zip(where, results):
+        for name, hit in (("empty", r.error), ("truncated", r.truncated)):
+            if hit:
+                problems[name][0] += 1
+                if len(problems[name][1]) < 5:
+                    problems[name][1].append(w)
+
+
+def _report_problems(problems: dict[str, list], max_tokens: int) -> None:
+    for name, why in (("empty", "empty or whitespace-only: no label"),
+                      ("truncated", f"longer than {max_tokens} tokens: only the first {max_tokens} read")):
+        count, items = problems[name]
+        if count:
+            shown = ", ".join(items) + (f" and {count - len(items)} more" if count > len(items) else "")
+            typer.secho(f"warning: {count} text(s) {why}: {shown}", fg=typer.colors.YELLOW, err=True)
 
 
 def _print_summary(results, reader, valid: int, err: bool = False) -> None:
-    typer.echo(f"{valid} of {len(results)} texts labelled by {reader.name}; share by top label:", err=err)
+    """`results`: anything with `shares` and `total` (LabelCounts)."""
+    typer.echo(f"{valid} of {results.total} texts labelled by {reader.name}; share by top label:", err=err)
     for label, share in sorted(results.shares().items(), key=lambda kv: -kv[1]):
         if share > 0:
             typer.echo(f"  {label:16} {share:6.1%}", err=err)

@@ -127,22 +127,53 @@ class TextResults(list):
 
     def plot_shares(self, path: str | Path, title: str = "", groups: bool = False) -> Path:
         """A horizontal bar chart of label shares, as a PNG."""
-        # A Figure of its own, not pyplot: no backend switch, no global figure state (a notebook
-        # user keeps their backend).
-        from matplotlib.figure import Figure
+        return plot_shares(self.shares(groups), path, title or f"{sum(r.error is None for r in self)} texts")
 
-        shares = sorted(self.shares(groups).items(), key=lambda kv: kv[1])
-        fig = Figure(figsize=(7, 0.28 * len(shares) + 1.2))
-        ax = fig.subplots()
-        ax.barh([k for k, _ in shares], [v * 100 for _, v in shares], color="#4c72b0")
-        for i, (_, v) in enumerate(shares):
-            ax.text(v * 100, i, f" {v:.1%}", va="center", fontsize=8)
-        ax.set_xlabel("share of texts (%), by top label")
-        ax.set_title(title or f"{sum(r.error is None for r in self)} texts")
-        ax.margins(x=0.15)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        return Path(path)
+
+class LabelCounts:
+    """What a summary of many texts needs, counted as results stream by: texts, labelled texts and
+    the top label's counts (main head, groups, each extra head). `shares` reads as TextResults'."""
+
+    def __init__(self) -> None:
+        self.total = self.valid = 0
+        self.counts: dict[str | None, dict[str, int]] = {}
+
+    def add(self, results: TextResults) -> None:
+        self.total += len(results)
+        valid = [r for r in results if r.error is None]
+        self.valid += len(valid)
+        for r in valid:
+            keys = [(None, r.probabilities, r.label)]
+            if r.group_probabilities is not None:
+                keys.append(("<groups>", r.group_probabilities, r.group))
+            keys += [(name, h.probabilities, h.label) for name, h in (r.heads or {}).items()]
+            for key, names, label in keys:
+                counts = self.counts.setdefault(key, dict.fromkeys(names, 0))
+                counts[label] += 1
+
+    def shares(self, groups: bool = False, head: str | None = None) -> dict[str, float]:
+        counts = self.counts.get(head if head is not None else "<groups>" if groups else None, {})
+        return {k: v / max(self.valid, 1) for k, v in counts.items()}
+
+
+def plot_shares(shares: dict[str, float], path: str | Path, title: str) -> Path:
+    """A horizontal bar chart of label shares, as a PNG."""
+    # A Figure of its own, not pyplot: no backend switch, no global figure state (a notebook
+    # user keeps their backend).
+    from matplotlib.figure import Figure
+
+    ordered = sorted(shares.items(), key=lambda kv: kv[1])
+    fig = Figure(figsize=(7, 0.28 * len(ordered) + 1.2))
+    ax = fig.subplots()
+    ax.barh([k for k, _ in ordered], [v * 100 for _, v in ordered], color="#4c72b0")
+    for i, (_, v) in enumerate(ordered):
+        ax.text(v * 100, i, f" {v:.1%}", va="center", fontsize=8)
+    ax.set_xlabel("share of texts (%), by top label")
+    ax.set_title(title)
+    ax.margins(x=0.15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return Path(path)
 
 
 class TextEmotion:
@@ -330,9 +361,25 @@ def read_texts(path: str | Path, column: str = "text") -> tuple[list[str], list[
     path = Path(path)
     if path.suffix.lower() == ".txt":
         lines = read_csv_text(path).splitlines()
-        return ["text"], [{"text": line} for line in lines], lines
+        return ["text"], _LineRows(lines), lines
     header, rows = read_csv_rows(path, (column,))
     return header, rows, [row.get(column) or "" for row in rows]
+
+
+class _LineRows(Sequence):
+    """A .txt file's rows, {"text": line}, made when asked for: a million held dicts cost ~180 MB,
+    and `emodetect text --file` writes them a chunk at a time."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [{"text": line} for line in self.lines[i]]
+        return {"text": self.lines[i]}
 
 
 def write_results_csv(path: str | Path, header: list[str], rows: list[dict[str, str]],
@@ -342,14 +389,28 @@ def write_results_csv(path: str | Path, header: list[str], rows: list[dict[str, 
     An input column with the name of an added one (a `label` column of the user's, say) is kept
     as it is, and the added column is called `predicted_<name>`.
     """
-    import csv
-
-    path = Path(path)
-    added = results.to_rows()
-    columns = {c: (c if c not in header else f"predicted_{c}") for c in (added[0] if added else {}) if c != "text"}
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header + list(columns.values()), extrasaction="ignore")
-        writer.writeheader()
+        ResultsCsv(handle, header).write(rows, results)
+    return Path(path)
+
+
+class ResultsCsv:
+    """`write_results_csv` a chunk at a time: the columns are fixed by the first chunk written."""
+
+    def __init__(self, handle: Any, header: list[str]):
+        self.handle, self.header = handle, header
+        self.writer: Any = None
+        self.columns: dict[str, str] = {}
+
+    def write(self, rows: list[dict[str, str]], results: TextResults) -> None:
+        import csv
+
+        added = results.to_rows()
+        if self.writer is None:
+            self.columns = {c: (c if c not in self.header else f"predicted_{c}")
+                            for c in (added[0] if added else {}) if c != "text"}
+            self.writer = csv.DictWriter(self.handle, fieldnames=self.header + list(self.columns.values()),
+                                         extrasaction="ignore")
+            self.writer.writeheader()
         for row, new in zip(rows, added):
-            writer.writerow({**row, **{name: new[c] for c, name in columns.items()}})
-    return path
+            self.writer.writerow({**row, **{name: new[c] for c, name in self.columns.items()}})

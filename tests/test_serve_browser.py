@@ -45,14 +45,25 @@ def server():
         yield url
 
 
+def _speech_then_silence(path: Path) -> Path:
+    """The fake microphone: the spoken sample, then 5 s of silence (Chromium loops it)."""
+    import numpy as np
+    import soundfile as sf
+
+    speech, rate = sf.read(SAMPLES / "speech.flac", dtype="float32")
+    sf.write(path, np.concatenate([speech, np.zeros(5 * rate, np.float32)]), rate, subtype="PCM_16")
+    return path
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     video = write_y4m(SAMPLES / "astronaut.jpg", folder / "camera.y4m")
+    audio = _speech_then_silence(folder / "microphone.wav")
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run",
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}"]
+            f"--use-file-for-fake-video-capture={video}", f"--use-file-for-fake-audio-capture={audio}"]
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(folder / "profile"), executable_path=str(CHROMIUM), headless=True, args=args,
@@ -211,6 +222,32 @@ def test_voice_tab_analyses_an_uploaded_recording(server, browser, tmp_path):
     assert page.locator("#voice-result .bar").count() == len(labels)
     assert "hello.wav, 2.5 s" in page.inner_text("#voice-result h3")
     assert page.locator("#voice-result .timeline li").count() >= 1
+    assert not errors
+
+
+def test_live_voice_tab_reads_the_microphone_window_by_window(server, browser, shots):
+    page, errors = open_page(browser, server)
+    page.click("#tab-livevoice")
+    page.click("#lv-start")
+    deadline = time.monotonic() + 60
+    while int(page.inner_text("#lv-windows")) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert int(page.inner_text("#lv-windows")) >= 3, page.inner_text("#lv-status")
+    labels = _model_labels(server, "default", "voice")
+    assert page.inner_text("#lv-running") in labels
+    assert page.locator("#lv-legend span").count() == len(labels)
+    coloured = page.evaluate("""() => {
+        const c = document.getElementById('lv-chart'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] && (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2])) n++;
+        return n; }""")
+    assert coloured > 50  # lines drawn, not only the grey grid
+    if importlib.util.find_spec("faster_whisper") is not None:  # the words, once the speech has ended
+        page.wait_for_selector("#lv-words li", timeout=60_000)
+        assert "luggage" in page.inner_text("#lv-words").lower()
+    page.screenshot(path=str(shots / "live_voice.png"), full_page=True)
+    keep(shots / "live_voice.png")
+    page.click("#lv-stop")
+    assert page.is_enabled("#lv-start")
     assert not errors
 
 

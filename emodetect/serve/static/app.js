@@ -98,7 +98,7 @@ function setStatus(node, text, error = false) {
 }
 
 // ---- tabs
-const TABS = ["photo", "live", "text", "voice", "video"];
+const TABS = ["photo", "live", "text", "voice", "livevoice", "video"];
 
 function selectTab(name) {
   for (const tab of TABS) {
@@ -107,6 +107,7 @@ function selectTab(name) {
   }
   if (name !== "live") live.stop();
   if (name !== "voice") recorder.stop(false);
+  if (name !== "livevoice") liveVoice.stop();
 }
 
 // ---- photo
@@ -283,49 +284,53 @@ const live = {
   },
 
   chart(now) {
-    const canvas = $("live-chart");
-    const ctx = canvas.getContext("2d");
-    const { width, height } = canvas;
-    ctx.clearRect(0, 0, width, height);
-    ctx.strokeStyle = "#e3e5e8";
-    ctx.lineWidth = 1;
-    for (const y of [0.25, 0.5, 0.75]) {
-      ctx.beginPath(); ctx.moveTo(0, height * y); ctx.lineTo(width, height * y); ctx.stroke();
-    }
-    const labels = [...new Set(this.history.flatMap((h) => (h.probabilities ? Object.keys(h.probabilities) : [])))];
-    const legend = $("chart-legend");
-    if (legend.childElementCount !== labels.length) {
-      legend.replaceChildren(...labels.map((label) => {
-        const item = el("span", { text: label });
-        item.style.setProperty("--c", colorOf(label));
-        return item;
-      }));
-    }
-    // The time axis grows with the session up to 30 s, so a new session fills the chart at once.
-    const first = this.history.length ? this.history[0].t : now;
-    const span = Math.min(HISTORY_SECONDS * 1000, Math.max(5000, now - first));
-    const xOf = (t) => width - ((now - t) / span) * width;
-    ctx.fillStyle = "#888";  // pure grey: the browser test counts coloured pixels as lines
-    ctx.font = "10px system-ui, sans-serif";
-    ctx.fillText("100%", 2, 10);
-    ctx.fillText("50%", 2, height / 2 - 2);
-    ctx.fillText(`-${Math.round(span / 1000)} s`, 2, height - 4);
-    ctx.lineWidth = 2;
-    for (const label of labels) {
-      ctx.strokeStyle = colorOf(label);
-      ctx.beginPath();
-      let drawing = false;
-      for (const h of this.history) {
-        if (!h.probabilities) { drawing = false; continue; }  // a gap where no face was seen
-        const x = xOf(h.t);
-        const y = height - 4 - h.probabilities[label] * (height - 8);
-        if (drawing) ctx.lineTo(x, y); else ctx.moveTo(x, y);
-        drawing = true;
-      }
-      ctx.stroke();
-    }
+    drawChart($("live-chart"), $("chart-legend"), this.history, now);
   },
 };
+
+// A rolling chart of probabilities over time, [{t, probabilities}] (null: a gap), on a canvas;
+// the live camera's and the live voice's.
+function drawChart(canvas, legend, history, now) {
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  ctx.strokeStyle = "#e3e5e8";
+  ctx.lineWidth = 1;
+  for (const y of [0.25, 0.5, 0.75]) {
+    ctx.beginPath(); ctx.moveTo(0, height * y); ctx.lineTo(width, height * y); ctx.stroke();
+  }
+  const labels = [...new Set(history.flatMap((h) => (h.probabilities ? Object.keys(h.probabilities) : [])))];
+  if (legend.childElementCount !== labels.length) {
+    legend.replaceChildren(...labels.map((label) => {
+      const item = el("span", { text: label });
+      item.style.setProperty("--c", colorOf(label));
+      return item;
+    }));
+  }
+  // The time axis grows with the session up to 30 s, so a new session fills the chart at once.
+  const first = history.length ? history[0].t : now;
+  const span = Math.min(HISTORY_SECONDS * 1000, Math.max(5000, now - first));
+  const xOf = (t) => width - ((now - t) / span) * width;
+  ctx.fillStyle = "#888";  // pure grey: the browser test counts coloured pixels as lines
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.fillText("100%", 2, 10);
+  ctx.fillText("50%", 2, height / 2 - 2);
+  ctx.fillText(`-${Math.round(span / 1000)} s`, 2, height - 4);
+  ctx.lineWidth = 2;
+  for (const label of labels) {
+    ctx.strokeStyle = colorOf(label);
+    ctx.beginPath();
+    let drawing = false;
+    for (const h of history) {
+      if (!h.probabilities) { drawing = false; continue; }  // a gap where nothing was read
+      const x = xOf(h.t);
+      const y = height - 4 - h.probabilities[label] * (height - 8);
+      if (drawing) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      drawing = true;
+    }
+    ctx.stroke();
+  }
+}
 
 // ---- wiring
 document.addEventListener("DOMContentLoaded", () => {

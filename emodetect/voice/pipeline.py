@@ -103,13 +103,16 @@ class VoiceResult(ResultReaders):
         # user keeps their backend).
         from matplotlib.figure import Figure
 
+        from emodetect.vision.draw import PROBABILITY_LIMITS, plot_colour
+
         centres = np.array([(w.start_s + w.end_s) / 2 for w in self.windows])
         fig = Figure(figsize=(max(6.0, min(16.0, 2 + 0.25 * len(self.windows))), 3.6))
         ax = fig.subplots()
-        for label in self.labels:
+        for label in self.labels:  # each emotion in its colour in every plot (issue 32)
             values = np.array([w.probabilities.get(label, np.nan) for w in self.windows], dtype=float)
-            ax.plot(centres, values, marker="o", markersize=3, label=label)
-        ax.set_ylim(0, 1)
+            ax.plot(centres, values, marker="o", markersize=3, label=label, color=plot_colour(label))
+        ax.set_ylim(*PROBABILITY_LIMITS)  # a window at 0.999 above the frame line, not under it
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
         ax.set_xlabel("time (s), window centres")
         ax.set_ylabel("probability")
         ax.set_title(f"{Path(self.source).name}: {self.label or 'silent'} overall")

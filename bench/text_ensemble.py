@@ -31,7 +31,7 @@ HELD_OUT = ("goemotions held-out macro-F1", "shrink")
 
 def head_figures(probs: np.ndarray, reader, data) -> dict[str, float]:
     """The four figures of one model's (or average's) probabilities on the split's rows."""
-    from emodetect.evaluate import cross_fitted_thresholds, f1_table, multilabel_predictions, tune_thresholds
+    from emodetect.metrics import cross_fitted_thresholds, f1_table, multilabel_predictions, tune_thresholds
     from emodetect.heads import segments
 
     segs = {s.name or "main": s for s in segments(reader.labels, reader.multilabel, reader.head_specs)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from emodetect.runtime import BundledModel, bundled_models
+from emodetect.runtime import BundledModel
 
 INTENDED = {
     "vision": "Reading the apparent facial expression of consenting people in photos and video, for research, "
@@ -71,14 +71,14 @@ def _evidence(model: BundledModel) -> dict[str, Any] | None:
 
 
 def find_model(name: str, modality: str | None = None) -> BundledModel:
-    """A bundled model by name (a name several modalities share is the first modality's)."""
-    from emodetect.runtime import modality_of
+    """A bundled model by name (`runtime.resolve_model`: a name several modalities share needs
+    the modality, or a prefix such as `text:default`)."""
+    from emodetect.runtime import resolve_model
 
-    modality = modality_of(name, modality)
-    for model in bundled_models():
-        if model.modality == modality and name in (model.name, model.path.stem):
-            return model
-    raise KeyError(f"no bundled {modality} model named {name!r}")
+    found = resolve_model(name, modality).bundled
+    if found is None:
+        raise KeyError(f"{name}: a file, not a bundled model; cards are written for bundled models")
+    return found
 
 
 def model_card(name: str, modality: str | None = None) -> str:

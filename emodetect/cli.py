@@ -191,8 +191,13 @@ def models(
         from emodetect.cards import model_card
         from emodetect.errors import EmodetectError
 
+        from emodetect.runtime import model_owners
+
+        # A name several modalities share: the card is the first one's, as the README shows it,
+        # chosen here and said on stderr (_note_shared_name); the library refuses to guess.
+        owners = model_owners(card)
         try:
-            typer.echo(model_card(card, modality))
+            typer.echo(model_card(card, modality or (owners[0] if len(owners) > 1 else None)))
         except (KeyError, EmodetectError) as err:
             fail(str(err.args[0] if isinstance(err, KeyError) else err))
         _note_shared_name(card, modality)

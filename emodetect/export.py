@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from emodetect import __version__
+from emodetect.checkpoint import Checkpoint
 from emodetect.heads import HEAD_OUTPUT, Segment, activate
 from emodetect.heads import segments as head_segments
-from emodetect.labels import EMOTIONS
 from emodetect.modalities import get_modality
 
 INPUT_NAME = "pixels"  # the face contract; text and voice name theirs in export_example
@@ -251,18 +251,15 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     return _int8_metadata(onnx_path, out_path)
 
 
-def _agreeing_states(checkpoints: Sequence[str | Path]) -> list[dict]:
+def _agreeing_states(checkpoints: Sequence[str | Path]) -> list[Checkpoint]:
     """Read checkpoints to be averaged: they must answer in the same labels, heads and input."""
     from emodetect.errors import DataError
-    from emodetect.train import read_checkpoint
 
-    states = [read_checkpoint(c) for c in checkpoints]
+    states = [Checkpoint.read(c) for c in checkpoints]
     first = states[0]
     for path, state in zip(checkpoints[1:], states[1:]):
-        for what, get in (("modality", lambda s: s.get("config", {}).get("modality") or "vision"),
-                          ("labels", lambda s: s.get("labels") or list(EMOTIONS)),
-                          ("multilabel", lambda s: bool(s.get("multilabel"))),
-                          ("input features", lambda s: s.get("extras") or {})):
+        for what, get in (("modality", lambda s: s.modality), ("labels", lambda s: s.labels),
+                          ("multilabel", lambda s: s.multilabel), ("input features", lambda s: s.extras)):
             if get(state) != get(first):
                 raise DataError(f"{path}: its {what} ({get(state)}) differ from {checkpoints[0]}'s "
                                 f"({get(first)}); only models of the same contract can be averaged", "invalid")
@@ -276,7 +273,6 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
     """Export a training checkpoint (or the mean of several, e.g. seeds of one recipe, as one
     graph, weighted by `weights` if given); with int8, also write `<out stem>_int8.onnx`."""
     from emodetect.errors import DataError
-    from emodetect.train import load_checkpoint_model
 
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     if not checkpoints:
@@ -284,12 +280,12 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
     states = _agreeing_states(checkpoints)
     shares = _member_weights(weights, len(states))
     state = states[0]
-    members = [load_checkpoint_model(s) for s in states]
-    config = state.get("config", {})
-    modality = get_modality(config.get("modality") or "vision")
+    members = [s.build_model() for s in states]
+    config = state.config
+    modality = get_modality(state.modality)
     modality_data = modality.data_module()
     example, input_spec = modality_data.export_example(state)
-    extras = state.get("extras") or {}
+    extras = state.extras
     if hasattr(modality_data, "export_extras"):
         if len(members) > 1:  # thresholds are tuned for one model's probabilities
             raise DataError(f"{modality.name} checkpoints are averaged with `emodetect ensemble` "
@@ -297,22 +293,22 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
         extras = modality_data.export_extras(state, members[0])  # e.g. text: thresholds tuned on validation
     # Mirroring only means something for images (a voice log-mel is 4-D too, but time runs one way).
     flip_tta, shift_tta = flip_tta and modality.mirror_tta, shift_tta if modality.mirror_tta else 0
-    labels = state.get("labels") or list(EMOTIONS)
-    segs = head_segments(labels, bool(state.get("multilabel")), extras.get("heads", []))
+    labels, multilabel = state.labels, state.multilabel
+    segs = head_segments(labels, multilabel, extras.get("heads", []))
     # Input axes the model reads at any length (a one-layer text CNN: the token axis, up to the
     # length it was trained with).
     free_axes = tuple(getattr(members[0], "dynamic_input_axes", ()))
     for axis in free_axes:
         input_spec["shape"][axis] = f"1..{input_spec['shape'][axis]}"
-    architectures = [s["model_name"] for s in states]
-    val_scores = [s.get("val_acc", float("nan")) for s in states]
+    architectures = [s.model_name for s in states]
+    val_scores = [s.score for s in states]
     metadata = {
         "labels": json.dumps(labels),
         "input": json.dumps(input_spec),
-        "output": "probabilities N x %d (%s)" % (len(labels), "sigmoid" if state.get("multilabel") else "softmax")
+        "output": "probabilities N x %d (%s)" % (len(labels), "sigmoid" if multilabel else "softmax")
                   + "".join(f"; {HEAD_OUTPUT} [{s.start - len(labels)}:{s.stop - len(labels)}] head {s.name}, "
                             f"{len(s.labels)} labels ({'sigmoid' if s.multilabel else 'softmax'})" for s in segs[1:]),
-        "multilabel": json.dumps(bool(state.get("multilabel", False))),
+        "multilabel": json.dumps(multilabel),
         "modality": modality.name,
         "architecture": architectures[0] if len(states) == 1 else
                         f"mean of {len(states)}: " + " + ".join(architectures),
@@ -329,20 +325,20 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
         metadata["architecture"] = f"weighted mean of {len(states)}: " + " + ".join(
             f"{w:.2f} x {a}" for w, a in zip(shares, architectures))
     if len(states) > 1:  # a member rebuilt from an ONNX file has no validation score: null, not NaN
-        metadata["members"] = json.dumps([{"architecture": s["model_name"], "weight": round(w, 4),
-                                           "seed": s.get("config", {}).get("seed"), "epoch": s.get("epoch"),
+        metadata["members"] = json.dumps([{"architecture": s.model_name, "weight": round(w, 4),
+                                           "seed": s.config.get("seed"), "epoch": s.epoch,
                                            "val_score": round(float(v), 4) if np.isfinite(v) else None}
                                           for s, v, w in zip(states, val_scores, shares)])
     metadata |= extra_metadata or {}
-    path = export_onnx(members, example, out, metadata, bool(state.get("multilabel")), flip_tta, shift_tta,
+    path = export_onnx(members, example, out, metadata, multilabel, flip_tta, shift_tta,
                        input_spec["name"], segs, free_axes, shares)
     parity_batch = example.repeat(8, *([1] * (example.dim() - 1)))
     if example.dtype.is_floating_point:
         parity_batch = torch.rand(parity_batch.shape, generator=torch.Generator().manual_seed(0)) * 255
-    diff = parity(members, path, parity_batch, flip_tta, shift_tta, bool(state.get("multilabel")), segs, shares)
+    diff = parity(members, path, parity_batch, flip_tta, shift_tta, multilabel, segs, shares)
     for axis in free_axes:  # a free axis is checked at a third of its length too
         short = parity_batch.narrow(axis, 0, max(1, parity_batch.shape[axis] // 3))
-        diff = max(diff, parity(members, path, short, flip_tta, shift_tta, bool(state.get("multilabel")), segs,
+        diff = max(diff, parity(members, path, short, flip_tta, shift_tta, multilabel, segs,
                                 shares))
     int8_path = None
     if int8:

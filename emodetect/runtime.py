@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -217,12 +217,87 @@ def bundled_models() -> list[BundledModel]:
     return found
 
 
+# What a model file is, from its name: an ONNX model, a training checkpoint or an ensemble file.
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """What a model reference names: a file or a bundled model, its kind and its modality."""
+
+    reference: str  # as given ("default", "text:default", "runs/a/best.pt", ...)
+    kind: str  # "onnx", "checkpoint" or "ensemble"
+    path: Path
+    modality: str | None  # None: a file, which says its own modality once opened
+    bundled: BundledModel | None = field(default=None, repr=False)  # the catalogue entry of a bundled model
+
+    @property
+    def name(self) -> str:
+        return self.bundled.name if self.bundled else self.path.stem
+
+
+def resolve_model(reference: str | Path | None, modality: str | None = None) -> ModelReference:
+    """The one reading of a model reference, used by every stage (the pipelines, evaluate, export
+    calibration, the cards, the service):
+
+    - None: the default model of `modality` (which must then be given);
+    - a file that exists, or a name ending in .onnx, .pt/.pth or .ensemble.json: that file (its
+      modality is `modality`, else what the file says when it is opened);
+    - MODALITY:NAME (`text:default`): the bundled model NAME of that modality;
+    - NAME: the bundled model of that name (or file stem). A name several modalities bundle
+      ("default") needs `modality` or a prefix: it is refused, naming the choices, never guessed.
+
+    Nothing is opened here; a bundled name unknown to the catalogue is a KeyError listing the
+    bundled names."""
+    from emodetect.errors import InputError
+    from emodetect.modalities import get_modality, modality_names
+
+    if modality is not None:
+        modality = get_modality(modality).name
+    if reference is None:
+        if modality is None:
+            raise InputError("no model named and no modality given: name a model or a modality", "invalid")
+        reference = get_modality(modality).default_model
+    text = str(reference)
+    path = Path(reference)
+    if text.endswith(ENSEMBLE_SUFFIX) or path.suffix in (".onnx", *CHECKPOINT_SUFFIXES) or path.exists():
+        kind = ("ensemble" if text.endswith(ENSEMBLE_SUFFIX) else
+                "checkpoint" if path.suffix in CHECKPOINT_SUFFIXES else "onnx")
+        return ModelReference(text, kind, path, modality)
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in modality_names():
+        if modality is not None and modality != prefix:
+            raise InputError(f"model {text!r} is a {prefix} model, not {modality}", "invalid")
+        modality, text = prefix, rest
+    found = _bundled_named(text, modality)
+    owners = [name for name in modality_names() if any(m.modality == name for m in found)]
+    if not found:
+        if modality is not None:
+            names = sorted(m.name for m in bundled_models() if m.modality == modality)
+            raise KeyError(f"no bundled {modality} model named {text!r}; bundled: {names}")
+        raise KeyError(f"{reference}: no such file, and no bundled model has that name "
+                       f"(bundled: {sorted({m.name for m in bundled_models()})})")
+    if len(owners) > 1:
+        choices = ", ".join(f"{owner}:{text}" for owner in owners)
+        raise InputError(f"{text!r} names a bundled model of each of {', '.join(owners)}: say which "
+                         f"({choices}, or give the modality)", "ambiguous_model")
+    model = found[0]
+    kind = "ensemble" if model.path.name.endswith(ENSEMBLE_SUFFIX) else "onnx"
+    return ModelReference(str(reference), kind, model.path, model.modality, model)
+
+
+def _bundled_named(name: str, modality: str | None) -> list[BundledModel]:
+    """The bundled models called `name` (or with that file stem), of `modality` when given."""
+    return [m for m in bundled_models()
+            if name in (m.name, m.path.stem) and (modality is None or m.modality == modality)]
+
+
 def is_ensemble(model: str | Path | None) -> bool:
     """Whether `model` (a bundled name or a path) is an ensemble file rather than an ONNX model."""
     if model is None:
         return False
     return str(model).endswith(ENSEMBLE_SUFFIX) or any(
-        str(model) == m.name and m.path.name.endswith(ENSEMBLE_SUFFIX) for m in bundled_models())
+        m.path.name.endswith(ENSEMBLE_SUFFIX) for m in _bundled_named(str(model), None))
 
 
 def bundled_model_path(name: str | None = None, modality: str = "vision") -> Path:
@@ -231,44 +306,27 @@ def bundled_model_path(name: str | None = None, modality: str = "vision") -> Pat
     from emodetect.modalities import get_modality
 
     name = name or get_modality(modality).default_model
-    candidates = [m for m in bundled_models() if m.modality == modality]
-    for model in candidates:
-        if model.name == name or model.path.stem == name:
-            return model.path
-    names = sorted(m.name for m in candidates)
-    raise KeyError(f"no bundled {modality} model named {name!r}; bundled: {names}")
+    found = _bundled_named(name, modality)
+    if not found:
+        names = sorted(m.name for m in bundled_models() if m.modality == modality)
+        raise KeyError(f"no bundled {modality} model named {name!r}; bundled: {names}")
+    return found[0].path
 
 
-def modality_of(model: str | Path | None, modality: str | None = None) -> str:
-    """The modality of a bundled model name: the one given, else the catalogue's (a name several
-    modalities share, such as "default", is the first modality's in the table: vision). Model
-    files say their own: evaluate.open_model reads them."""
-    from emodetect.modalities import get_modality, modality_names
-
-    if modality:
-        return get_modality(modality).name
-    if model is None:
-        return modality_names()[0]
-    owners = model_owners(model)
-    if owners:
-        return owners[0]
-    raise KeyError(f"{model}: no such file, and no bundled model has that name "
-                   f"(bundled: {sorted({m.name for m in bundled_models()})})")
+def modality_of(model: str | Path | None, modality: str | None = None) -> str | None:
+    """The modality `resolve_model` finds for a reference (None for a file, which says its own)."""
+    return resolve_model(model, modality).modality
 
 
 def model_owners(model: str | Path) -> list[str]:
     """The modalities, in the table's order, that bundle a model of this name ("default": several)."""
     from emodetect.modalities import modality_names
 
-    owners = {m.modality for m in bundled_models() if str(model) in (m.name, m.path.stem)}
+    owners = {m.modality for m in _bundled_named(str(model), None)}
     return [name for name in modality_names() if name in owners]
 
 
 def load_model(model: str | Path | None = None, modality: str = "vision", threads: int = 0) -> OnnxModel:
-    """A bundled model by name (None: the modality's default), or any ONNX file by path."""
-    if model is None:
-        return OnnxModel(bundled_model_path(None, modality), threads)
-    path = Path(model)
-    if path.suffix == ".onnx" or path.exists():
-        return OnnxModel(path, threads)
-    return OnnxModel(bundled_model_path(str(model), modality), threads)
+    """A bundled model by name (None: the modality's default), or any ONNX file by path
+    (`resolve_model` reads the reference)."""
+    return OnnxModel(resolve_model(model, modality).path, threads)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import io
 import json
 import logging
 import os
@@ -24,8 +22,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from emodetect.checkpoint import Checkpoint, TrainingState, as_checkpoint
 from emodetect.config import TrainConfig, config_from_dict  # noqa: F401  (re-exported)
+from emodetect.errors import DataError
 from emodetect.heads import Segment, segments, width
+from emodetect.metrics import f1_table
 from emodetect.modalities import get_modality
 from emodetect.registry import create_model
 
@@ -164,8 +165,6 @@ def selection_score(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool
     """Accuracy for single-label data; macro-F1 at threshold 0.5 for multi-label data."""
     if not multilabel:
         return (logits.argmax(1) == labels).float().mean().item()
-    from emodetect.evaluate import f1_table
-
     return float(f1_table((labels > 0.5).numpy(), (logits > 0).numpy())[2].mean())
 
 
@@ -176,44 +175,6 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
                 e.mul_(decay).add_(m.detach(), alpha=1 - decay)
             else:
                 e.copy_(m)
-
-
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    """Write then rename, so a kill mid-save never leaves a broken checkpoint behind; a sha256
-    beside it (`<name>.sha256`) lets a later load tell a damaged file from a good one."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    data = buffer.getvalue()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    checksum = path.with_name(path.name + ".sha256")
-    checksum_tmp = checksum.with_suffix(".tmp256")
-    checksum_tmp.write_text(hashlib.sha256(data).hexdigest() + "\n")
-    os.replace(tmp, path)
-    os.replace(checksum_tmp, checksum)
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint's contents, or a DataError that names the file and what is wrong with it."""
-    from emodetect.errors import DataError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such checkpoint", "missing")
-    data = path.read_bytes()
-    if not data:
-        raise DataError(f"{path}: empty checkpoint (0 bytes); delete it to start over", "empty")
-    checksum = path.with_name(path.name + ".sha256")
-    if checksum.is_file() and checksum.read_text().strip() != hashlib.sha256(data).hexdigest():
-        raise DataError(f"{path}: damaged checkpoint (its sha256 does not match {checksum.name}); "
-                        "restore a copy or delete it to start over")
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-    except Exception as err:  # torch and pickle raise many types on bad bytes
-        raise DataError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(state, dict) or not ({"weights", "model"} & set(state)):
-        raise DataError(f"{path}: not an emodetect checkpoint (no weights in it)")
-    return state
 
 
 @torch.no_grad()
@@ -280,31 +241,99 @@ def train(cfg: TrainConfig) -> TrainResult:
             dist.destroy_process_group()
 
 
+@dataclass
+class _Run:
+    """The model side of a run: the network, its EMA, the optimiser and the schedule."""
+
+    model: torch.nn.Module
+    ema: torch.nn.Module | None
+    stepper: torch.nn.Module  # the model, or its DistributedDataParallel wrapper under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    segs: list[Segment]  # the heads' places in the logits (one segment without extra heads)
+    memory_format: torch.memory_format
+    per_process: int  # training examples each process takes per epoch
+    steps_per_epoch: int
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+
+@dataclass
+class _Progress:
+    """Where the run stands: the next epoch, the best score so far and the log."""
+
+    start_epoch: int = 0
+    best_score: float = -1.0
+    best_epoch: int = -1
+    history: list[EpochLog] = field(default_factory=list)
+
+
 def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
+    cfg = _checked_config(cfg)
+    out, main_process = Path(cfg.out), rank == 0
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if cfg.bf16 and main_process and (why := slow_bf16_warning()):
+        log.warning(why)
+
+    data = load_training_data(cfg)
+    run = _build_run(cfg, data, world)
+    progress = _start(cfg, run, last_path, out if main_process else None)
+    if main_process:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    epochs_run = 0
+    for epoch in range(progress.start_epoch, cfg.epochs):
+        if cfg.stop_after and epochs_run >= cfg.stop_after:
+            break
+        t0 = time.time()
+        loss_sum, correct, seen, labelled = _train_epoch(cfg, run, data, epoch, rank, world)
+        train_seconds = time.time() - t0
+        val_loss, val_score, val_heads = _validate(cfg, run, data)
+        entry = EpochLog(epoch + 1, loss_sum / seen, correct / max(labelled, 1), val_loss, val_score,
+                         run.scheduler.get_last_lr()[0], seen / train_seconds, time.time() - t0,
+                         {k: round(v, 4) for k, v in val_heads.items()})
+        progress.history.append(entry)
+        log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.0f img/s %.0fs",
+                 entry.epoch, cfg.epochs, entry.train_loss, entry.train_acc, val_loss, val_score,
+                 "".join(f" {k} {v:.4f}" for k, v in val_heads.items()), entry.images_per_s, entry.seconds)
+        # A final fit (--val-split none) has no validation: its recipe was chosen on validation
+        # before, so every epoch is the best so far and best.pt ends as the last one.
+        is_best = val_score > progress.best_score or not len(data.val_labels)
+        if is_best:
+            progress.best_score, progress.best_epoch = val_score, epoch + 1
+        epochs_run += 1
+        if main_process:
+            _write_checkpoints(cfg, run, data, epoch, progress, val_score if is_best else None, out)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every process returns once rank 0 has written the last checkpoint
+    return TrainResult(best_path, last_path, progress.best_score, progress.best_epoch, progress.history)
+
+
+def _checked_config(cfg: TrainConfig) -> TrainConfig:
+    """The config with its modality resolved (saved with the run); what cannot run is refused."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if not cfg.data:
         raise ValueError("no training data given (--data)")
-    cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))  # saved with the run
+    cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))
     if cfg.head_loss not in ("sum", "mean"):
         raise ValueError(f"unknown head_loss {cfg.head_loss!r}; use sum or mean")
-    out = Path(cfg.out)
-    main_process = rank == 0
-    if main_process:
-        out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    return cfg
 
-    if cfg.bf16 and main_process and (why := slow_bf16_warning()):
-        log.warning(why)
-    data = load_training_data(cfg)
+
+def _build_run(cfg: TrainConfig, data: TrainingData, world: int) -> _Run:
+    """The network (seeded), its EMA copy, the optimiser and the one-cycle schedule."""
     segs = segments(data.labels, data.multilabel, data.heads)
-    num_classes = width(segs)
-    extras = data.extras | ({"heads": data.heads} if data.heads else {})
     log.info("train: %d, val: %d examples, %d classes", len(data.train_targets),
-             len(data.val_labels), num_classes)
-
+             len(data.val_labels), width(segs))
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, num_classes=num_classes, **data.model_kwargs)
+    model = create_model(cfg.model, num_classes=width(segs), **data.model_kwargs)
     if data.init_weights is not None:
         data.init_weights(model)
     use_channels_last = cfg.bf16 and data.train_inputs.dim() == 4
@@ -335,171 +364,171 @@ def _train(cfg: TrainConfig, rank: int, world: int) -> TrainResult:
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15,
         div_factor=20, final_div_factor=200,
     )
-    start_epoch, best_acc, best_epoch, history = 0, -1.0, -1, []
-    if cfg.init and not (cfg.resume and last_path.exists()):
-        init_weights(model, cfg.init)
-        if ema is not None:
-            ema.load_state_dict(model.state_dict())
+    return _Run(model, ema, stepper, optimizer, scheduler, segs, memory_format, per_process, steps_per_epoch)
+
+
+def _start(cfg: TrainConfig, run: _Run, last_path: Path, log_dir: Path | None) -> _Progress:
+    """Fresh (from --init weights if given), or resumed from last.pt; with `log_dir` (the main
+    process) the log is rewritten from the checkpoint."""
+    resume = cfg.resume and last_path.exists()
+    if cfg.init and not resume:
+        init_weights(run.model, cfg.init)
+        if run.ema is not None:
+            run.ema.load_state_dict(run.model.state_dict())
         log.info("weights initialised from %s", cfg.init)
-    if cfg.resume and last_path.exists():
-        state = read_checkpoint(last_path)
-        model.load_state_dict(state["model"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best_acc, best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
-        planned = state["config"].get("epochs", cfg.epochs)
-        if planned == cfg.epochs:
-            scheduler.load_state_dict(state["scheduler"])
-        else:
-            # Extending (or shortening) a run: the one-cycle curve is redrawn for the new length
-            # and continued from the step the run had reached.
-            import warnings
+    if not resume:
+        return _Progress()
+    checkpoint = Checkpoint.read(last_path)
+    state = checkpoint.training
+    if state is None:
+        raise DataError(f"{last_path}: holds no training state to resume from (a best.pt copied over it?)")
+    run.model.load_state_dict(state.model)
+    if run.ema is not None and state.ema is not None:
+        run.ema.load_state_dict(state.ema)
+    run.optimizer.load_state_dict(state.optimizer)
+    progress = _Progress(checkpoint.epoch + 1, state.best_score, state.best_epoch,
+                         [EpochLog(**h) for h in state.history])
+    planned = checkpoint.config.get("epochs", cfg.epochs)
+    if planned == cfg.epochs:
+        run.scheduler.load_state_dict(state.scheduler)
+    else:
+        # Extending (or shortening) a run: the one-cycle curve is redrawn for the new length
+        # and continued from the step the run had reached.
+        import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for _ in range(min(start_epoch * steps_per_epoch, scheduler.total_steps - 1)):
-                    scheduler.step()
-            log.info("run planned for %d epochs continues to %d", planned, cfg.epochs)
-        history = [EpochLog(**h) for h in state["history"]]
-        # The log is rewritten from the checkpoint: a kill after a log line but before the
-        # checkpoint of that epoch must not leave the epoch twice in it.
-        if main_process:
-            (out / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
-        log.info("resumed from %s at epoch %d", last_path, start_epoch)
-    if main_process:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(min(progress.start_epoch * run.steps_per_epoch, run.scheduler.total_steps - 1)):
+                run.scheduler.step()
+        log.info("run planned for %d epochs continues to %d", planned, cfg.epochs)
+    # The log is rewritten from the checkpoint: a kill after a log line but before the
+    # checkpoint of that epoch must not leave the epoch twice in it.
+    if log_dir is not None:
+        (log_dir / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in progress.history))
+    log.info("resumed from %s at epoch %d", last_path, progress.start_epoch)
+    return progress
 
+
+def _train_epoch(cfg: TrainConfig, run: _Run, data: TrainingData, epoch: int, rank: int,
+                 world: int) -> list[float]:
+    """One pass over this process's share of the training data; the loss sum, the hits, the
+    examples seen and those with a main label, summed over the processes."""
+    # Everything random in an epoch (order, augmentation, dropout) derives from (seed, epoch),
+    # which is what makes a resumed run match an uninterrupted one.
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
     inputs, targets = data.train_inputs, data.train_targets
-    eval_model = ema if ema is not None else model
-    epochs_run = 0
-    for epoch in range(start_epoch, cfg.epochs):
-        if cfg.stop_after and epochs_run >= cfg.stop_after:
-            break
-        # Everything random in an epoch (order, augmentation, dropout) derives from (seed, epoch),
-        # which is what makes a resumed run match an uninterrupted one.
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(targets), generator=gen)
-        if world > 1:
-            order = order[:per_process * world][rank::world]
-        model.train()
-        t0 = time.time()
-        loss_sum, correct, seen, labelled = 0.0, 0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   mininterval=5.0, leave=False, disable=not main_process)
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x, target = inputs[idx], targets[idx]
-            if cfg.augment and data.augment is not None:
-                x = data.augment(x, gen)
-            if cfg.mixup > 0:
-                seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
-                lam = float(np.random.default_rng(seed).beta(cfg.mixup, cfg.mixup))
-                perm = torch.randperm(len(target), generator=gen)
-                x = lam * x + (1 - lam) * x[perm]
-                target = lam * target + (1 - lam) * target[perm]
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=memory_format)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = stepper(x)
-            loss = _head_loss(logits, target, segs, cfg.label_smoothing, cfg.head_loss == "sum")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                # Warm-up: early on the average would mostly remember the random init.
-                decay = min(cfg.ema_decay, (1 + scheduler.last_epoch) / (10 + scheduler.last_epoch))
-                _ema_update(ema, model, decay)
-            loss_sum += loss.item() * len(target)
-            main, main_target = logits[:, :len(data.labels)], target[:, :len(data.labels)]
-            known = ~torch.isnan(main_target).any(1)  # rows with a main label (all, without heads)
-            main, main_target = main[known], main_target[known]
-            if data.multilabel:
-                correct += ((main > 0) == (main_target > 0.5)).all(1).sum().item()
-            else:
-                correct += (main.argmax(1) == main_target.argmax(1)).sum().item()
-            seen += len(target)
-            labelled += int(known.sum())
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / max(labelled, 1):.3f}",
-                            img_s=f"{seen / (time.time() - t0):.0f}", refresh=False)
-        bar.close()
-        train_seconds = time.time() - t0
-        loss_sum, correct, seen, labelled = _all_sum([loss_sum, correct, seen, labelled], world)
-        val_heads: dict[str, float] = {}
-        if len(data.val_labels) and len(segs) > 1:
-            # Several heads: each scored on its own rows; selection takes their mean, so no
-            # corpus's head is traded away for another's.
-            val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
-            val_loss, val_heads = head_scores(val_logits, data.val_labels, segs)
-            val_acc = float(np.mean(list(val_heads.values())))
-        elif len(data.val_labels):
-            val_logits = predict_logits(eval_model, data.val_inputs, bf16=cfg.bf16)
-            if data.multilabel:
-                val_loss = F.binary_cross_entropy_with_logits(val_logits, data.val_labels.float()).item()
-            else:
-                val_loss = F.cross_entropy(val_logits, data.val_labels).item()
-            val_acc = selection_score(val_logits, data.val_labels, data.multilabel)
-        else:
-            val_loss = val_acc = float("nan")
-        entry = EpochLog(epoch + 1, loss_sum / seen, correct / max(labelled, 1), val_loss, val_acc,
-                         scheduler.get_last_lr()[0], seen / train_seconds, time.time() - t0,
-                         {k: round(v, 4) for k, v in val_heads.items()})
-        seen = int(seen)
-        history.append(entry)
-        log.info("epoch %d/%d train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.0f img/s %.0fs",
-                 entry.epoch, cfg.epochs, entry.train_loss, entry.train_acc, val_loss, val_acc,
-                 "".join(f" {k} {v:.4f}" for k, v in val_heads.items()), entry.images_per_s, entry.seconds)
-        # A final fit (--val-split none) has no validation: its recipe was chosen on validation
-        # before, so every epoch is the best so far and best.pt ends as the last one.
-        is_best = val_acc > best_acc or not len(data.val_labels)
-        if is_best:
-            best_acc, best_epoch = val_acc, epoch + 1
-        payload = {
-            "config": asdict(cfg), "model_name": cfg.model, "num_classes": num_classes,
-            "labels": list(data.labels), "model_kwargs": data.model_kwargs, "extras": extras,
-            "multilabel": data.multilabel,
-            "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
-            "history": [asdict(h) for h in history],
-        }
-        epochs_run += 1
-        if not main_process:
-            continue
-        # best.pt before last.pt: a kill between the two reruns this epoch on resume, which
-        # rewrites best.pt, instead of leaving a stale one behind a newer last.pt.
-        if is_best:
-            _save(best_path, {k: payload[k] for k in ("config", "model_name", "num_classes", "labels", "model_kwargs",
-                                       "extras", "multilabel", "epoch")}
-                  | {"weights": eval_model.state_dict(), "val_acc": val_acc})
-        _save(last_path, payload)
-        with open(out / "log.jsonl", "a") as handle:
-            handle.write(json.dumps(asdict(entry)) + "\n")
+    order = torch.randperm(len(targets), generator=gen)
     if world > 1:
-        import torch.distributed as dist
+        order = order[:run.per_process * world][rank::world]
+    run.model.train()
+    t0 = time.time()
+    loss_sum, correct, seen, labelled = 0.0, 0, 0, 0
+    bar = tqdm(range(run.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               mininterval=5.0, leave=False, disable=rank != 0)
+    for step in bar:
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        x, target = _batch(cfg, data, inputs[idx], targets[idx], gen)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=run.memory_format)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = run.stepper(x)
+        loss = _head_loss(logits, target, run.segs, cfg.label_smoothing, cfg.head_loss == "sum")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        if run.ema is not None:
+            # Warm-up: early on the average would mostly remember the random init.
+            step_count = run.scheduler.last_epoch
+            _ema_update(run.ema, run.model, min(cfg.ema_decay, (1 + step_count) / (10 + step_count)))
+        loss_sum += loss.item() * len(target)
+        hits, known = _main_hits(logits, target, len(data.labels), data.multilabel)
+        correct += hits
+        seen += len(target)
+        labelled += known
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / max(labelled, 1):.3f}",
+                        img_s=f"{seen / (time.time() - t0):.0f}", refresh=False)
+    bar.close()
+    return _all_sum([loss_sum, correct, seen, labelled], world)
 
-        dist.barrier()  # every process returns once rank 0 has written the last checkpoint
-    return TrainResult(best_path, last_path, best_acc, best_epoch, history)
+
+def _batch(cfg: TrainConfig, data: TrainingData, x: torch.Tensor, target: torch.Tensor,
+           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch augmented and mixed (mixup) as the config says, from the epoch's generator."""
+    if cfg.augment and data.augment is not None:
+        x = data.augment(x, gen)
+    if cfg.mixup > 0:
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        lam = float(np.random.default_rng(seed).beta(cfg.mixup, cfg.mixup))
+        perm = torch.randperm(len(target), generator=gen)
+        x = lam * x + (1 - lam) * x[perm]
+        target = lam * target + (1 - lam) * target[perm]
+    return x, target
+
+
+def _main_hits(logits: torch.Tensor, target: torch.Tensor, main: int, multilabel: bool) -> tuple[int, int]:
+    """Rows whose main label (set) was predicted, and rows with a main label (all, without heads)."""
+    logits, target = logits[:, :main], target[:, :main]
+    known = ~torch.isnan(target).any(1)
+    logits, target = logits[known], target[known]
+    if multilabel:
+        hits = ((logits > 0) == (target > 0.5)).all(1).sum().item()
+    else:
+        hits = (logits.argmax(1) == target.argmax(1)).sum().item()
+    return int(hits), int(known.sum())
+
+
+def _validate(cfg: TrainConfig, run: _Run, data: TrainingData) -> tuple[float, float, dict[str, float]]:
+    """Validation loss, selection score and each head's score (NaN without validation data)."""
+    if not len(data.val_labels):
+        return float("nan"), float("nan"), {}
+    val_logits = predict_logits(run.eval_model, data.val_inputs, bf16=cfg.bf16)
+    if len(run.segs) > 1:
+        # Several heads: each scored on its own rows; selection takes their mean, so no
+        # corpus's head is traded away for another's.
+        val_loss, val_heads = head_scores(val_logits, data.val_labels, run.segs)
+        return val_loss, float(np.mean(list(val_heads.values()))), val_heads
+    if data.multilabel:
+        val_loss = F.binary_cross_entropy_with_logits(val_logits, data.val_labels.float()).item()
+    else:
+        val_loss = F.cross_entropy(val_logits, data.val_labels).item()
+    return val_loss, selection_score(val_logits, data.val_labels, data.multilabel), {}
+
+
+def _write_checkpoints(cfg: TrainConfig, run: _Run, data: TrainingData, epoch: int, progress: _Progress,
+                       best_score: float | None, out: Path) -> None:
+    """last.pt (and best.pt when `best_score` is given) after an epoch, then the epoch's log line."""
+    extras = data.extras | ({"heads": data.heads} if data.heads else {})
+    model = Checkpoint(config=asdict(cfg), modality=cfg.modality, model_name=cfg.model, labels=list(data.labels),
+                       weights=run.eval_model.state_dict(), num_classes=width(run.segs),
+                       model_kwargs=data.model_kwargs, extras=extras, multilabel=data.multilabel, epoch=epoch)
+    # best.pt before last.pt: a kill between the two reruns this epoch on resume, which
+    # rewrites best.pt, instead of leaving a stale one behind a newer last.pt.
+    if best_score is not None:
+        dataclasses.replace(model, score=best_score).save(out / "best.pt")
+    training = TrainingState(run.model.state_dict(), run.ema.state_dict() if run.ema is not None else None,
+                             run.optimizer.state_dict(), run.scheduler.state_dict(), progress.best_score,
+                             progress.best_epoch, [asdict(h) for h in progress.history])
+    dataclasses.replace(model, training=training).save(out / "last.pt")
+    with open(out / "log.jsonl", "a") as handle:
+        handle.write(json.dumps(asdict(progress.history[-1])) + "\n")
 
 
 def init_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a checkpoint's weights into a model of the same architecture (fine-tuning)."""
-    state = read_checkpoint(path)
-    weights = state.get("weights") or state.get("ema") or state["model"]
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(Checkpoint.read(path).weights)
     except RuntimeError as err:
         raise ValueError(f"{path}: its weights do not fit this model ({err})") from err
 
 
-def load_checkpoint_model(checkpoint: str | Path | dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the model a checkpoint (best.pt or last.pt, or what read_checkpoint read from one)
-    holds, in eval mode."""
-    state = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
-    model = create_model(state["model_name"], num_classes=state["num_classes"],
-                         **state.get("model_kwargs", {}))
-    weights = state.get("weights") or state.get("ema") or state["model"]
-    model.load_state_dict(weights)
-    return model.eval()
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint file's contents as the dict it holds (older callers; new code reads
+    `emodetect.checkpoint.Checkpoint`)."""
+    return Checkpoint.read(path).to_dict()
+
+
+def load_checkpoint_model(checkpoint: str | Path | dict[str, Any] | Checkpoint) -> torch.nn.Module:
+    """Rebuild the model a checkpoint (best.pt or last.pt, or one already read) holds, in eval mode."""
+    return as_checkpoint(checkpoint).build_model()

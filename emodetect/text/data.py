@@ -1,36 +1,30 @@
-"""Readers for text-emotion CSVs (GoEmotions, dair-ai emotion, MELD, ISEAR, or your own).
+"""The text modality's data stage: training data, evaluation data and export for text CSVs.
 
-One format covers all of them: a UTF-8 CSV with a `text` column, either a `label` column (one
-label per row) or a `labels` column (`;`-joined, multi-label), and a `split` column
-(train/validation/test). GoEmotions' `labels.json` beside the CSV fixes its label order; other
-files use their labels sorted by name. A row without text or label is reported and skipped.
-
-Extra heads: a column `label:NAME` (one label) or `labels:NAME` (`;`-joined) adds an output head
-NAME with that column's labels, for one model that answers in several label sets (the joint text
-model: the shared labels, plus GoEmotions' 28, ISEAR's 7 and dair's 6). An empty cell means the
-row has no label in that set; it then trains the other heads only, and a row needs a label in at
-least one set.
+The CSV format and its readers are `emodetect.text.corpus` (re-exported here); distillation from a
+teacher model is `emodetect.text.distill`. This module turns a corpus into what the shared stages
+want: token ids for the training loop (`training_data`), for `evaluate` (`evaluation_data`), and
+the example input and tuned thresholds for `export`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 from functools import partial
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emodetect.heads import segments
-from emodetect.labels import GOEMOTIONS_EKMAN
-from emodetect.text.encoding import decode_text
-from emodetect.text.tokenize import Vocabulary, read_vocabulary
 from emodetect.errors import DataError
 from emodetect.modalities import csv_header
+
+if TYPE_CHECKING:
+    from emodetect.checkpoint import Checkpoint
+from emodetect.text.corpus import (SPLIT_ALIASES, TextDataset, label_groups, load_texts,  # noqa: F401
+                                   normalise_split, read_csv_rows, read_csv_text)
+from emodetect.text.distill import distill_targets  # noqa: F401  (re-exported)
+from emodetect.text.tokenize import Vocabulary
+from emodetect.text.wordpiece import read_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -38,224 +32,11 @@ log = logging.getLogger(__name__)
 EVALUATION_NEEDS_MODEL = True
 # With --embeddings, this many pretrained words that training never saw join the vocabulary.
 PRETRAINED_EXTRA = 15_000
-# The training loop's defaults are FER-2013 split names; text files say train/validation/test.
-SPLIT_ALIASES = {
-    "training": "train", "train": "train",
-    "publictest": "validation", "val": "validation", "valid": "validation", "dev": "validation",
-    "validation": "validation",
-    "privatetest": "test", "test": "test",
-}
-
-
-@dataclass
-class TextDataset:
-    """Texts with their targets: one-hot rows (single-label) or multi-hot rows (multi-label)."""
-
-    texts: list[str]
-    targets: np.ndarray  # float32 N x C
-    labels: tuple[str, ...]
-    multilabel: bool
-    source: str
-    skipped: list[str] = field(default_factory=list)
-    rows: list[dict[str, str]] = field(default_factory=list, repr=False)  # the kept CSV rows, in order
-    # Extra heads, in column order: name -> (labels, multilabel, N x K targets). A row without a
-    # label in a set (or in the main column, where `targets` holds it) has NaN there.
-    heads: dict[str, tuple[tuple[str, ...], bool, np.ndarray]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def class_indices(self) -> np.ndarray:
-        """Single-label targets as class indices (-1 for a row without a main label)."""
-        return np.where(np.isnan(self.targets).any(1), -1, np.nan_to_num(self.targets).argmax(1))
-
-    def subset(self, n: int) -> "TextDataset":
-        return TextDataset(self.texts[:n], self.targets[:n], self.labels, self.multilabel,
-                           self.source, self.skipped, self.rows[:n],
-                           {k: (names, ml, t[:n]) for k, (names, ml, t) in self.heads.items()})
-
-    def labelled_in(self, name: str, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Which rows have a label in head `name` ("main": the main labels), and those rows'
-        targets with their columns in `labels`' order (a model's order of the same labels)."""
-        if name != "main" and name not in self.heads:
-            raise DataError(f"{self.source}: no label column for head {name}")
-        own, _, targets = (self.labels, self.multilabel, self.targets) if name == "main" else self.heads[name]
-        if set(own) != set(labels):
-            raise DataError(f"{self.source}: head {name} has the labels {', '.join(own)}, not {', '.join(labels)}")
-        known = ~np.isnan(targets).any(1)
-        return known, targets[known][:, [list(own).index(label) for label in labels]]
-
-    def head(self, name: str) -> "TextDataset":
-        """The rows labelled in head `name`, as a dataset whose main labels are that head's."""
-        names, multilabel, targets = self.heads[name]
-        keep = np.flatnonzero(~np.isnan(targets).any(1))
-        return TextDataset([self.texts[i] for i in keep], targets[keep], names, multilabel,
-                           f"{self.source} head {name}", self.skipped, [self.rows[i] for i in keep if self.rows])
-
-    def main_rows(self) -> "TextDataset":
-        """The rows with a main label (all of them in a file without head columns)."""
-        if not self.heads:
-            return self
-        keep = np.flatnonzero(~np.isnan(self.targets).any(1))
-        return TextDataset([self.texts[i] for i in keep], self.targets[keep], self.labels, self.multilabel,
-                           self.source, self.skipped, [self.rows[i] for i in keep if self.rows])
-
-    def head_specs(self) -> list[dict[str, Any]]:
-        """The extra heads as a model's metadata lists them: name, labels, multilabel."""
-        return [{"name": k, "labels": list(names), "multilabel": ml} for k, (names, ml, _) in self.heads.items()]
-
-    def all_targets(self) -> np.ndarray:
-        """Main targets then every head's, side by side: what a multi-head model's logits line up with."""
-        return np.concatenate([self.targets, *(t for _, _, t in self.heads.values())], 1)
-
-
-def normalise_split(split: str) -> str:
-    return SPLIT_ALIASES.get(split.strip().lower(), split.strip())
-
-
-def read_csv_text(path: str | Path) -> str:
-    """The whole file as text: UTF-8, or UTF-16 with or without a BOM (`decode_text`, the one
-    decoder of text inputs); a byte that fits neither is an error naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    return decode_text(path.read_bytes(), str(path), DataError)
-
-
-def read_csv_rows(path: str | Path, required: tuple[str, ...] = ()) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a UTF-8 CSV; a missing required column is an error listing the columns.
-
-    A text with an unquoted comma splits into more fields than the header has: in a one-column
-    file the row is read whole (the commas put back); in any other it is an error naming the
-    lines, since which comma belongs to the text cannot be known. Never a text cut at its comma.
-    """
-    reader = csv.reader(io.StringIO(read_csv_text(path), newline=""))
-    try:
-        header = next(reader, [])
-        if not header:
-            raise DataError(f"{path}: empty file (no header row)")
-        rows = [(reader.line_num, row) for row in reader if row]  # blank lines skipped, as DictReader does
-    except csv.Error as err:  # e.g. a cell over the csv module's field size limit (128 K characters)
-        raise DataError(f"{path}:{reader.line_num}: unreadable CSV row ({err})") from err
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataError(f"{path}: no column {', '.join(repr(c) for c in missing)}; "
-                        f"the columns are: {', '.join(header)}")
-    if len(header) == 1:
-        return header, [{header[0]: ",".join(row)} for _, row in rows]
-    _refuse_extra_fields(path, header, rows)
-    return header, [dict(zip(header, row + [None] * (len(header) - len(row)))) for _, row in rows]
-
-
-def _refuse_extra_fields(path: str | Path, header: list[str], rows: list[tuple[int, list[str]]]) -> None:
-    """An error naming the lines (the first 10) with more fields than the header."""
-    extra = [(line, len(row)) for line, row in rows if len(row) > len(header)]
-    if extra:
-        shown = ", ".join(f"line {line} ({n} fields)" for line, n in extra[:10]) + (", ..." if len(extra) > 10 else "")
-        raise DataError(f"{path}: {len(extra)} row(s) with more fields than the header's {len(header)} "
-                        f"({', '.join(header)}): {shown}; put a text with a comma in double quotes")
-
-
-def _label_order(path: Path, rows: list[dict[str, str]], column: str) -> tuple[str, ...]:
-    names_file = path.with_name("labels.json")
-    if names_file.is_file():
-        return tuple(json.loads(names_file.read_text(encoding="utf-8")))
-    found = {name.strip() for row in rows for name in (row.get(column) or "").split(";") if name.strip()}
-    return tuple(sorted(found))
-
-
-def _parse_column(column: str) -> tuple[str, bool] | None:
-    """`label:NAME` -> (NAME, single-label), `labels:NAME` -> (NAME, multi-label), else None."""
-    kind, sep, name = column.partition(":")
-    if not sep or kind not in ("label", "labels") or not name.strip():
-        return None
-    return name.strip(), kind == "labels"
-
-
-def _targets(path: Path, rows: list[tuple[int, dict[str, str]]], column: str, labels: tuple[str, ...],
-             multilabel: bool, required: bool) -> tuple[np.ndarray, dict[int, str]]:
-    """N x K targets of one label column (NaN rows where a cell is empty and not required), and
-    the problem of each row (by line) that cannot be read."""
-    index = {name: i for i, name in enumerate(labels)}
-    out = np.full((len(rows), len(labels)), np.nan, dtype=np.float32)
-    problems: dict[int, str] = {}
-    where = "" if column in ("label", "labels") else f" in column {column!r}"
-    for k, (line, row) in enumerate(rows):
-        names = [n.strip() for n in (row.get(column) or "").split(";") if n.strip()]
-        if not names:
-            if required:
-                problems[line] = "no label"
-            continue
-        unknown = next((n for n in names if n not in index), None)
-        if unknown is not None:
-            problems[line] = f"unknown label {unknown!r}{where}"
-        elif not multilabel and len(names) > 1:
-            problems[line] = f"{len(names)} labels in a single-label {'file' if not where else 'head,' + where}"
-        else:
-            out[k] = 0.0
-            out[k, [index[n] for n in names]] = 1.0
-    return out, problems
 
 
 def recognises(data: Path) -> bool:
     """Text data: a CSV file with a `text` column."""
     return data.is_file() and "text" in csv_header(data)
-
-
-def load_texts(data: str | Path, split: str | None = None) -> TextDataset:
-    """Read one split (or every row when split is None) of a text-emotion CSV."""
-    path = Path(data)
-    header, rows = read_csv_rows(path, ("text",))
-    if "labels" in header:
-        column, multilabel = "labels", True
-    elif "label" in header:
-        column, multilabel = "label", False
-    else:
-        raise DataError(f"{path}: no 'label' or 'labels' column; the columns are: {', '.join(header)}")
-    head_columns = {c: parsed for c in header if (parsed := _parse_column(c))}
-    for c in [c for c in head_columns if not any((row.get(c) or "").strip() for row in rows)]:
-        log.warning("%s: head column %r has no labels in any row; left out", path, c)
-        del head_columns[c]
-    wanted = normalise_split(split) if split else None
-    if wanted is not None and "split" not in header:
-        raise DataError(f"{path}: split {split!r} asked for, but the file has no 'split' column")
-    # Label sets come from every row (all splits), so train and test targets line up.
-    labels = _label_order(path, rows, column)
-    head_labels = {c: tuple(sorted({n.strip() for row in rows for n in (row.get(c) or "").split(";") if n.strip()}))
-                   for c in head_columns}
-    chosen = [(line, row) for line, row in enumerate(rows, start=2)  # line numbers as an editor shows them
-              if wanted is None or (row.get("split") or "").strip() == wanted]
-    targets, problems = _targets(path, chosen, column, labels, multilabel, required=not head_columns)
-    heads = {}
-    for c, (name, head_multilabel) in head_columns.items():
-        head_targets, head_problems = _targets(path, chosen, c, head_labels[c], head_multilabel, False)
-        heads[name] = (head_labels[c], head_multilabel, head_targets)
-        for line, problem in head_problems.items():
-            problems.setdefault(line, problem)
-    keep, skipped = [], []
-    for k, (line, row) in enumerate(chosen):
-        labelled = any(t.shape[1] and not np.isnan(t[k]).any() for t in (targets, *(t for _, _, t in heads.values())))
-        problem = ("empty text" if not (row.get("text") or "").strip() else problems.get(line)
-                   or (None if labelled else "no label"))
-        if problem:
-            skipped.append(f"{path}:{line}: {problem}")
-        else:
-            keep.append(k)
-    for reason in skipped[:20]:
-        log.warning("skipped %s", reason)
-    if not keep:
-        raise DataError(f"{path}: no usable rows" + (f" in split {wanted!r}" if wanted else ""))
-    return TextDataset([chosen[k][1]["text"] for k in keep], targets[keep], labels, multilabel,
-                       f"{path}[{wanted or 'all'}]", skipped, [chosen[k][1] for k in keep],
-                       {name: (names, ml, t[keep]) for name, (names, ml, t) in heads.items()})
-
-
-def label_groups(labels: tuple[str, ...] | list[str]) -> dict[str, list[str]] | None:
-    """The Ekman grouping when the labels are GoEmotions', else None."""
-    members = {m for group in GOEMOTIONS_EKMAN.values() for m in group}
-    if set(labels) != members:
-        return None
-    return {group: list(names) for group, names in GOEMOTIONS_EKMAN.items()}
 
 
 def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it needs torch)
@@ -330,67 +111,6 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         init_weights=init_weights,
         heads=train.head_specs(),
     )
-
-
-def distill_targets(teacher: str, data: TextDataset, weight: float, threads: int = 0,
-                    heads: str = "") -> np.ndarray:
-    """Training targets mixed with a teacher model's probabilities (knowledge distillation):
-    `weight` x teacher + (1 - weight) x label where a text has a label in a head, the teacher's
-    alone where it has none, so a small fast model learns every head from every corpus's texts
-    and the teacher's graded answers instead of one-hot ones. `heads` (comma-separated, "main" for
-    the main labels) limits the teaching to the heads where the teacher is the better model;
-    `NAME=SHARE` sets one head's share of its labelled texts (0: its labels stay as they are, the
-    teacher only fills the texts without one)."""
-    from emodetect.text.pipeline import TextEmotion
-
-    if not 0.0 <= weight <= 1.0:
-        raise DataError(f"--distill {weight}: the teacher's share must be between 0 and 1")
-    try:
-        model = TextEmotion(teacher, threads=threads)
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"--teacher {teacher}: {err.args[0] if err.args else err}") from err
-    segs = segments(data.labels, data.multilabel, data.head_specs())
-    wanted = [(s.name, s.labels, s.multilabel) for s in segs]
-    given = [(s.name, s.labels, s.multilabel) for s in segments(model.labels, model.multilabel, model.head_specs)]
-    if wanted != given:
-        def show(heads):
-            return "; ".join(f"{name or 'main'}: {len(labels)} labels{' (multi-label)' if ml else ''}"
-                             for name, labels, ml in heads)
-        raise DataError(f"--teacher {teacher} answers in other labels than {data.source}: "
-                        f"the teacher's heads {show(given)}; the data's {show(wanted)}")
-    names = [s.name or "main" for s in segs]
-    shares = _head_shares(heads, weight, names)
-    log.info("teacher %s: reading %d training texts for heads %s", teacher, len(data),
-             ", ".join(f"{h} ({share:g})" for h, share in shares.items()))
-    soft = model.probabilities(data.texts, progress=True)
-    hard = data.all_targets()
-    mixed = hard.astype(np.float32)
-    for seg, name in zip(segs, names):
-        if name in shares:
-            part, taught, share = hard[:, seg.start:seg.stop], soft[:, seg.start:seg.stop], shares[name]
-            mixed[:, seg.start:seg.stop] = np.where(np.isnan(part), taught, (1.0 - share) * part + share * taught)
-    return mixed
-
-
-def _head_shares(heads: str, weight: float, names: list[str]) -> dict[str, float]:
-    """--distill-heads "main,dair,goemotions=0.2" -> the teacher's share in each head it teaches."""
-    shares: dict[str, float] = {}
-    for item in (h.strip() for h in heads.split(",")):
-        if not item:
-            continue
-        name, _, share = item.partition("=")
-        try:
-            shares[name.strip()] = float(share) if share else weight
-        except ValueError:
-            raise DataError(f"--distill-heads {item}: the share after '=' must be a number") from None
-    shares = shares or dict.fromkeys(names, weight)
-    unknown = set(shares) - set(names)
-    if unknown:
-        raise DataError(f"--distill-heads: no head {', '.join(sorted(unknown))}; the heads: {', '.join(names)}")
-    for name, share in shares.items():
-        if not 0.0 <= share <= 1.0:
-            raise DataError(f"--distill-heads {name}={share:g}: the teacher's share must be between 0 and 1")
-    return shares
 
 
 def _refuse_missing_pretrained(model_name: str):
@@ -469,36 +189,36 @@ def token_dropout(ids, gen, rate: float = 0.1, unk: int = 1, keep: tuple[int, ..
     return torch.where(drop, torch.full_like(ids, unk), ids)
 
 
-def export_example(state: dict) -> tuple:
+def export_example(checkpoint: Checkpoint) -> tuple:
     """A seeded example batch of token ids (not all padding, so parity means something) and the spec."""
     import torch
 
-    max_tokens = state["extras"]["max_tokens"]
-    vocab_size = state["model_kwargs"]["vocab_size"]
+    max_tokens = checkpoint.extras["max_tokens"]
+    vocab_size = checkpoint.model_kwargs["vocab_size"]
     example = torch.randint(0, vocab_size, (1, max_tokens), generator=torch.Generator().manual_seed(0))
     spec = {"name": "token_ids", "shape": ["N", max_tokens], "dtype": "int64",
             "content": "token ids from the vocabulary in extras (emodetect.text.tokenize), 0 = padding"}
     return example, spec
 
 
-def export_extras(state: dict, model) -> dict[str, Any]:
+def export_extras(checkpoint: Checkpoint, model) -> dict[str, Any]:
     """Extras for the ONNX file: the vocabulary and, for multi-label models (or heads), per-label
     thresholds tuned on the validation split of the training data, with the shrink towards a common
     threshold chosen on held-out halves of it (0.5 when that data is not at hand)."""
     import torch
 
-    from emodetect.evaluate import cross_fitted_thresholds
+    from emodetect.metrics import cross_fitted_thresholds
     from emodetect.heads import activate, segments
 
-    extras = dict(state.get("extras") or {})
+    extras = dict(checkpoint.extras)
     extras["heads"] = [dict(h) for h in extras.get("heads", [])]
-    segs = segments(state["labels"], bool(state.get("multilabel")), extras["heads"])
+    segs = segments(checkpoint.labels, checkpoint.multilabel, extras["heads"])
     tuned = [(seg, spec) for seg, spec in zip(segs, [extras, *extras["heads"]]) if seg.multilabel]
     if not extras["heads"]:
         del extras["heads"]
     if not tuned:
         return extras
-    config = state.get("config", {})
+    config = checkpoint.config
     try:
         val = load_texts(config.get("data", ""), config.get("val_split", "validation"))
     except DataError as err:
@@ -524,20 +244,22 @@ def export_extras(state: dict, model) -> dict[str, Any]:
 
 
 def model_text_config(model: Any) -> tuple[dict[str, Any], list[str]]:
-    """Extras (vocabulary, max tokens, thresholds) and labels of a text model: an ONNX file,
-    bundled name or .pt, or one already opened (an OnnxModel, or a checkpoint's contents)."""
-    if isinstance(model, dict):
-        return dict(model.get("extras") or {}), list(model.get("labels") or [])
+    """Extras (vocabulary, max tokens, thresholds) and labels of a text model: a reference
+    (`runtime.resolve_model`: ONNX file, bundled name or .pt), or one already opened (an
+    OnnxModel or a Checkpoint)."""
+    from emodetect.checkpoint import Checkpoint, as_checkpoint
+
+    if isinstance(model, (Checkpoint, dict)):
+        checkpoint = as_checkpoint(model)
+        return dict(checkpoint.extras), list(checkpoint.labels)
     if hasattr(model, "extras"):
         return model.extras(), list(model.labels)
-    path = Path(model)
-    if path.suffix in (".pt", ".pth"):
-        from emodetect.train import read_checkpoint
+    from emodetect.runtime import OnnxModel, resolve_model
 
-        return model_text_config(read_checkpoint(path))
-    from emodetect.runtime import load_model
-
-    return model_text_config(load_model(model, modality="text", threads=1))
+    ref = resolve_model(model, "text")
+    if ref.kind == "checkpoint":
+        return model_text_config(Checkpoint.read(ref.path))
+    return model_text_config(OnnxModel(ref.path, threads=1))
 
 
 def evaluation_data(data: str | Path, split: str | None, model: Any = None):

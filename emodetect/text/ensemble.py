@@ -17,55 +17,14 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from emodetect.errors import DataError
 from emodetect.heads import segments
 from emodetect.runtime import ENSEMBLE_SUFFIX as SUFFIX
-from emodetect.text.pipeline import TextEmotion
-
-
-def ensemble_path(model: str | Path) -> Path:
-    """The ensemble file of a bundled name or a path."""
-    if str(model).endswith(SUFFIX):
-        return Path(model)
-    from emodetect.runtime import bundled_model_path
-
-    return bundled_model_path(str(model), "text")
-
-
-def read_spec(path: Path) -> dict[str, Any]:
-    """An ensemble file's contents; errors name the file and what is wrong."""
-    try:
-        spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such ensemble file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not an ensemble file ({err})") from None
-    members = spec.get("members") if isinstance(spec, dict) else None
-    if not members or not all(isinstance(m, dict) and "model" in m for m in members):
-        raise ValueError(f"{path}: an ensemble file lists its members as [{{\"model\": NAME, \"weight\": W}}, ...]")
-    return spec
-
-
-def member_path(model: str, spec_path: Path) -> str:
-    """A member file is written relative to the ensemble file; a bundled name stays a name."""
-    beside = spec_path.parent / model
-    return str(beside) if beside.is_file() else model
-
-
-def layout(reader: Any) -> list[tuple[str, tuple[str, ...], bool]]:
-    """A text model's heads as (name, labels, multi-label), main head first."""
-    return [(s.name, s.labels, s.multilabel) for s in segments(reader.labels, reader.multilabel, reader.head_specs)]
-
-
-def check_members(readers: Sequence[Any], names: Sequence[str]) -> None:
-    """Members must answer in the same labels and heads, in the same order."""
-    first = layout(readers[0])
-    for reader, name in zip(readers[1:], names[1:]):
-        if layout(reader) != first:
-            raise ValueError(f"ensemble members {names[0]} and {name} answer in different labels or heads: "
-                             f"{[h[0] or 'main' for h in first]} against {[h[0] or 'main' for h in layout(reader)]}")
+# The reading side lives with TextEmotion (which opens an ensemble as a TextEnsemble); these names
+# stay importable from here.
+from emodetect.text.pipeline import (TextEmotion, TextEnsemble, check_members, ensemble_path,  # noqa: F401
+                                     layout, member_path, read_spec)
 
 
 def check_weights(weights: Sequence[float], count: int, option: str) -> None:
@@ -119,14 +78,14 @@ def make_ensemble(members: Sequence[str], data: str | Path, out: str | Path, nam
     return out
 
 
-def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path,
+def tuned_thresholds(ensemble: TextEnsemble, data: str | Path,
                      val_split: str) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Each multi-label head's per-label thresholds for the ensemble's average, tuned on the
     texts of `val_split` labelled in that head (the data's head of that name, same labels), each
     pulled towards the head's common threshold as far as held-out halves of those texts say
     (evaluate.cross_fitted_thresholds); and how far, per head."""
-    from emodetect.evaluate import cross_fitted_thresholds
-    from emodetect.text.data import load_texts
+    from emodetect.metrics import cross_fitted_thresholds
+    from emodetect.text.corpus import load_texts
 
     val = load_texts(data, val_split)
     if not len(val):
@@ -140,70 +99,3 @@ def tuned_thresholds(ensemble: "TextEnsemble", data: str | Path,
             tuned, shrinks[seg.name or "main"], _ = cross_fitted_thresholds(probs[known, seg.start:seg.stop], targets)
             thresholds[seg.name or "main"] = [round(float(t), 3) for t in tuned]
     return thresholds, shrinks
-
-
-class TextEnsemble(TextEmotion):
-    """TextEmotion over an ensemble file: each member reads every text and the answers are the
-    members' probabilities averaged with their weights. `explain` occludes the first member's
-    tokens (list the word model first: its tokens are words, and it is the fast one)."""
-
-    def __init__(self, model: str | Path, threads: int = 0):
-        self.path = ensemble_path(model)
-        spec = read_spec(self.path)
-        names = [member_path(str(m["model"]), self.path) for m in spec["members"]]
-        self.members = [TextEmotion(name, threads=threads) for name in names]
-        check_members(self.members, names)
-        first = self.members[0]
-        self.weights = self._weights(spec, None, None)
-        # Each output's columns weighted per member (a head may have weights of its own).
-        self.column_weights = [np.repeat(self._weights(spec, "main", self.weights)[:, None], len(first.labels), 1)]
-        if first.head_segments:
-            self.column_weights.append(np.concatenate(
-                [np.repeat(self._weights(spec, seg.name, self.weights)[:, None], len(seg.labels), 1)
-                 for seg in first.head_segments], 1))
-        unknown = {h for m in spec["members"] for h in m.get("heads", {})} - {"main", *first.heads}
-        if unknown:
-            raise ValueError(f"{self.path}: weights for heads {sorted(unknown)} that the members lack "
-                             f"(their heads: main, {', '.join(first.heads) or '(none)'})")
-        self.name = spec.get("name", self.path.name[:-len(SUFFIX)])
-        self.model, self.vocab = first.model, first.vocab
-        self.labels, self.multilabel, self.groups = first.labels, first.multilabel, first.groups
-        self.trained_tokens, self.trim, self.max_tokens = first.trained_tokens, first.trim, first.max_tokens
-        self.head_specs, self.head_segments = first.head_specs, first.head_segments
-        tuned = spec.get("thresholds", {})
-        self.thresholds = np.asarray(tuned.get("main", first.thresholds), dtype=np.float32)
-        self.head_thresholds = [np.asarray(tuned.get(seg.name, own), dtype=np.float32) if seg.multilabel else None
-                                for seg, own in zip(self.head_segments, first.head_thresholds)]
-
-    def _weights(self, spec: dict[str, Any], head: str | None, default: np.ndarray | None) -> np.ndarray:
-        """The members' weights, normalised: their own (head None) or a head's, else `default`."""
-        members = spec["members"]
-        if head is not None and not any(head in m.get("heads", {}) for m in members):
-            return default
-        if head is not None and not all(head in m.get("heads", {}) for m in members):
-            raise ValueError(f"{self.path}: head {head!r} has weights for some members only; give every member one")
-        weights = np.array([float(m["heads"][head] if head is not None else m.get("weight", 1.0)) for m in members])
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"{self.path}: member weights {weights.tolist()}"
-                             f"{f' of head {head}' if head else ''}: none negative, not all zero")
-        return weights / weights.sum()
-
-    def extras(self) -> dict[str, Any]:
-        """The first member's extras with the ensemble's own thresholds: what evaluate reads."""
-        extras = dict(self.members[0].model.extras())
-        if self.multilabel:
-            extras["thresholds"] = self.thresholds.tolist()
-        extras["heads"] = [dict(spec, thresholds=t.tolist()) if t is not None else spec
-                           for spec, t in zip(self.head_specs, self.head_thresholds)]
-        return extras
-
-    def _batches(self, texts: list[str], batch_size: int, progress: bool):
-        """The first member's batches, every other member reading the same texts, outputs mixed."""
-        first, rest = self.members[0], self.members[1:]
-        for idx, encoded, outputs in first._batches(texts, batch_size, progress):
-            mixed = [w[0] * o for w, o in zip(self.column_weights, outputs)]
-            batch = [texts[i] for i in idx]
-            for m, member in enumerate(rest, 1):
-                for k, o in enumerate(member.outputs(batch)):
-                    mixed[k] = mixed[k] + self.column_weights[k][m] * o
-            yield idx, encoded, mixed

@@ -8,6 +8,7 @@ GoEmotions' 28, ISEAR's 7 and dair's 6), so predictions here match training exac
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -16,8 +17,9 @@ import numpy as np
 
 from emodetect.heads import label_set_title, segments
 from emodetect.results import ResultReaders, import_pandas, rounded
+from emodetect.runtime import ENSEMBLE_SUFFIX as SUFFIX
 
-from emodetect.text.tokenize import read_vocabulary
+from emodetect.text.wordpiece import read_vocabulary
 
 LONG_TEXT_TOKENS = 512  # tokens a free-length model reads of one text (the rest is cut and flagged)
 
@@ -186,11 +188,9 @@ class TextEmotion:
         # An ensemble file (or a bundled ensemble's name) opens as a TextEnsemble, so every
         # program that reads texts through TextEmotion can use one.
         if cls is TextEmotion and model is not None:
-            from emodetect.runtime import is_ensemble
+            from emodetect.runtime import resolve_model
 
-            if is_ensemble(model):
-                from emodetect.text.ensemble import TextEnsemble
-
+            if resolve_model(model, "text").kind == "ensemble":
                 return super().__new__(TextEnsemble)
         return super().__new__(cls)
 
@@ -356,7 +356,7 @@ def read_texts(path: str | Path, column: str = "text") -> tuple[list[str], list[
 
     Errors name the file: a non-UTF-8 byte (with its line), a missing column (with the columns).
     """
-    from emodetect.text.data import read_csv_rows, read_csv_text
+    from emodetect.text.corpus import read_csv_rows, read_csv_text
 
     path = Path(path)
     if path.suffix.lower() == ".txt":

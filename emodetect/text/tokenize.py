@@ -115,13 +115,3 @@ class Vocabulary:
             raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, "
                              f"this emodetect reads {TOKENIZER_VERSION!r}")
         return cls(data["tokens"])
-
-
-def read_vocabulary(data: dict[str, Any]):
-    """The vocabulary saved in a text model's extras: words (this module) or WordPiece pieces
-    (emodetect.text.wordpiece, for models fine-tuned from a pretrained encoder)."""
-    from emodetect.text.wordpiece import TOKENIZER_VERSION as WORDPIECE, WordPieceVocabulary
-
-    if data.get("tokenizer") == WORDPIECE:
-        return WordPieceVocabulary.from_dict(data)
-    return Vocabulary.from_dict(data)

@@ -19,7 +19,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
-from emodetect.text.tokenize import Encoded, pack_rows
+from emodetect.text.tokenize import Encoded, Vocabulary, pack_rows
 
 TOKENIZER_VERSION = "wordpiece-v1"
 MAX_WORD_CHARS = 100
@@ -141,3 +141,12 @@ class WordPieceVocabulary:
         if data.get("tokenizer") != TOKENIZER_VERSION:
             raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, not {TOKENIZER_VERSION!r}")
         return cls(data["tokens"])
+
+
+def read_vocabulary(data: dict[str, Any]) -> Vocabulary | WordPieceVocabulary:
+    """The vocabulary saved in a text model's extras: words (emodetect.text.tokenize) or WordPiece
+    pieces (this module, for models fine-tuned from a pretrained encoder). Here, above both
+    tokenizers, so that neither imports the other's reader back."""
+    if data.get("tokenizer") == TOKENIZER_VERSION:
+        return WordPieceVocabulary.from_dict(data)
+    return Vocabulary.from_dict(data)

@@ -321,7 +321,7 @@ def plot_streams(analysis: VideoAnalysis, path: Path, title: str = "", max_faces
     """Faces by track, voice, text and fused, stacked over one time axis, as a PNG."""
     from matplotlib.figure import Figure
 
-    from emodetect.vision.draw import COLOURS
+    from emodetect.vision.draw import PROBABILITY_LIMITS, plot_colour
 
     panels: list[tuple[str, list[tuple[float, float, np.ndarray]]]] = []  # name, (start, end, probs)
     tracks: dict[int, list[tuple[float, float, np.ndarray]]] = {}
@@ -351,12 +351,13 @@ def plot_streams(analysis: VideoAnalysis, path: Path, title: str = "", max_faces
     if analysis.cues:
         panels.append(("text", [(c.start_s, c.end_s, p) for c, r in analysis.cues if (p := _text_estimate(r)) is not None]))
     panels.append(("fused", [(s.start_s, s.end_s, s.fused) for s in analysis.segments if s.fused is not None]))
-    fig = Figure(figsize=(10, 1.6 * len(panels) + 0.8), dpi=100)
+    # Constrained layout, the legend outside the axes: no empty band above it (issue 32).
+    fig = Figure(figsize=(10, 1.4 * len(panels) + 0.9), dpi=100, layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     end = max([analysis.faces.duration_s] + [e for _, spans in panels for _, e, _ in spans])
     for ax, (name, spans) in zip(axes, panels):
         for k, label in enumerate(EMOTIONS):
-            colour = np.array(COLOURS.get(label, (0, 0, 0))) / 255.0
+            colour = plot_colour(label)
             xs, ys, last_end = [], [], None
             for start, stop, p in spans:
                 if last_end is not None and start > last_end + 1e-3:  # a gap: no line across it
@@ -366,17 +367,17 @@ def plot_streams(analysis: VideoAnalysis, path: Path, title: str = "", max_faces
                 ys += [p[k], p[k]]
                 last_end = stop
             ax.plot(xs, ys, color=colour, linewidth=1.4, label=label)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(*PROBABILITY_LIMITS)  # a cue at 0.999 above the frame line, not under it
+        ax.set_yticks([0, 0.5, 1])
         ax.set_xlim(0, end)
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
         ax.grid(alpha=0.3)
         if not spans:
             ax.text(0.5, 0.5, "nothing in this stream", transform=ax.transAxes, ha="center", color="grey")
-    axes[0].legend(ncol=len(EMOTIONS), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.5))
+    fig.legend(*axes[0].get_legend_handles_labels(), ncol=len(EMOTIONS), fontsize=7, loc="outside upper center")
     axes[-1].set_xlabel("time (s)")
-    if title:
-        fig.suptitle(title, fontsize=9, y=0.995)
-    fig.tight_layout()
+    if title:  # over the top axes: constrained layout lays a suptitle over an "outside" legend
+        axes[0].set_title(title, fontsize=9)
     fig.savefig(path)
     return path
 

@@ -164,10 +164,12 @@ def plot_shares(shares: dict[str, float], path: str | Path, title: str) -> Path:
     # user keeps their backend).
     from matplotlib.figure import Figure
 
+    from emodetect.vision.draw import plot_colour
+
     ordered = sorted(shares.items(), key=lambda kv: kv[1])
     fig = Figure(figsize=(7, 0.28 * len(ordered) + 1.2))
     ax = fig.subplots()
-    ax.barh([k for k, _ in ordered], [v * 100 for _, v in ordered], color="#4c72b0")
+    ax.barh([k for k, _ in ordered], [v * 100 for _, v in ordered], color=[plot_colour(k) for k, _ in ordered])
     for i, (_, v) in enumerate(ordered):
         ax.text(v * 100, i, f" {v:.1%}", va="center", fontsize=8)
     ax.set_xlabel("share of texts (%), by top label")

@@ -10,7 +10,26 @@ import numpy as np
 COLOURS: dict[str, tuple[int, int, int]] = {
     "angry": (230, 40, 40), "disgust": (120, 160, 30), "fear": (150, 60, 200), "happy": (250, 200, 0),
     "sad": (40, 110, 230), "surprise": (250, 120, 0), "neutral": (200, 200, 200),
+    # The voice models' own classes (labels.VOICE_ONLY).
+    "calm": (40, 170, 160), "boredom": (140, 105, 75),
 }
+# Labels with no colour of their own (GoEmotions' 28): muted tones none of the above uses.
+OTHER_COLOURS = [(90, 90, 90), (170, 120, 160), (110, 140, 170), (160, 150, 100), (100, 160, 120)]
+# A probability axis: 0 and 1 a little inside the frame, so a line at 0.999 is not drawn under
+# the frame's top line (a text cue at 0.999 vanished from the video timeline; issue 32).
+PROBABILITY_LIMITS = (-0.04, 1.04)
+
+
+def plot_colour(label: str) -> tuple[float, float, float]:
+    """The colour of `label` in every plot, 0..1 RGB for matplotlib: the face boxes' colour of its
+    emotion ("joy" and "happiness" are happy's yellow), else a muted tone fixed by the name."""
+    from emodetect.labels import SYNONYMS
+
+    key = label.strip().lower()
+    rgb = COLOURS.get(key) or COLOURS.get(SYNONYMS.get(key, ""))
+    if rgb is None:
+        rgb = OTHER_COLOURS[sum(map(ord, key)) % len(OTHER_COLOURS)]
+    return (rgb[0] / 255.0, rgb[1] / 255.0, rgb[2] / 255.0)
 
 
 def blur_region(image: np.ndarray, x: int, y: int, width: int, height: int) -> None:

@@ -242,7 +242,7 @@ def plot_timeline(series: list[tuple[float, int, np.ndarray]], labels: list[str]
         return False
     from matplotlib.figure import Figure  # no pyplot: no backend switch for the caller
 
-    from emodetect.vision.draw import COLOURS
+    from emodetect.vision.draw import PROBABILITY_LIMITS, plot_colour
 
     counts: dict[int, int] = {}
     for _, face_id, _ in series:
@@ -251,22 +251,23 @@ def plot_timeline(series: list[tuple[float, int, np.ndarray]], labels: list[str]
     if len(counts) > len(ids):  # say so on the chart rather than drop faces silently
         shown = f"the {len(ids)} longest-tracked of {len(counts)} faces shown (all are in the CSV)"
         title = f"{title}; {shown}" if title else shown
-    fig = Figure(figsize=(9, 2.2 * len(ids) + 0.6), dpi=100)
+    # Constrained layout with the legend "outside" the axes: the figure is as tall as what it holds
+    # (tight_layout left an empty band above the legend; issue 32).
+    fig = Figure(figsize=(9, 1.9 * len(ids) + 0.9), dpi=100, layout="constrained")
     axes = fig.subplots(len(ids), 1, sharex=True, squeeze=False)[:, 0]
     for ax, face_id in zip(axes, ids):
         times = np.array([t for t, i, _ in series if i == face_id])
         probs = np.array([p for _, i, p in series if i == face_id])
         for k, label in enumerate(labels):
-            colour = np.array(COLOURS.get(label, (0, 0, 0))) / 255.0
-            ax.plot(times, probs[:, k], label=label, color=colour, linewidth=1.5)
-        ax.set_ylim(0, 1)
+            ax.plot(times, probs[:, k], label=label, color=plot_colour(label), linewidth=1.5)
+        ax.set_ylim(*PROBABILITY_LIMITS)
+        ax.set_yticks([0, 0.5, 1])
         ax.set_ylabel(f"face #{face_id}")
         ax.grid(alpha=0.3)
-    axes[0].legend(ncol=len(labels), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.35))
+    fig.legend(*axes[0].get_legend_handles_labels(), ncol=len(labels), fontsize=7, loc="outside upper center")
     axes[-1].set_xlabel("time (s)")
-    if title:
-        fig.suptitle(title, fontsize=9, y=0.995)
-    fig.tight_layout()
+    if title:  # over the top axes: constrained layout lays a suptitle over an "outside" legend
+        axes[0].set_title(title, fontsize=9)
     fig.savefig(path)
     return True
 

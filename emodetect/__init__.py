@@ -19,6 +19,7 @@ _LAZY = {
     "create_model": ("emodetect.registry", "create_model"),
     "load_model": ("emodetect.runtime", "load_model"),
     "EmotionDetector": ("emodetect.vision.pipeline", "EmotionDetector"),
+    "FaceEmotion": ("emodetect.vision.pipeline", "FaceEmotion"),
     "Result": ("emodetect.vision.results", "Result"),
     "Face": ("emodetect.vision.results", "Face"),
     "VoiceEmotion": ("emodetect.voice.pipeline", "VoiceEmotion"),

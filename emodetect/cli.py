@@ -102,7 +102,8 @@ app.command("train", help="Train a model; flags are the fields of emodetect.Trai
 def evaluate(
     model: str = typer.Argument(..., help="ONNX file, bundled model name, or .pt checkpoint"),
     data: Path = typer.Argument(..., help="labelled data: FER-2013 CSV(.gz) or image folder, text CSV, speech folder"),
-    split: str = typer.Option("PrivateTest", help="Training/PublicTest/PrivateTest, or a subfolder"),
+    split: str = typer.Option("test", help="train, validation or test (FER-2013's Training, PublicTest, "
+                                           "PrivateTest are the same three), or a subfolder"),
     ferplus: Optional[Path] = typer.Option(None, help="fer2013new.csv: score against FER+ majority labels"),
     out: Optional[Path] = typer.Option(None, help="folder for report.json/.md/.html and confusion.png"),
     modality: Optional[str] = typer.Option(None, help=f"{modality_help()}; default: the model's own "
@@ -138,7 +139,8 @@ def export(
     int8: bool = typer.Option(False, help="also write an int8 copy (<out>_int8.onnx)"),
     calibration_data: Optional[Path] = typer.Option(None, help="data for int8 calibration (not needed by text_encoder, "
                                                            "whose int8 copy is quantised dynamically)"),
-    calibration_split: str = typer.Option("Training"),
+    calibration_split: str = typer.Option("train", help="the split of --calibration-data whose inputs (512 at "
+                                                         "most, drawn with a fixed seed) calibrate the int8 copy"),
     name: str = typer.Option("", help="model name stored in the metadata (e.g. default)"),
     weight: list[float] = typer.Option([], help="with several checkpoints, each one's share of the average, in "
                                                 "their order (e.g. --weight 0.3 --weight 0.7); default: equal"),
@@ -152,18 +154,18 @@ def export(
     except ImportError as err:
         _needs_train_extra(err)
 
+    from emodetect.checkpoint import Checkpoint
     from emodetect.errors import EmodetectError
     from emodetect.modalities import get_modality
-    from emodetect.train import read_checkpoint
 
     calibration = None
     try:
         if int8 and calibration_data is not None:
-            state = read_checkpoint(checkpoints[0])
-            module = get_modality(state["config"].get("modality") or "vision").data_module()
+            state = Checkpoint.read(checkpoints[0])
+            module = get_modality(state.modality).data_module()
             # Text: the checkpoint's vocabulary encodes the calibration texts.
-            options = {"model": state} if getattr(module, "EVALUATION_NEEDS_MODEL", False) else {}
-            inputs = module.evaluation_data(calibration_data, calibration_split, **options)[0]
+            options = {"model": state} if module.EVALUATION_NEEDS_MODEL else {}
+            inputs = module.evaluation_data(calibration_data, calibration_split, **options).inputs
             calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
         report = export_checkpoint(checkpoints, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
                                    calibration=calibration, extra_metadata={"name": name} if name else None,

@@ -6,10 +6,33 @@ without the train extra installed and can tell the user which extra to install.
 
 from __future__ import annotations
 
+import difflib
 import json
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+# The one split vocabulary. FER-2013's Usage values (the first data emodetect read) and the usual
+# short names are aliases of these three, here and nowhere else; every data module reads a split
+# through normalise_split.
+SPLITS = ("train", "validation", "test")
+FER2013_SPLITS = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
+SPLIT_ALIASES = {**{name.lower(): split for name, split in FER2013_SPLITS.items()},
+                 "training": "train", "val": "validation", "valid": "validation", "dev": "validation",
+                 "public": "validation", "private": "test", **{split: split for split in SPLITS}}
+
+
+def normalise_split(split: str) -> str:
+    """`train`, `validation` or `test` for any of their names (case-insensitive); any other
+    name (a folder, a manifest's own split) stripped and otherwise as given."""
+    return SPLIT_ALIASES.get(split.strip().lower(), split.strip())
+
+
+def split_names(split: str) -> list[str]:
+    """Every name of a split, its own first: the folder or file names a reader may find it under."""
+    canonical = normalise_split(split)
+    return list(dict.fromkeys([split, split.lower(), canonical,
+                               *(a for a, s in SPLIT_ALIASES.items() if s == canonical)]))
 
 
 def _option(default: Any, help: str) -> Any:
@@ -30,8 +53,9 @@ class TrainConfig:
                             "(fine-tuning); --resume takes precedence")
     ferplus: str = _option("", "fer2013new.csv: train and select on the FER+ labels")
     soft_labels: bool = _option(False, "with --ferplus, fit the vote shares instead of the majority label")
-    train_split: str = _option("Training", "split trained on")
-    val_split: str = _option("PublicTest", "split that model selection looks at; 'none' keeps the last epoch")
+    train_split: str = _option("train", "split trained on (train, validation, test; FER-2013's Training, "
+                                        "PublicTest, PrivateTest are the same three)")
+    val_split: str = _option("validation", "split that model selection looks at; 'none' keeps the last epoch")
     epochs: int = _option(50, "epochs of the one-cycle schedule")
     batch_size: int = _option(128, "examples per step")
     optimizer: str = _option("sgd", "sgd (Nesterov momentum) or adamw")
@@ -69,9 +93,24 @@ class TrainConfig:
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """A config from a saved config.json; unknown keys (from other versions) are ignored."""
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in known})
+    """A config from a saved config.json; an unknown key is refused with the nearest known ones
+    (a misspelt knob silently ignored trains another recipe than the one written)."""
+    from emodetect.errors import InputError
+
+    known = [f.name for f in fields(TrainConfig)]
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        hints = "; ".join(f"{k!r}" + (f" (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(k, known, 3)) else "")
+                          for k in unknown)
+        raise InputError(f"unknown config key(s): {hints}; the keys are the fields of TrainConfig", "invalid")
+    return TrainConfig(**values)
+
+
+def foreign_options(cfg: TrainConfig, reads: Iterable[str], specific: Iterable[str]) -> list[str]:
+    """The fields in `specific` (those only some modalities read) that `cfg` sets away from their
+    defaults although its modality's `reads` do not include them."""
+    defaults, values = config_defaults(), asdict(cfg)
+    return [name for name in specific if name not in set(reads) and values[name] != defaults[name]]
 
 
 def load_config(path: str | Path) -> TrainConfig:

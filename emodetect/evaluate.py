@@ -20,6 +20,16 @@ from emodetect.metrics import (SHRINKS, THRESHOLD_GRID, cross_fitted_thresholds,
                                macro_f1, multilabel_predictions, tune_thresholds)
 
 
+# report.html's look: readable type, ruled tables with figures aligned, the charts fitting the page.
+REPORT_CSS = (
+    "body{font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d232b;max-width:60rem;"
+    "margin:2rem auto;padding:0 1rem}h1{font-size:1.5rem;margin-bottom:.25rem}h2{font-size:1.15rem;"
+    "margin-top:2rem}table{border-collapse:collapse;margin:.75rem 0;font-variant-numeric:tabular-nums}"
+    "td,th{padding:.3rem .7rem;text-align:right;border-bottom:1px solid #dde2e8}th{background:#f3f5f8;"
+    "font-weight:600}td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}"
+)
+
+
 @dataclass
 class ClassMetrics:
     label: str
@@ -68,6 +78,8 @@ class EvalReport:
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
+        """A page that stands alone: styled inline, titled with the model's name (issue 32: the
+        tab read "emodetect evaluation" and the heading the model's install path)."""
         rows = "".join(
             f"<tr><td>{html.escape(c.label)}</td><td>{c.precision:.3f}</td><td>{c.recall:.3f}</td>"
             f"<td>{c.f1:.3f}</td><td>{c.support}</td></tr>" for c in self.per_class)
@@ -76,8 +88,9 @@ class EvalReport:
             f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
             for label, row in zip(self.labels, self.confusion))
         return (
-            "<!doctype html><meta charset='utf-8'><title>emodetect evaluation</title>"
-            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style>"
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(self.model)}: evaluation (emodetect)</title><style>{REPORT_CSS}</style></head><body>"
             f"<h1>Evaluation of {html.escape(self.model)}</h1>"
             f"<p>Data: {html.escape(self.data)} ({self.n} examples)</p>"
             f"<p>accuracy <b>{self.accuracy:.4f}</b>, macro-F1 <b>{self.macro_f1:.4f}</b>{html.escape(self._macro_note())}</p>"
@@ -86,6 +99,7 @@ class EvalReport:
             f"<table><tr><th></th>{head}</tr>{matrix}</table>"
             "<img src='confusion.png' alt='confusion matrix'>"
             + (group_html(self.extra["groups"]) if "groups" in self.extra else "")
+            + "</body></html>"
         )
 
     def _macro_note(self) -> str:
@@ -267,13 +281,19 @@ def predict_probabilities(model: str | Path, inputs: np.ndarray, opened: Any,
         return probs.numpy(), list(seg.labels), str(model)
     if hasattr(opened, "members"):  # a text ensemble reads the texts themselves
         probs = opened.probabilities(list(inputs))[:, seg.start:seg.stop]
-        return probs, list(seg.labels), f"{opened.path}" + (f" head {seg.name}" if seg.name else "")
+        return probs, list(seg.labels), f"{opened.name}" + (f" head {seg.name}" if seg.name else "")
     if not seg.name:
         probs = np.concatenate([opened.predict(inputs[i:i + 256]) for i in range(0, len(inputs), 256)])
-        return probs, list(opened.labels), str(opened.path)
+        return probs, list(opened.labels), _model_name(opened)
     main = len(opened.labels)  # the second output holds the other heads, after the main labels
     probs = np.concatenate([opened.predict_all(inputs[i:i + 256])[1] for i in range(0, len(inputs), 256)])
-    return probs[:, seg.start - main:seg.stop - main], list(seg.labels), f"{opened.path} head {seg.name}"
+    return probs[:, seg.start - main:seg.stop - main], list(seg.labels), f"{_model_name(opened)} head {seg.name}"
+
+
+def _model_name(opened: Any) -> str:
+    """What a report calls an ONNX model: the name in its metadata (a bundled model's, "default"),
+    else its file name; never the install path."""
+    return str(opened.metadata.get("name") or opened.path.name)
 
 
 def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray,

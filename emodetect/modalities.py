@@ -20,11 +20,68 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from emodetect.errors import InputError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from emodetect.checkpoint import Checkpoint
+    from emodetect.config import TrainConfig
+    from emodetect.train import TrainingData
+
 ENTRY_POINT_GROUP = "emodetect.modalities"
+
+
+@dataclass
+class EvaluationData:
+    """What a data module hands `evaluate`: model inputs, their truth, and where they come from."""
+
+    inputs: Any  # N model inputs (numpy; a text ensemble, which tokenises its own way, gets the texts)
+    y_true: "np.ndarray"  # N class indices, or N x C multi-hot rows (multi-label data)
+    labels: Sequence[str]  # the data's label names, in the order y_true indexes them
+    source: str  # file and split, for the report
+    # The example each row is part of (a clip's windows), or None: evaluate then scores each
+    # example once, on the mean of its rows' probabilities.
+    example: "np.ndarray | None" = None
+
+
+@runtime_checkable
+class ModalityData(Protocol):
+    """The data module a `Modality` row names: what `train`, `evaluate`, `export` and the
+    shared-name lookup call. A module may add `export_extras(checkpoint, model) -> dict` (extras
+    worked out at export, e.g. text thresholds tuned on validation; such checkpoints are then not
+    averaged by export)."""
+
+    # evaluate passes the opened model to evaluation_data as `model=` (text: its vocabulary
+    # encodes the data)
+    EVALUATION_NEEDS_MODEL: bool
+
+    def recognises(self, data: Path) -> bool:
+        """Whether `data` is of this modality, from its names and header alone."""
+
+    def training_data(self, cfg: "TrainConfig") -> "TrainingData":
+        """The train and validation splits as the training loop wants them."""
+
+    def evaluation_data(self, data: str | Path, split: str | None, **options: Any) -> EvaluationData:
+        """One split as `evaluate` scores it."""
+
+    def evaluation_groups(self, data: str | Path, split: str | None, column: str, **options: Any) -> "np.ndarray":
+        """The value of `column` for each row evaluation_data gives (evaluate --group-by)."""
+
+    def export_example(self, checkpoint: "Checkpoint") -> tuple[Any, dict[str, Any]]:
+        """An example input batch (torch) and the input spec written into the ONNX metadata."""
+
+
+# The Protocol's members, read from it (its annotations, then its functions, in their order).
+CONTRACT = (*ModalityData.__annotations__,
+            *(name for name, value in vars(ModalityData).items() if callable(value) and not name.startswith("_")))
+
+
+def missing_members(module: Any) -> list[str]:
+    """The ModalityData members a module lacks."""
+    return [name for name in CONTRACT if not hasattr(module, name)]
 
 
 @dataclass(frozen=True)
@@ -33,12 +90,7 @@ class Modality:
 
     name: str  # "vision", "text", "voice": the --modality value and the ONNX metadata's modality
     summary: str  # one line for help texts and docs
-    # Module with training_data(cfg) -> TrainingData, evaluation_data(data, split, **options),
-    # export_example(state) -> (example tensor, input spec), and optionally export_extras(state,
-    # model), EVALUATION_NEEDS_MODEL (the model's vocabulary encodes the data) and
-    # recognises(data) -> bool (whether data is of this modality, from its names and header alone:
-    # how `evaluate` picks among bundled models that share a name).
-    data: str
+    data: str  # module honouring ModalityData (training, evaluation and export data)
     architectures: str  # module whose @register_model functions are this modality's networks (torch)
     pipeline: str  # "module:Class", the inference class of the Python API
     commands: tuple[str, ...] = ()  # "module:function" typer commands, each named after its function
@@ -46,9 +98,19 @@ class Modality:
     assets: str = "emodetect.assets"  # package holding its ONNX models and their models.json
     default_model: str = "default"  # bundled model used when none is named
     mirror_tta: bool = False  # inputs are images that stay valid mirrored (export's flip/shift TTA)
+    # The TrainConfig fields only some modalities read, that this one reads; a run of another
+    # modality that sets one is refused (check_train_options) instead of silently ignoring it.
+    train_options: tuple[str, ...] = ()
 
     def data_module(self) -> ModuleType:
-        return importlib.import_module(self.data)
+        """The data module, checked against ModalityData (a missing member is named here, not
+        as an AttributeError in the middle of a stage)."""
+        module = importlib.import_module(self.data)
+        missing = missing_members(module)
+        if missing:
+            raise TypeError(f"modality {self.name!r}: its data module {self.data} lacks {', '.join(missing)} "
+                            "(emodetect.modalities.ModalityData)")
+        return module
 
     def pipeline_class(self) -> Any:
         return load_object(self.pipeline)
@@ -58,22 +120,25 @@ BUILTIN: tuple[Modality, ...] = (
     Modality(
         name="vision", summary="faces in photos, videos and camera streams",
         data="emodetect.vision.data", architectures="emodetect.vision.models",
-        pipeline="emodetect.vision.pipeline:EmotionDetector",
+        pipeline="emodetect.vision.pipeline:FaceEmotion",
         commands=("emodetect.vision.cli:detect", "emodetect.vision.cli:explain", "emodetect.vision.cli:predict",
                   "emodetect.vision.cli:video", "emodetect.vision.cli:webcam"),
         router="emodetect.serve.routes_vision", mirror_tta=True,
+        train_options=("ferplus", "soft_labels", "pretrained"),
     ),
     Modality(
         name="text", summary="English texts: posts, reviews, chat, survey answers",
         data="emodetect.text.data", architectures="emodetect.text.models",
         pipeline="emodetect.text.pipeline:TextEmotion", commands=("emodetect.text.cli:text", "emodetect.text.cli:ensemble"),
         router="emodetect.serve.routes_text",
+        train_options=("embeddings", "pretrained", "teacher", "distill", "distill_heads", "head_loss"),
     ),
     Modality(
         name="voice", summary="speech recordings",
         data="emodetect.voice.data", architectures="emodetect.voice.models",
         pipeline="emodetect.voice.pipeline:VoiceEmotion", commands=("emodetect.voice.cli:voice", "emodetect.voice.cli:listen"),
         router="emodetect.serve.routes_voice",
+        train_options=("wave_copies",),
     ),
 )
 
@@ -107,6 +172,18 @@ def get_modality(name: str) -> Modality:
         if modality.name == name:
             return modality
     raise InputError(f"unknown modality {name!r}; known: {', '.join(modality_names())}", "unknown_modality")
+
+
+def check_train_options(cfg: "TrainConfig", modality: Modality) -> None:
+    """Refuse a TrainConfig field that only other modalities read, set on a run of `modality`."""
+    from emodetect.config import foreign_options
+
+    specific = dict.fromkeys(option for m in modalities() for option in m.train_options)
+    foreign = foreign_options(cfg, modality.train_options, specific)
+    if foreign:
+        readers = {name: [m.name for m in modalities() if name in m.train_options] for name in foreign}
+        raise InputError("; ".join(f"--{name.replace('_', '-')} is read by {' and '.join(readers[name])} training, "
+                                   f"not {modality.name}" for name in foreign), "invalid")
 
 
 def data_modality(data: str | Path, candidates: list[str] | tuple[str, ...]) -> str | None:

@@ -27,7 +27,7 @@ from emodetect.config import TrainConfig, config_from_dict  # noqa: F401  (re-ex
 from emodetect.errors import DataError
 from emodetect.heads import Segment, segments, width
 from emodetect.metrics import f1_table
-from emodetect.modalities import get_modality
+from emodetect.modalities import check_train_options, get_modality
 from emodetect.registry import create_model
 
 log = logging.getLogger(__name__)
@@ -322,6 +322,7 @@ def _checked_config(cfg: TrainConfig) -> TrainConfig:
     if not cfg.data:
         raise ValueError("no training data given (--data)")
     cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))
+    check_train_options(cfg, get_modality(cfg.modality))
     if cfg.head_loss not in ("sum", "mean"):
         raise ValueError(f"unknown head_loss {cfg.head_loss!r}; use sum or mean")
     return cfg

@@ -54,7 +54,7 @@ def test_int8_copy_keeps_accuracy_and_metadata(trained, tmp_path):
     data, checkpoint = trained
     from emodetect.vision.data import evaluation_data
 
-    calibration = evaluation_data(data, "Training")[0][:128]
+    calibration = evaluation_data(data, "Training").inputs[:128]
     report = export_checkpoint(checkpoint, tmp_path / "m.onnx", int8=True, calibration=calibration)
     fp32 = evaluate(report.path, data, "PrivateTest")
     int8 = evaluate(report.int8_path, data, "PrivateTest")

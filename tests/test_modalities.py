@@ -35,14 +35,26 @@ TOY_FILES = {
 
         import numpy as np
 
+        from emodetect.config import normalise_split
+        from emodetect.modalities import EvaluationData, csv_header
+
         LABELS = ("calm", "excited")
+        EVALUATION_NEEDS_MODEL = False
+
+
+        def _dicts(data, split):
+            with open(data, newline="") as handle:
+                return [r for r in csv.DictReader(handle) if split is None or r["split"] == normalise_split(split)]
 
 
         def _rows(data, split):
-            with open(data, newline="") as handle:
-                rows = [r for r in csv.DictReader(handle) if split is None or r["split"] == split]
+            rows = _dicts(data, split)
             x = np.array([[float(r[f"x{i}"]) for i in range(8)] for r in rows], dtype=np.float32)
             return x, np.array([LABELS.index(r["label"]) for r in rows])
+
+
+        def recognises(data):
+            return {"x0", "label"} <= set(csv_header(data))
 
 
         def training_data(cfg):
@@ -58,7 +70,11 @@ TOY_FILES = {
 
         def evaluation_data(data, split):
             x, y = _rows(data, split)
-            return x, y, LABELS, f"{data} ({split})"
+            return EvaluationData(x, y, LABELS, f"{data} ({split})")
+
+
+        def evaluation_groups(data, split, column):
+            return np.array([r[column] for r in _dicts(data, split)])
 
 
         def export_example(state):
@@ -143,22 +159,26 @@ def _write_plugin(root: Path) -> Path:
 def _write_toy_data(path: Path) -> Path:
     """'excited' when the first value is positive, else 'calm': an MLP learns it in a few epochs."""
     rng = np.random.default_rng(0)
-    lines = ["split,label," + ",".join(f"x{i}" for i in range(8))]
-    for split, n in (("Training", 240), ("PublicTest", 60), ("PrivateTest", 60)):
+    lines = ["split,label,sign," + ",".join(f"x{i}" for i in range(8))]
+    for split, n in (("train", 240), ("validation", 60), ("test", 60)):
         for row in rng.normal(size=(n, 8)):
             label = "excited" if row[0] > 0 else "calm"
-            lines.append(f"{split},{label}," + ",".join(f"{v:.4f}" for v in row))
+            sign = "up" if row[1] > 0 else "down"
+            lines.append(f"{split},{label},{sign}," + ",".join(f"{v:.4f}" for v in row))
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_every_registered_modality_honours_the_table():
-    """Each row names modules and objects that exist and have what the shared stages call."""
+    """Each row names modules and objects that exist and have what the shared stages call: its
+    data module is a ModalityData (the Protocol), its engine answers in the one engine shape."""
+    from emodetect.modalities import ModalityData
+
     assert [m.name for m in BUILTIN] == ["vision", "text", "voice"]
     for modality in modalities():
         data = modality.data_module()
-        for function in ("training_data", "evaluation_data", "export_example"):
-            assert callable(getattr(data, function, None)), (modality.name, function)
+        assert isinstance(data, ModalityData), modality.name
+        assert isinstance(data.EVALUATION_NEEDS_MODEL, bool)
         assert isinstance(modality.pipeline_class(), type)
         for reference in modality.commands:
             assert callable(load_object(reference))
@@ -166,6 +186,73 @@ def test_every_registered_modality_honours_the_table():
             routes = load_object(modality.router + ":router")
             assert routes.routes and load_object(modality.router + ":SERVICE") == modality.name
         assert get_modality(modality.name) is modality
+
+
+def test_the_engines_answer_in_one_shape():
+    """FaceEmotion, TextEmotion and VoiceEmotion: predict, model_name, model_file, labels; the
+    face engine's former name is the same class."""
+    import emodetect
+    from emodetect.vision.pipeline import EmotionDetector, FaceEmotion
+
+    assert EmotionDetector is FaceEmotion is emodetect.FaceEmotion
+    assert get_modality("vision").pipeline_class() is FaceEmotion
+    for modality in BUILTIN:
+        engine = modality.pipeline_class()(threads=1)
+        assert callable(engine.predict) and engine.model_name == "default", modality.name
+        assert engine.model_file.endswith(".onnx") and len(engine.labels) >= 6, modality.name
+    assert emodetect.TextEmotion("accurate").model_file == "text_accurate.ensemble.json"
+
+
+def test_a_data_module_missing_part_of_the_contract_is_named(tmp_path, monkeypatch):
+    from emodetect.modalities import Modality
+
+    (tmp_path / "half_modality.py").write_text("def training_data(cfg):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    half = Modality(name="half", summary="", data="half_modality", architectures="half_modality",
+                    pipeline="half_modality:X")
+    with pytest.raises(TypeError, match="lacks EVALUATION_NEEDS_MODEL, recognises, evaluation_data, "
+                                        "evaluation_groups, export_example"):
+        half.data_module()
+
+
+def test_one_split_vocabulary_with_the_fer2013_names_as_aliases():
+    from emodetect.config import SPLITS, TrainConfig, normalise_split
+
+    assert SPLITS == ("train", "validation", "test")
+    assert (TrainConfig().train_split, TrainConfig().val_split) == ("train", "validation")
+    assert [normalise_split(s) for s in ("Training", "PublicTest", "PrivateTest", " VAL ", "dev", "test")] == \
+        ["train", "validation", "test", "validation", "validation", "test"]
+    assert normalise_split("speaker=03") == "speaker=03"
+
+
+def test_unknown_config_keys_and_options_of_another_modality_are_refused(tmp_path):
+    from emodetect.config import config_from_dict
+    from emodetect.errors import InputError
+    from emodetect.train import TrainConfig, train
+
+    with pytest.raises(InputError, match="'epoch' \\(did you mean epochs"):
+        config_from_dict({"epoch": 3})
+    assert config_from_dict({"epochs": 3}).epochs == 3
+    with pytest.raises(InputError, match="--wave-copies is read by voice training, not text"):
+        train(TrainConfig(data=str(tmp_path / "x.csv"), model="kim_cnn_tiny", wave_copies=2, out=str(tmp_path)))
+    with pytest.raises(InputError, match="--pretrained is read by vision and text training, not voice"):
+        train(TrainConfig(data=str(tmp_path), model="mel_cnn_tiny", pretrained="x", out=str(tmp_path)))
+
+
+def test_a_name_several_modalities_share_is_refused_not_guessed():
+    from emodetect.errors import InputError
+    from emodetect.runtime import resolve_model
+
+    with pytest.raises(InputError, match="vision:default, text:default, voice:default"):
+        resolve_model("default")
+    assert resolve_model("text:default").path.name == "text_default.onnx"
+    assert resolve_model("default", "voice").path.name == "voice_default.onnx"
+    assert resolve_model("accurate").kind == "ensemble" and resolve_model("accurate").modality == "text"
+    assert resolve_model("runs/x/best.pt").kind == "checkpoint" and resolve_model("runs/x/best.pt").modality is None
+    with pytest.raises(InputError, match="is a text model, not voice"):
+        resolve_model("text:default", "voice")
+    with pytest.raises(KeyError, match="no bundled voice model named 'goemotions'"):
+        resolve_model("goemotions", "voice")
 
 
 def test_an_unknown_modality_is_named_with_the_known_ones():
@@ -233,6 +320,10 @@ def test_a_new_modality_is_one_package_and_one_registration(tmp_path, monkeypatc
     by_file = _emodetect(plugin, tmp_path, "evaluate", str(assets / "toy_default.onnx"), str(data))
     assert by_name == by_file  # the same model, found two ways
     assert _accuracy(by_name) > 0.85, by_name
+    # its data named by the columns it recognises, and grouped by one of them (evaluation_groups)
+    grouped = _emodetect(plugin, tmp_path, "evaluate", "default", str(data), "--group-by", "sign",
+                         "--split", "PrivateTest")
+    assert "## By sign" in grouped and "| up |" in grouped and _accuracy(grouped) == _accuracy(by_name)
     assert "toy" in _emodetect(plugin, tmp_path, "--help")
     assert _emodetect(plugin, tmp_path, "toy", "3", "0", "0", "0", "0", "0", "0", "0").startswith("excited\t")
     assert _emodetect(plugin, tmp_path, "toy", "--", "-3", "0", "0", "0", "0", "0", "0", "0").startswith("calm\t")

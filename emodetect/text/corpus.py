@@ -24,19 +24,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from emodetect.config import normalise_split
 from emodetect.errors import DataError
 from emodetect.labels import GOEMOTIONS_EKMAN
 from emodetect.text.encoding import decode_text
 
 log = logging.getLogger(__name__)
-
-# The training loop's defaults are FER-2013 split names; text files say train/validation/test.
-SPLIT_ALIASES = {
-    "training": "train", "train": "train",
-    "publictest": "validation", "val": "validation", "valid": "validation", "dev": "validation",
-    "validation": "validation",
-    "privatetest": "test", "test": "test",
-}
 
 
 @dataclass
@@ -99,10 +92,6 @@ class TextDataset:
     def all_targets(self) -> np.ndarray:
         """Main targets then every head's, side by side: what a multi-head model's logits line up with."""
         return np.concatenate([self.targets, *(t for _, _, t in self.heads.values())], 1)
-
-
-def normalise_split(split: str) -> str:
-    return SPLIT_ALIASES.get(split.strip().lower(), split.strip())
 
 
 def read_csv_text(path: str | Path) -> str:

@@ -20,8 +20,10 @@ from emodetect.modalities import csv_header
 
 if TYPE_CHECKING:
     from emodetect.checkpoint import Checkpoint
-from emodetect.text.corpus import (SPLIT_ALIASES, TextDataset, label_groups, load_texts,  # noqa: F401
-                                   normalise_split, read_csv_rows, read_csv_text)
+from emodetect.config import normalise_split  # noqa: F401  (re-exported)
+from emodetect.modalities import EvaluationData
+from emodetect.text.corpus import (TextDataset, label_groups, load_texts, read_csv_rows,  # noqa: F401
+                                   read_csv_text)
 from emodetect.text.distill import distill_targets  # noqa: F401  (re-exported)
 from emodetect.text.tokenize import Vocabulary
 from emodetect.text.wordpiece import read_vocabulary
@@ -52,13 +54,13 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     vectors = None
     model_kwargs: dict[str, Any] = {}
     init_weights = _refuse_missing_pretrained(cfg.model)
-    pretrained = getattr(cfg, "pretrained", "")
-    if pretrained and getattr(cfg, "embeddings", ""):
+    pretrained = cfg.pretrained
+    if pretrained and cfg.embeddings:
         raise DataError("--pretrained and --embeddings: give one (an encoder brings its own vocabulary)")
     if pretrained:
         vocab, sizes, init_weights = _pretrained_encoder(pretrained)
         model_kwargs.update(sizes)
-    elif getattr(cfg, "embeddings", ""):
+    elif cfg.embeddings:
         from emodetect.text.vectors import read_vectors
 
         vectors = read_vectors(cfg.embeddings).as_tokens()
@@ -66,8 +68,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     else:
         vocab = Vocabulary.build(train.texts)
     train_rows = vocab.token_ids(train.texts)
-    max_tokens = getattr(cfg, "max_tokens", 0) or fit_max_tokens(
-        np.array([len(r) for r in train_rows]) + vocab.reserved)
+    max_tokens = fit_max_tokens(np.array([len(r) for r in train_rows]) + vocab.reserved)
     train_ids = vocab.pack(train_rows, max_tokens)
     val_ids = vocab.encode(val.texts, max_tokens)
     for name, ds, enc in (("train", train, train_ids), ("val", val, val_ids)):
@@ -89,7 +90,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     else:
         train_targets = train.targets
         val_labels = torch.from_numpy(val.targets) if val.multilabel else torch.from_numpy(val.class_indices())
-    if getattr(cfg, "teacher", ""):
+    if cfg.teacher:
         train_targets = distill_targets(cfg.teacher, train, cfg.distill, cfg.threads, cfg.distill_heads)
     train_targets = torch.from_numpy(train_targets)
     extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
@@ -278,7 +279,7 @@ def evaluation_data(data: str | Path, split: str | None, model: Any = None):
         extras, _ = model_text_config(model)
         ids = read_vocabulary(extras["vocab"]).encode(texts.texts, extras["max_tokens"]).ids
     truth = texts.targets.astype(np.int64) if texts.multilabel else texts.class_indices()
-    return ids, truth, texts.labels, texts.source
+    return EvaluationData(ids, truth, texts.labels, texts.source)
 
 
 def evaluation_groups(data: str | Path, split: str | None, column: str, **_: Any) -> np.ndarray:

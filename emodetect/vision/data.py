@@ -14,22 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from emodetect.config import FER2013_SPLITS, normalise_split, split_names
 from emodetect.errors import DataError
 from emodetect.labels import EMOTIONS, FERPLUS_COLUMNS, canonical_emotion
-from emodetect.modalities import csv_header
+from emodetect.modalities import EvaluationData, csv_header
 from emodetect.vision.faces import FACE_SIZE, FaceReader
 from emodetect.vision.images import IMAGE_SUFFIXES, find_images
 
 log = logging.getLogger(__name__)
 
-# Friendly split names -> FER-2013 Usage values.
-SPLIT_ALIASES = {
-    "train": "Training", "training": "Training",
-    "val": "PublicTest", "valid": "PublicTest", "validation": "PublicTest", "public": "PublicTest",
-    "publictest": "PublicTest",
-    "test": "PrivateTest", "private": "PrivateTest", "privatetest": "PrivateTest",
-}
-
+# evaluate reads faces without the model.
+EVALUATION_NEEDS_MODEL = False
 
 
 @dataclass
@@ -61,8 +56,10 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def normalise_split(split: str) -> str:
-    return SPLIT_ALIASES.get(split.strip().lower(), split)
+def fer_usage(split: str) -> str:
+    """A split as a FER-2013 CSV's Usage column spells it (`test` -> PrivateTest)."""
+    usage = {canonical: name for name, canonical in FER2013_SPLITS.items()}
+    return usage.get(normalise_split(split), split)
 
 
 def read_fer_csv(path: str | Path, split: str | None = None) -> tuple[FaceDataset, np.ndarray]:
@@ -71,7 +68,7 @@ def read_fer_csv(path: str | Path, split: str | None = None) -> tuple[FaceDatase
     Row indices (0-based, header excluded) are what the FER+ file joins on.
     """
     path = Path(path)
-    usage = normalise_split(split) if split else None
+    usage = fer_usage(split) if split else None
     images, labels, rows, skipped = [], [], [], []
     with _open_text(path) as handle:
         reader = csv.reader(handle)
@@ -206,18 +203,18 @@ def recognises(data: Path) -> bool:
 def load_faces(data: str | Path, split: str | None = None, ferplus: str | Path | None = None) -> FaceDataset:
     """One entry point for every face source.
 
-    `data` is a FER-2013 CSV (split = Training/PublicTest/PrivateTest or train/val/test), or a
-    folder: `data/<split>/<emotion>/` when split is given and that folder exists, else
-    `data/<emotion>/`. `ferplus` (fer2013new.csv) swaps in the FER+ labels.
+    `data` is a FER-2013 CSV (split = train/validation/test, or Training/PublicTest/PrivateTest), or
+    a folder: `data/<split>/<emotion>/` (under any name of the split: `val/` for validation) when
+    split is given and that folder exists, else `data/<emotion>/`. `ferplus` (fer2013new.csv) swaps
+    in the FER+ labels.
     """
     path = Path(data)
     if path.is_dir():
         if split:
-            for name in (split, split.lower(), {"Training": "train", "PublicTest": "val",
-                                                "PrivateTest": "test"}.get(normalise_split(split), "")):
-                if name and (path / name).is_dir():
+            for name in split_names(split):
+                if (path / name).is_dir():
                     return read_image_folder(path / name)
-            if normalise_split(split) == "PublicTest" and (path / "test").is_dir():
+            if normalise_split(split) == "validation" and (path / "test").is_dir():
                 # The common Kaggle folder layout has no validation split: fall back to test.
                 log.warning("%s has no val/ folder; using test/ for validation", path)
                 return read_image_folder(path / "test")
@@ -280,7 +277,7 @@ def _pretrained_backbone(cfg) -> tuple[dict, object]:
     return {"backbone": graph.spec}, lambda model: model.backbone.load_state_dict(weights)
 
 
-def export_example(state: dict) -> tuple:
+def export_example(checkpoint) -> tuple:  # checkpoint: emodetect.checkpoint.Checkpoint
     """Example input and input description for the face ONNX contract."""
     import torch
 
@@ -292,7 +289,7 @@ def export_example(state: dict) -> tuple:
 def evaluation_data(data: str | Path, split: str | None, ferplus: str | Path | None = None):
     """Pixels (N x 1 x 48 x 48 float32), true labels, label names and a source description."""
     faces = load_faces(data, split, ferplus)
-    return faces.images[:, None].astype(np.float32), faces.labels, EMOTIONS, faces.source
+    return EvaluationData(faces.images[:, None].astype(np.float32), faces.labels, EMOTIONS, faces.source)
 
 
 def evaluation_groups(data: str | Path, split: str | None, column: str, ferplus: str | Path | None = None) -> np.ndarray:

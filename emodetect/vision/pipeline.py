@@ -1,4 +1,8 @@
-"""EmotionDetector: find every face in an image and read its emotion with the bundled ONNX model."""
+"""FaceEmotion: find every face in an image and read its emotion with the bundled ONNX model.
+
+It answers in the shape every engine has (`TextEmotion`, `VoiceEmotion`): `predict`, `model_name`,
+`model_file`, `labels`. `EmotionDetector` is its former name, kept.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from emodetect.vision.faces import FACE_SIZE, crop_face
 from emodetect.vision.images import DEFAULT_MAX_PIXELS, load_image
 
 
-class EmotionDetector:
+class FaceEmotion:
     """Faces and their emotions in photos and video frames; onnxruntime only, no torch.
 
     `model` is a bundled model name ("default", ...) or an ONNX file honouring the face contract
@@ -28,9 +32,10 @@ class EmotionDetector:
         from emodetect.labels import EMOTIONS
         from emodetect.runtime import load_model
 
-        self._model = load_model(model, "vision", threads)
+        self.model = self._model = load_model(model, "vision", threads)
         self.labels: tuple[str, ...] = self._model.labels or EMOTIONS
         self.model_name: str = self._model.metadata.get("name") or self._model.path.stem
+        self.model_file: str = self._model.path.name  # lets the service's /v1/models mark the file in use
         self.face_detector: FaceDetector = (detector if isinstance(detector, FaceDetector)
                                             else create_detector(detector))
         self.detector_name: str = self.face_detector.name
@@ -38,7 +43,11 @@ class EmotionDetector:
         self.max_pixels = DEFAULT_MAX_PIXELS
 
     def __repr__(self) -> str:
-        return f"EmotionDetector(model={self.model_name!r}, detector={self.detector_name!r})"
+        return f"{type(self).__name__}(model={self.model_name!r}, detector={self.detector_name!r})"
+
+    def predict(self, image: Any, color: str = "rgb") -> Result:
+        """`detect`, under the name every engine answers to (TextEmotion.predict, VoiceEmotion.predict)."""
+        return self.detect(image, color)
 
     def detect(self, image: Any, color: str = "rgb") -> Result:
         """Every face in `image` (path, bytes, PIL image or numpy array) with its emotion.
@@ -112,3 +121,7 @@ def _clip_box(d: Detection, width: int, height: int) -> Box:
     x0, y0 = max(0, int(round(d.x))), max(0, int(round(d.y)))
     x1, y1 = min(width, int(round(d.x + d.width))), min(height, int(round(d.y + d.height)))
     return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
+# The face engine's former name: programs written against it keep working.
+EmotionDetector = FaceEmotion

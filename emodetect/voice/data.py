@@ -28,15 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from emodetect.config import normalise_split
 from emodetect.labels import EMOTIONS, VOICE_ONLY, canonical_emotion
-from emodetect.modalities import csv_header
+from emodetect.modalities import EvaluationData, csv_header
 from emodetect.voice import features as F
 from emodetect.voice.augment import WaveAugment, perturb
 
 log = logging.getLogger(__name__)
 
-SPLIT_ALIASES = {"training": "train", "publictest": "validation", "val": "validation",
-                 "valid": "validation", "privatetest": "test"}
+# evaluate reads recordings without the model.
+EVALUATION_NEEDS_MODEL = False
 WINDOW_S = 3.0  # model input: 3 s of speech (301 frames of 10 ms)
 TRAIN_HOP_S = 1.0  # long clips give one training window per second
 JITTER_S = 0.25  # training windows are cut this much longer, then randomly cropped back
@@ -117,7 +118,7 @@ def select(clips: list[Clip], split: str) -> list[Clip]:
             chosen = [c for c in clips if c not in inside] if op == "!=" else inside
             break
     else:
-        names = {SPLIT_ALIASES.get(s.strip().lower(), s.strip().lower()) for s in spec.split("+")}
+        names = {normalise_split(s).lower() for s in spec.split("+")}
         chosen = [c for c in clips if c.split.lower() in names]
     if not chosen:
         raise DataError(f"split {split!r} selects no clips (splits: {sorted({c.split for c in clips})}, "
@@ -225,7 +226,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     if cfg.limit:
         train = train[:cfg.limit]
     x_train, y_train, _ = clip_rows(train, labels, WINDOW_S + 2 * JITTER_S, TRAIN_HOP_S, kind="train",
-                                    copies=getattr(cfg, "wave_copies", 0))
+                                    copies=cfg.wave_copies)
     if val:
         x_val, y_val, _ = clip_rows(val, labels, WINDOW_S, TRAIN_HOP_S)
     else:
@@ -252,11 +253,11 @@ def feature_extras(window_s: float = WINDOW_S) -> dict[str, Any]:
             "f_min": F.F_MIN, "f_max": F.F_MAX, "window_s": window_s}
 
 
-def export_example(state: dict) -> tuple:
+def export_example(checkpoint) -> tuple:  # checkpoint: emodetect.checkpoint.Checkpoint
     """Example input and description of the voice ONNX contract (log-mel windows)."""
     import torch
 
-    window_s = float((state.get("extras") or {}).get("window_s", WINDOW_S))
+    window_s = float(checkpoint.extras.get("window_s", WINDOW_S))
     frames = F.n_frames(int(window_s * F.SAMPLE_RATE))
     spec = {"name": "log_mel", "shape": ["N", 1, F.N_MELS, frames], "dtype": "float32",
             "range": "natural-log mel power of a 16 kHz window (emodetect.voice.features.log_mel)",
@@ -272,7 +273,7 @@ def evaluation_data(data: str | Path, split: str | None, window_s: float = WINDO
     clips, labels = load_corpus(data)
     chosen = select(clips, split or "test")
     x, y, clip = clip_rows(chosen, labels, window_s, hop_s)
-    return x.astype(np.float32), y, labels, f"{data}[{split}] speakers {_speaker_note(chosen)}", clip
+    return EvaluationData(x.astype(np.float32), y, labels, f"{data}[{split}] speakers {_speaker_note(chosen)}", clip)
 
 
 def evaluation_groups(data: str | Path, split: str | None, column: str, window_s: float = WINDOW_S,

@@ -17,7 +17,8 @@ from emodetect.train import load_checkpoint_model
 from emodetect.vision.data import evaluation_data
 
 checkpoint, data = sys.argv[1], sys.argv[2]
-inputs, labels, _, _ = evaluation_data(data, "PublicTest")
+validation = evaluation_data(data, "PublicTest")
+inputs, labels = validation.inputs, validation.y_true
 model = load_checkpoint_model(checkpoint).to(memory_format=torch.channels_last)
 rows = []
 for flip, shift in ((False, 0), (True, 0), (True, 2)):

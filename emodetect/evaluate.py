@@ -311,7 +311,7 @@ def pool_by_example(probs: np.ndarray, y_true: np.ndarray, example: np.ndarray,
     return sums / counts, y_true[first]
 
 
-def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTest",
+def evaluate(model: str | Path, data: str | Path, split: str | None = "test",
              modality: str | None = None, out_dir: str | Path | None = None, group_by: str | None = None,
              head: str | None = None, **data_options: Any) -> EvalReport:
     """Score a model on a dataset split; write the reports when out_dir is given. The modality
@@ -320,21 +320,25 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "PrivateTe
     with bootstrap 95% intervals, and the gap between the best and the worst group. `head` scores
     one head of a multi-head model (the joint text model's `goemotions`, say) on data labelled in
     that head's labels."""
-    from emodetect.modalities import get_modality
+    from emodetect.modalities import EvaluationData, get_modality
 
     modality, opened = open_model(model, modality, data)
     module = get_modality(modality).data_module()
-    if getattr(module, "EVALUATION_NEEDS_MODEL", False):
+    if module.EVALUATION_NEEDS_MODEL:
         data_options["model"] = opened  # e.g. text: the model's vocabulary encodes the data
     groups = None
     if group_by:
         options = {k: v for k, v in data_options.items() if k != "model"}
         groups = module.evaluation_groups(data, split, group_by, **options)
-    inputs, y_true, labels, source, *rest = module.evaluation_data(data, split, **data_options)
+    found = module.evaluation_data(data, split, **data_options)
+    if not isinstance(found, EvaluationData):
+        raise TypeError(f"{module.__name__}.evaluation_data returned a {type(found).__name__}, "
+                        "not an emodetect.modalities.EvaluationData")
+    inputs, y_true, labels, source = found.inputs, found.y_true, found.labels, found.source
     seg, head_extras = model_head(opened, head)
     probs, model_labels, model_name = predict_probabilities(model, inputs, opened, seg)
-    if rest:  # rows are parts of examples (a clip's windows): score each example once, on its mean
-        pooled = pool_by_example(probs, np.asarray(y_true), np.asarray(rest[0]), groups)
+    if found.example is not None:  # rows are parts of examples (a clip's windows): each scored once, on its mean
+        pooled = pool_by_example(probs, np.asarray(y_true), np.asarray(found.example), groups)
         probs, y_true = pooled[0], pooled[1]
         groups = pooled[2] if groups is not None else None
     if model_labels and list(model_labels) != list(labels):

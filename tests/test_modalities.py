@@ -389,10 +389,11 @@ def test_a_name_several_modalities_share_follows_the_data_it_is_given(tmp_path, 
                         "This is the worst service ever,angry\nI miss her so much,sad\n", encoding="utf-8")
     text = CliRunner().invoke(app, ["evaluate", "default", str(labelled)])
     assert text.exit_code == 0, text.output  # a FER-2013 header error before: the face model was chosen
-    assert "text_default" in text.stdout and "4 examples" in text.stdout
+    # the text model: the report names it `default` (its metadata name) and counts the 4 texts
+    assert "Evaluation of `default`" in text.stdout and "labelled.csv[all]` (4 examples)" in text.stdout
     assert "no 'split' column: every row is scored" in caplog.text
     faces = CliRunner().invoke(app, ["evaluate", "default", str(fer_csv), "--split", "PrivateTest"])
-    assert faces.exit_code == 0 and "emotion_default" in faces.stdout
+    assert faces.exit_code == 0 and "fer.csv[PrivateTest]" in faces.stdout
 
 
 def test_a_shared_name_on_data_that_does_not_say_asks_for_the_modality(tmp_path):

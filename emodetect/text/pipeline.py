@@ -206,6 +206,8 @@ class TextEmotion:
         if "vocab" not in extras:
             raise ValueError(f"{self.model.path}: no vocabulary in its metadata; not an emodetect text model")
         self.name: str = self.model.metadata.get("name", self.model.path.stem)
+        self.model_name: str = self.name  # the shape every engine answers in (FaceEmotion, VoiceEmotion)
+        self.model_file: str = self.model.path.name
         self.labels: tuple[str, ...] = self.model.labels
         self.multilabel: bool = self.model.multilabel
         self.vocab = read_vocabulary(extras["vocab"])
@@ -416,3 +418,114 @@ class ResultsCsv:
             self.writer.writeheader()
         for row, new in zip(rows, added):
             self.writer.writerow({**row, **{name: new[c] for c, name in self.columns.items()}})
+
+
+# --- Ensembles (emodetect.text.ensemble writes them): several text models' probabilities averaged.
+
+def ensemble_path(model: str | Path) -> Path:
+    """The ensemble file of a bundled name or a path."""
+    from emodetect.runtime import resolve_model
+
+    return resolve_model(model, "text").path
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """An ensemble file's contents; errors name the file and what is wrong."""
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such ensemble file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not an ensemble file ({err})") from None
+    members = spec.get("members") if isinstance(spec, dict) else None
+    if not members or not all(isinstance(m, dict) and "model" in m for m in members):
+        raise ValueError(f"{path}: an ensemble file lists its members as [{{\"model\": NAME, \"weight\": W}}, ...]")
+    return spec
+
+
+def member_path(model: str, spec_path: Path) -> str:
+    """A member file is written relative to the ensemble file; a bundled name stays a name."""
+    beside = spec_path.parent / model
+    return str(beside) if beside.is_file() else model
+
+
+def layout(reader: Any) -> list[tuple[str, tuple[str, ...], bool]]:
+    """A text model's heads as (name, labels, multi-label), main head first."""
+    return [(s.name, s.labels, s.multilabel) for s in segments(reader.labels, reader.multilabel, reader.head_specs)]
+
+
+def check_members(readers: Sequence[Any], names: Sequence[str]) -> None:
+    """Members must answer in the same labels and heads, in the same order."""
+    first = layout(readers[0])
+    for reader, name in zip(readers[1:], names[1:]):
+        if layout(reader) != first:
+            raise ValueError(f"ensemble members {names[0]} and {name} answer in different labels or heads: "
+                             f"{[h[0] or 'main' for h in first]} against {[h[0] or 'main' for h in layout(reader)]}")
+
+
+class TextEnsemble(TextEmotion):
+    """TextEmotion over an ensemble file: each member reads every text and the answers are the
+    members' probabilities averaged with their weights. `explain` occludes the first member's
+    tokens (list the word model first: its tokens are words, and it is the fast one)."""
+
+    def __init__(self, model: str | Path, threads: int = 0):
+        self.path = ensemble_path(model)
+        spec = read_spec(self.path)
+        names = [member_path(str(m["model"]), self.path) for m in spec["members"]]
+        self.members = [TextEmotion(name, threads=threads) for name in names]
+        check_members(self.members, names)
+        first = self.members[0]
+        self.weights = self._weights(spec, None, None)
+        # Each output's columns weighted per member (a head may have weights of its own).
+        self.column_weights = [np.repeat(self._weights(spec, "main", self.weights)[:, None], len(first.labels), 1)]
+        if first.head_segments:
+            self.column_weights.append(np.concatenate(
+                [np.repeat(self._weights(spec, seg.name, self.weights)[:, None], len(seg.labels), 1)
+                 for seg in first.head_segments], 1))
+        unknown = {h for m in spec["members"] for h in m.get("heads", {})} - {"main", *first.heads}
+        if unknown:
+            raise ValueError(f"{self.path}: weights for heads {sorted(unknown)} that the members lack "
+                             f"(their heads: main, {', '.join(first.heads) or '(none)'})")
+        self.name = self.model_name = spec.get("name", self.path.name[:-len(SUFFIX)])
+        self.model_file = self.path.name
+        self.model, self.vocab = first.model, first.vocab
+        self.labels, self.multilabel, self.groups = first.labels, first.multilabel, first.groups
+        self.trained_tokens, self.trim, self.max_tokens = first.trained_tokens, first.trim, first.max_tokens
+        self.head_specs, self.head_segments = first.head_specs, first.head_segments
+        tuned = spec.get("thresholds", {})
+        self.thresholds = np.asarray(tuned.get("main", first.thresholds), dtype=np.float32)
+        self.head_thresholds = [np.asarray(tuned.get(seg.name, own), dtype=np.float32) if seg.multilabel else None
+                                for seg, own in zip(self.head_segments, first.head_thresholds)]
+
+    def _weights(self, spec: dict[str, Any], head: str | None, default: np.ndarray | None) -> np.ndarray:
+        """The members' weights, normalised: their own (head None) or a head's, else `default`."""
+        members = spec["members"]
+        if head is not None and not any(head in m.get("heads", {}) for m in members):
+            return default
+        if head is not None and not all(head in m.get("heads", {}) for m in members):
+            raise ValueError(f"{self.path}: head {head!r} has weights for some members only; give every member one")
+        weights = np.array([float(m["heads"][head] if head is not None else m.get("weight", 1.0)) for m in members])
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"{self.path}: member weights {weights.tolist()}"
+                             f"{f' of head {head}' if head else ''}: none negative, not all zero")
+        return weights / weights.sum()
+
+    def extras(self) -> dict[str, Any]:
+        """The first member's extras with the ensemble's own thresholds: what evaluate reads."""
+        extras = dict(self.members[0].model.extras())
+        if self.multilabel:
+            extras["thresholds"] = self.thresholds.tolist()
+        extras["heads"] = [dict(spec, thresholds=t.tolist()) if t is not None else spec
+                           for spec, t in zip(self.head_specs, self.head_thresholds)]
+        return extras
+
+    def _batches(self, texts: list[str], batch_size: int, progress: bool):
+        """The first member's batches, every other member reading the same texts, outputs mixed."""
+        first, rest = self.members[0], self.members[1:]
+        for idx, encoded, outputs in first._batches(texts, batch_size, progress):
+            mixed = [w[0] * o for w, o in zip(self.column_weights, outputs)]
+            batch = [texts[i] for i in idx]
+            for m, member in enumerate(rest, 1):
+                for k, o in enumerate(member.outputs(batch)):
+                    mixed[k] = mixed[k] + self.column_weights[k][m] * o
+            yield idx, encoded, mixed

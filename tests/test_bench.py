@@ -93,3 +93,13 @@ def test_peers_rewrites_only_the_marked_block_of_the_docs(tmp_path, bench_module
     unmarked = tmp_path / "plain.md"
     unmarked.write_text("no markers\n")
     assert peers.update_docs("x", unmarked) is False and unmarked.read_text() == "no markers\n"
+
+
+def test_word_error_counts_substitutions_deletions_and_insertions(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import transcribe_wer
+
+    assert transcribe_wer.normalise("Kids are talking, by the door!") == ["kids", "are", "talking", "by", "the", "door"]
+    assert transcribe_wer.edits(["kids", "are", "talking"], ["kids", "are", "talking"]) == 0
+    assert transcribe_wer.edits(["kids", "are", "talking"], ["kid", "talking", "now"]) == 3  # sub, del, ins
+    assert transcribe_wer.edits(["a", "b"], []) == 2 and transcribe_wer.edits([], ["a"]) == 1

@@ -42,6 +42,7 @@ NOT_RUN = {
     r"emodetect evaluate \S+ (fer2013|text/|speech/)": "needs a data set that is not in the repository",
     r"emodetect serve$": "started once by this test, for the curl lines",
     r"emodetect webcam( --detect-every .*)?$": "needs a camera and a GUI window",
+    r"emodetect listen$": "needs a microphone (tests/test_voice_live.py runs listen --source)",
     r"emodetect batch .*--address": "needs a running Ray cluster (tests/test_distributed.py runs a local one)",
     r"torchrun ": "needs a training data set (tests/test_train.py runs torchrun on a tiny one)",
 }

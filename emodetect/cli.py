@@ -280,6 +280,12 @@ def serve(
                                                         "(413 above; read from the container header first)"),
     max_video_frames: int = typer.Option(7_200, help="most frames in a video on /v1/video (413 above; "
                                                      "counted while decoding, whatever the header says)"),
+    max_video_segments: int = typer.Option(1_000, help="most segments in a /v1/video answer: subtitle cues, or "
+                                                       "the duration over ?segment= (413 above)"),
+    video_budget_mb: float = typer.Option(200.0, help="MB of uploads all /v1/video requests in flight may hold "
+                                                      "together (503 above; at least --max-video-mb)"),
+    request_timeout: float = typer.Option(300.0, help="seconds a request may take from its arrival: its work "
+                                                      "stops at the next frame or batch after it (504)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
     allowed_host: Optional[list[str]] = typer.Option(
         None, help="a Host name this server answers to (repeat for several); default on a loopback "
@@ -307,7 +313,9 @@ def serve(
                              max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                              max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,
                              max_video_bytes=int(max_video_mb * 1024 * 1024), max_video_seconds=max_video_seconds,
-                             max_video_frames=max_video_frames,
+                             max_video_frames=max_video_frames, max_video_segments=max_video_segments,
+                             max_video_bytes_in_flight=int(video_budget_mb * 1024 * 1024),
+                             request_timeout_s=request_timeout,
                              allowed_hosts=_allowed_hosts(host, allowed_host),
                              max_in_flight=max_connections, head_timeout_s=head_timeout)
     except ValueError as err:

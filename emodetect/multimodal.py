@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -395,7 +395,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
                   progress: bool = False, detect_every: int = 1, threads: int = 0,
                   emotion_detector: Any = None, voice_engine: Any = None, text_reader: Any = None,
                   container_format: str | None = None, frame_limit: int | None = None,
-                  max_pixels: int | None = None, words: bool | None = None) -> VideoAnalysis:
+                  max_pixels: int | None = None, words: bool | None = None,
+                  check: Callable[[], None] | None = None) -> VideoAnalysis:
     """Faces, the voice of the sound track and the words of `subtitles` on one timeline.
 
     Writes to `out_dir` (default: beside the video): <stem>_emotions.csv (per frame and face),
@@ -408,7 +409,8 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     `frame_limit`: the most frames the video may hold, counted while decoding (a VideoError past it);
     `max_pixels`: the largest frame, checked on the stream's size before decoding. `words`: without
     subtitles, transcribe the sound track (the speech extra) and read the words spoken instead;
-    None does so where the extra is installed. Subtitles win when both exist."""
+    None does so where the extra is installed. Subtitles win when both exist. `check`, called
+    between the annotated video's frames, raises to stop the work (a service's deadline)."""
     from emodetect.vision.video import analyse_video as analyse_faces
 
     source = Path(source)
@@ -477,15 +479,17 @@ def analyse_video(source: str | Path, subtitles: str | Path | None = None, out_d
     analysis.outputs["timeline"] = str(analysis.plot(plot_path))
     if save_video and captions:
         analysis.outputs["video"] = str(write_annotated(source, faces, segments, out / f"{stem}_annotated.mp4",
-                                                        every, max_frames, blur, notes, container_format))
+                                                        every, max_frames, blur, notes, container_format, check))
     faces.seconds = round(time.perf_counter() - started, 3)
     Path(analysis.outputs["summary"]).write_text(json.dumps(analysis.to_dict(), indent=1) + "\n")
     return analysis
 
 
 def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Path, every: int,
-                    max_frames: int | None, blur: bool, notes: list[str], container_format: str | None = None) -> Path:
-    """The annotated video again, with the fused label of the moment in a caption band."""
+                    max_frames: int | None, blur: bool, notes: list[str], container_format: str | None = None,
+                    check: Callable[[], None] | None = None) -> Path:
+    """The annotated video again, with the fused label of the moment in a caption band; `check()`
+    before each frame (it raises to stop)."""
     import cv2
 
     from emodetect.media import VideoWriter
@@ -498,6 +502,8 @@ def write_annotated(source: Path, faces: Any, segments: list[Segment], path: Pat
     writer = None
     try:
         for index, t, bgr in frames(capture, every, max_frames):
+            if check is not None:
+                check()
             rgb = draw_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), by_index.get(index, []), blur=blur)
             segment = now.at(t)
             if segment is not None:

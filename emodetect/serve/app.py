@@ -42,6 +42,7 @@ from emodetect.serve.security import SecurityMiddleware
 from emodetect.serve.state import ServeConfig, ServeState
 from emodetect.serve.tempfiles import sweep_stale_uploads
 from emodetect.serve.uploads import UploadError
+from emodetect.serve.work import ByteBudget, RequestDeadline, Shutdown
 
 HEALTH_ROUTES = "emodetect.serve.routes_health"
 # Routes over several modalities at once (a video: faces, voice and subtitles).
@@ -90,7 +91,9 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] |
     app = FastAPIOffline(title="emodetect", version=__version__, lifespan=lifespan,
                          description="Emotion in faces, text and voice with CNNs, on bundled models. "
                                      "Uploads are processed in memory and never stored or logged.")
-    app.state.emodetect = ServeState(config)
+    app.state.emodetect = state = ServeState(config)
+    state.shutdown = Shutdown()
+    state.video_bytes = ByteBudget(config.max_video_bytes_in_flight, "max_video_bytes_in_flight")
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
@@ -118,6 +121,8 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] |
         return FileResponse(static / "index.html")
 
     app.mount("/static", StaticFiles(directory=static), name="static")
+    # Innermost: each request counted in flight gets its deadline (serve.work).
+    app.add_middleware(RequestDeadline, timeout_s=config.request_timeout_s, shutdown=state.shutdown)
     app.add_middleware(InFlightLimit, cap=config.max_in_flight)  # inside: a foreign Host is not counted
     app.add_middleware(SecurityMiddleware, allowed_hosts=config.allowed_hosts)
     return app

@@ -12,12 +12,14 @@ from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
 from emodetect.serve.uploads import UploadError, media_type_of, read_body
+from emodetect.serve.work import check
 
 SERVICE = "text"
 router = APIRouter(tags=["text"])
 
 MAX_TEXTS = 1000  # per request: a larger batch should be split by the client
 MAX_CHARS = 20_000  # per text: far past what the model reads (its first max_tokens tokens)
+BATCH = 256  # texts per model call, with the request's cancel check between calls
 
 
 class TextRequest(BaseModel):
@@ -82,7 +84,16 @@ def _predict(model: Any, texts: list[str], explain: bool = False, max_explain_to
         if cost > max_explain_tokens:
             raise UploadError(413, f"explaining these texts reads {cost:,} tokens; the limit per request is "
                                    f"{max_explain_tokens:,} (max_explain_tokens): send fewer or shorter texts")
-    results = model.predict(texts, explain=explain)
+    # A batch, or one text's explanation, at a time, each after the cancel check: the request's
+    # deadline or its client leaving stops the work here (serve.work).
+    results = []
+    for start in range(0, len(texts), BATCH):
+        check()
+        results += model.predict(texts[start:start + BATCH])
+    for r in results if explain else []:
+        if r.label is not None:
+            check()
+            r.explanation = model.explain(r.text, r.label)
     return {"model": model.name, "labels": list(model.labels), "multilabel": model.multilabel,
             "heads": {s.name: list(s.labels) for s in model.head_segments},
             "max_tokens": model.max_tokens, "results": [r.to_dict() for r in results]}
@@ -114,7 +125,8 @@ def _parse(raw: bytes) -> TextRequest:
                                                  "or with ?explain=true more tokens than max_explain_tokens"},
         415: {"model": ErrorBody, "description": "a Content-Type other than application/json"},
         422: {"model": ErrorBody, "description": "not a JSON object with a non-empty list `texts` of strings"},
-        503: {"model": ErrorBody, "description": "the text model is not loaded yet"},
+        503: {"model": ErrorBody, "description": "the text model is not loaded yet, or the service is stopping"},
+        504: {"model": ErrorBody, "description": "the request ran past its deadline (request_timeout_s)"},
     },
 )
 async def read_texts(

@@ -8,6 +8,7 @@ request ends, whatever happens: nothing uploaded is kept.
 from __future__ import annotations
 
 import base64
+import math
 import re
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeState, get_state, service
 from emodetect.serve.tempfiles import upload_folder
 from emodetect.serve.uploads import FIELD, UploadError, read_uploads
+from emodetect.serve.work import check, checked
 
 router = APIRouter(tags=["video"])
 SUBTITLES = "subtitles"
@@ -62,10 +64,11 @@ def _container_of(video: bytes) -> str:
 
 
 def _check_container(path: Path, max_seconds: float, container_format: str, max_frames: int,
-                     max_pixels: int) -> None:
+                     max_pixels: int, segment_s: float | None = None, max_segments: int | None = None) -> None:
     """A video stream, and a duration, frame count and frame size within the limits, read from the
     header by the named demuxer. The header may lie: frames are counted, and each frame's size
-    checked, again while decoding (`frame_limit`, `max_pixels`)."""
+    checked, again while decoding (`frame_limit`, `max_pixels`). With `segment_s` (no subtitles),
+    the fixed segments the duration makes are at most `max_segments`."""
     import av
 
     from emodetect.media import ffmpeg_reason, open_container
@@ -90,6 +93,25 @@ def _check_container(path: Path, max_seconds: float, container_format: str, max_
     if width * height > max_pixels:
         raise UploadError(413, f"too many pixels per frame: {width}x{height} = {width * height:,}, "
                                f"the limit is {max_pixels:,}")
+    if segment_s is not None and max_segments is not None and math.ceil(seconds / segment_s) > max_segments:
+        raise UploadError(413, f"{seconds:,.1f} s in segments of {segment_s:g} s makes {math.ceil(seconds / segment_s):,} "
+                               f"segments; the limit is {max_segments:,} (max_video_segments): ask for longer ?segment=")
+
+
+def _check_cues(path: Path, max_segments: int) -> None:
+    """Subtitles of at most `max_segments` cues: each cue is one segment of the answer. Read before
+    any frame is decoded (and again by the analysis; a file over multimodal.MAX_CUES is refused
+    before it is parsed)."""
+    from emodetect.errors import InputError, http_status
+    from emodetect.multimodal import read_subtitles
+
+    try:
+        cues = len(read_subtitles(path))
+    except InputError as err:
+        raise UploadError(http_status(err), str(err).replace(str(path.parent), "")) from err
+    if cues > max_segments:
+        raise UploadError(413, f"too many subtitle cues: {cues:,}; each is a segment of the answer and the limit "
+                               f"is {max_segments:,} (max_video_segments)")
 
 
 def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | None, name: str, captions: bool,
@@ -107,23 +129,32 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
         path = Path(folder) / "in" / (re.sub(r"[^\w-]", "_", Path(name).stem)[-64:] or "upload")
         path.parent.mkdir()
         path.write_bytes(video)
+        max_segments = state.config.max_video_segments
         _check_container(path, state.config.max_video_seconds, container_format,
-                         state.config.max_video_frames, state.config.max_pixels)
+                         state.config.max_video_frames, state.config.max_pixels,
+                         None if subtitles is not None else segment_s, max_segments)
         srt = None
         if subtitles is not None:
             kind = ".vtt" if subtitles.lstrip(b"\xef\xbb\xbf \r\n").startswith(b"WEBVTT") else ".srt"
             srt = Path(folder) / f"subtitles{kind}"
             srt.write_bytes(subtitles)
+            _check_cues(srt, max_segments)
         try:
+            # checked(...): each model call makes the request's cancel check first, so the work
+            # stops between frames past the deadline or when the client goes (serve.work).
             with vision.pool.use() as detector:
                 analysis = analyse_video(path, srt, Path(folder) / "out", captions=captions, segment_s=segment_s,
-                                         emotion_detector=detector, voice_engine=state.services.get("voice"),
-                                         text_reader=state.services.get("text"), save_video=media,
+                                         emotion_detector=checked(detector),
+                                         voice_engine=checked(state.services.get("voice")),
+                                         text_reader=checked(state.services.get("text")), save_video=media,
                                          container_format=container_format,
                                          frame_limit=state.config.max_video_frames,
-                                         max_pixels=state.config.max_pixels)
+                                         max_pixels=state.config.max_pixels, check=check)
         except InputError as err:
             raise UploadError(http_status(err), str(err).replace(folder, "")) from err
+        if len(analysis.segments) > max_segments:  # utterances heard, where the header could not say
+            raise UploadError(413, f"{len(analysis.segments):,} segments; the limit is {max_segments:,} "
+                                   "(max_video_segments)")
         body = analysis.to_dict()
         body["source"] = name
         body["faces"] = {k: v for k, v in body["faces"].items() if k not in ("outputs", "source")}
@@ -140,10 +171,12 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
     responses={
         400: {"model": ErrorBody, "description": "empty or malformed upload"},
         408: {"model": ErrorBody, "description": "the upload did not arrive in time"},
-        413: {"model": ErrorBody, "description": "upload over the video byte limit, longer than the duration limit, more frames than the frame limit, frames over the pixel limit, or too many subtitle cues"},
+        413: {"model": ErrorBody, "description": "upload over the video byte limit, longer than the duration limit, more frames than the frame limit, frames over the pixel limit, or more segments (subtitle cues) than the segment limit"},
         415: {"model": ErrorBody, "description": "not a video, or an unsupported Content-Type"},
         422: {"model": ErrorBody, "description": "unreadable subtitles, no 'file' field, or a bad query parameter"},
-        503: {"model": ErrorBody, "description": "the face model is not loaded yet"},
+        503: {"model": ErrorBody, "description": "the face model is not loaded yet, video uploads in flight "
+                                                "hold their byte budget (max_video_bytes_in_flight), or the service is stopping"},
+        504: {"model": ErrorBody, "description": "the request ran past its deadline (request_timeout_s)"},
     },
 )
 async def video(
@@ -157,10 +190,14 @@ async def video(
     """Send the video as multipart field `file` (and optional subtitles as field `subtitles`), or
     as the raw body. It is written to a temporary folder for the decoder and removed when the
     answer is ready; nothing is kept or logged."""
-    uploads = await read_uploads(request, state.config.max_video_bytes, kind="video",
-                                 examples="video/mp4, video/webm, ...")
-    upload, subtitles = uploads[FIELD], uploads.get(SUBTITLES)
-    start = time.perf_counter()
-    body = await state.run(analyse, state, vision, upload.data, subtitles.data if subtitles else None,
-                           upload.filename or "upload", captions, media, segment)
+    declared = request.headers.get("content-length", "")
+    # The upload's bytes count against the budget of all video uploads in flight until the answer
+    # is made: past it, 503 at once instead of memory held (serve.work.ByteBudget).
+    with state.video_bytes.hold(int(declared) if declared.isdigit() else None) as take:
+        uploads = await read_uploads(request, state.config.max_video_bytes, kind="video",
+                                     examples="video/mp4, video/webm, ...", take=take)
+        upload, subtitles = uploads[FIELD], uploads.get(SUBTITLES)
+        start = time.perf_counter()
+        body = await state.run(analyse, state, vision, upload.data, subtitles.data if subtitles else None,
+                               upload.filename or "upload", captions, media, segment)
     return answer(VideoResponse, body, start)

@@ -13,6 +13,7 @@ from emodetect.serve.answers import answer
 from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody, ExplainOptions, ExplainResponse
 from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
 from emodetect.serve.uploads import Upload, UploadError, openapi_upload_body, read_upload
+from emodetect.serve.work import check
 
 SERVICE = "vision"
 router = APIRouter(tags=["faces"])
@@ -23,7 +24,8 @@ IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "upload over the byte limit, or too many pixels"},
     415: {"model": ErrorBody, "description": "not an image, or an unsupported Content-Type"},
     422: {"model": ErrorBody, "description": "corrupt image, no 'file' field, or a bad query parameter"},
-    503: {"model": ErrorBody, "description": "the face model is not loaded yet"},
+    503: {"model": ErrorBody, "description": "the face model is not loaded yet, or the service is stopping"},
+    504: {"model": ErrorBody, "description": "the request ran past its deadline (request_timeout_s)"},
 }
 
 
@@ -80,8 +82,12 @@ def explain(vision: VisionService, upload: Upload, options: ExplainOptions,
     decoded = _decode(upload.data, max_pixels)
     with vision.pool.use() as detector:
         try:
+            # The cancel check after each face's map: past the deadline, or with the client gone,
+            # the worker is free after the face in hand (serve.work).
+            check()
             explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method,
-                                           max_faces=max_faces, accurate=options.accurate)
+                                           max_faces=max_faces, accurate=options.accurate,
+                                           progress=lambda done, faces: check())
         except ValueError as err:  # an emotion the model does not have
             raise UploadError(422, str(err)) from err
     if not options.annotate:

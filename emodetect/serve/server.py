@@ -8,7 +8,9 @@ stayed (issue 34, point 3). So here
 - past `ServeConfig.max_sockets` open sockets, the one that has waited longest for a head is closed
   to make room, instead of refusing the newcomer;
 - the 503 cap counts requests in flight, in the app (`emodetect.serve.inflight`), and health
-  checks are never refused.
+  checks are never refused;
+- on SIGTERM (or Ctrl-C) work in flight gets `ServeConfig.shutdown_grace_s`, then stops at its next
+  cancel check (`emodetect.serve.work`): a shutdown waited for a video analysis (issue 34, point 4).
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from typing import Any
 import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import Server
 
 from emodetect.serve.state import ServeConfig
 
 
-# On SIGTERM, requests in flight get this long to finish before uvicorn cancels them: without it a
-# shutdown waited for a video analysis, and a supervisor's SIGKILL left its upload on disk.
-SHUTDOWN_GRACE_S = 10.0
+# On SIGTERM, work in flight gets ServeConfig.shutdown_grace_s, then stops at its next check and
+# answers 503; uvicorn waits this much longer for those answers before it cancels what is left.
+# Without a bound a shutdown waited for a video analysis, and a supervisor's SIGKILL left its upload
+# on disk.
+ANSWER_MARGIN_S = 5.0
 
 
 class HeadTimeoutProtocol(H11Protocol):
@@ -89,9 +94,29 @@ def server_config(app: Any, host: str = "127.0.0.1", port: int = 8000, **uvicorn
     protocol = type("EmodetectH11Protocol", (HeadTimeoutProtocol,),
                     {"head_timeout_s": config.head_timeout_s, "max_sockets": config.max_sockets})
     settings: dict[str, Any] = {"log_level": "warning", "timeout_keep_alive": 5,
-                                "timeout_graceful_shutdown": SHUTDOWN_GRACE_S, **uvicorn_settings}
+                                "timeout_graceful_shutdown": config.shutdown_grace_s + ANSWER_MARGIN_S,
+                                **uvicorn_settings}
     # limit_concurrency stays None: uvicorn would count idle sockets; the app counts requests.
     return Config(app, host=host, port=port, http=protocol, limit_concurrency=None, **settings)
+
+
+class EmodetectServer(Server):
+    """uvicorn's server, telling the app when a shutdown begins: from then on, work in flight has
+    `shutdown_grace_s` before its cancel check stops it (`serve.work.Shutdown`)."""
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.shutdown_state = config.app.state.emodetect
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        state = self.shutdown_state
+        state.shutdown.begin(state.config.shutdown_grace_s)
+        super().handle_exit(sig, frame)
+
+
+def make_server(app: Any, host: str = "127.0.0.1", port: int = 8000, **uvicorn_settings: Any) -> EmodetectServer:
+    """The server `emodetect serve` runs (`server_config`'s settings)."""
+    return EmodetectServer(server_config(app, host, port, **uvicorn_settings))
 
 
 def check_model_files(config: ServeConfig) -> None:
@@ -108,7 +133,5 @@ def check_model_files(config: ServeConfig) -> None:
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8000, **uvicorn_settings: Any) -> None:
     """Serve `app` until interrupted (what `emodetect serve` does); model files are checked first."""
-    import uvicorn
-
     check_model_files(app.state.emodetect.config)
-    uvicorn.Server(server_config(app, host, port, **uvicorn_settings)).run()
+    make_server(app, host, port, **uvicorn_settings).run()

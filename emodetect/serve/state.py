@@ -33,6 +33,18 @@ DEFAULT_MAX_EXPLAIN_TOKENS = 5_000
 # Frames per video, counted while decoding: 2 minutes at 60 frames/s. The header's duration alone let
 # 30 s at 1000 frames/s, or a Matroska file saying 1 s with 10,000 frames, hold a worker (issue 34).
 DEFAULT_MAX_VIDEO_FRAMES = 7_200
+# Segments in a video answer: each subtitle cue is one, else the duration over ?segment=. 100,000 cues
+# made a 75 MB answer (issue 34); 1,000 segments are about 1 MB of JSON.
+DEFAULT_MAX_VIDEO_SEGMENTS = 1_000
+# Video upload bytes held by the requests in flight together: four uploads at the byte limit (40 held
+# uploads of 50 MB cost +1.9 GB before their 408; issue 34).
+DEFAULT_MAX_VIDEO_BYTES_IN_FLIGHT = 4 * DEFAULT_MAX_VIDEO_BYTES
+# Every request's deadline, checked between frames and batches: the longest request the other limits
+# allow (a 2-minute video with its media) takes about a minute here. A video or an explanation held a
+# worker for minutes to hours, and went on after its client had left (issue 34).
+DEFAULT_REQUEST_TIMEOUT_S = 300.0
+# After SIGTERM, work in flight gets this long, then stops at its next check (503).
+DEFAULT_SHUTDOWN_GRACE_S = 10.0
 
 
 def default_workers() -> int:
@@ -57,6 +69,9 @@ class ServeConfig:
     max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES  # /v1/video only; other uploads keep max_upload_bytes
     max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS  # read from the container header first
     max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES  # counted while decoding, whatever the header says
+    max_video_segments: int = DEFAULT_MAX_VIDEO_SEGMENTS  # per answer: subtitle cues, or duration / segment
+    # Upload bytes of the /v1/video requests in flight together (at least max_video_bytes); past it 503.
+    max_video_bytes_in_flight: int = DEFAULT_MAX_VIDEO_BYTES_IN_FLIGHT
     # Host header names answered (DNS rebinding); None answers any. `emodetect serve` on a
     # loopback address sets the loopback names.
     allowed_hosts: tuple[str, ...] | None = None
@@ -66,6 +81,10 @@ class ServeConfig:
     max_in_flight: int = 100
     head_timeout_s: float = 10.0  # a connection must send a whole request head within this
     max_sockets: int = 1000  # open connections; past it the one idle longest is closed
+    # Seconds from a request's arrival (health checks excepted) until its work stops at the next frame
+    # or batch (504); a client that disconnects stops it too (serve.work).
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S  # after SIGTERM, then work in flight stops (503)
     # /v1/explain maps the largest this many faces; the rest come back labelled, in `unexplained`.
     max_explain_faces: int = DEFAULT_MAX_EXPLAIN_FACES
     # /v1/text?explain=true: tokens read over all texts (one model row each); more get 413.
@@ -87,6 +106,14 @@ class ServeConfig:
                              f"{self.max_explain_faces} and {self.max_explain_tokens}")
         if self.head_timeout_s <= 0:
             raise ValueError(f"head_timeout_s must be above 0, got {self.head_timeout_s}")
+        for name in ("request_timeout_s", "shutdown_grace_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
+        if self.max_video_segments < 1:
+            raise ValueError(f"max_video_segments must be at least 1, got {self.max_video_segments}")
+        if self.max_video_bytes_in_flight < self.max_video_bytes:
+            raise ValueError(f"max_video_bytes_in_flight ({self.max_video_bytes_in_flight:,}) must be at least "
+                             f"max_video_bytes ({self.max_video_bytes:,}), or no video at the limit could pass")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (all cores) or more, got {self.threads}")
 
@@ -125,6 +152,8 @@ class ServeState:
     config: ServeConfig
     services: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
+    shutdown: Any = None  # serve.work.Shutdown: when SIGTERM came; every request's Work reads it
+    video_bytes: Any = None  # serve.work.ByteBudget: upload bytes of the /v1/video requests in flight
     limiter: Any = None  # anyio.CapacityLimiter, made inside the running event loop
     catalogue: list[Any] | None = None  # runtime.bundled_models(), read once
     live_streams: int = 0  # WS /v1/voice/stream connections open now
@@ -133,11 +162,17 @@ class ServeState:
         """Run blocking work (decoding, inference, encoding) in a worker thread, off the event loop.
 
         The limiter caps the threads at `config.workers`, so a burst of requests queues here rather
-        than piling up decoded images in memory.
+        than piling up decoded images in memory. In a request, the work runs under its deadline
+        (`serve.work`): `check()` in the thread stops it past the deadline or when the client goes.
         """
         import anyio
 
-        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+        from emodetect.serve.work import current
+
+        work = current()
+        if work is None:  # outside a request (start-up)
+            return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+        return await work.run(func, args, self.limiter)
 
 
 def get_state(request: Request) -> ServeState:

@@ -8,6 +8,7 @@ and a multipart body is parsed in memory with python-multipart's streaming parse
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -43,10 +44,12 @@ def _too_large(limit: int) -> UploadError:
     return UploadError(413, f"upload too large: the limit is {limit:,} bytes ({limit / 2**20:.1f} MB)")
 
 
-async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float | None = None,
+                    take: Callable[[int], None] | None = None) -> bytes:
     """The request body, refused with 413 as soon as it passes `limit` bytes, and with 408 when it
     has not all arrived within `timeout_s` (default: the service's body timeout), so that a slow
-    client cannot hold a worker's memory for ever."""
+    client cannot hold a worker's memory for ever. `take(n)` is told of each chunk's bytes as it
+    arrives (a budget shared by the requests in flight: `serve.work.ByteBudget`)."""
     import anyio
     from starlette.requests import ClientDisconnect
 
@@ -62,6 +65,8 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
+                if take is not None:
+                    take(len(chunk))
                 chunks.append(chunk)
     except TimeoutError as err:
         raise UploadError(408, f"the upload did not arrive within {timeout_s:g} s ({size:,} bytes received)") from err
@@ -154,20 +159,21 @@ async def read_upload(request: Request, max_bytes: int, kind: str = "image",
 
 
 async def read_uploads(request: Request, max_bytes: int, kind: str = "image",
-                       examples: str = "image/jpeg, image/png, ...") -> dict[str, Upload]:
+                       examples: str = "image/jpeg, image/png, ...",
+                       take: Callable[[int], None] | None = None) -> dict[str, Upload]:
     """`read_upload`, with the other fields of a multipart upload beside `file` (a video's
-    subtitles, say); all of them together within `max_bytes`."""
+    subtitles, say); all of them together within `max_bytes`; `take` as `read_body`'s."""
     content_type = request.headers.get("content-type", "")
     media_type = media_type_of(content_type)
     others: dict[str, Upload] = {}
     if media_type == "multipart/form-data":
-        body = await read_body(request, max_bytes + MULTIPART_SLACK)
+        body = await read_body(request, max_bytes + MULTIPART_SLACK, take=take)
         others = parse_multipart_fields(body, content_type)
         upload = others.pop(FIELD)
         if len(upload.data) + sum(len(u.data) for u in others.values()) > max_bytes:
             raise _too_large(max_bytes)
     elif media_type.startswith(f"{kind}/") or media_type in RAW_TYPES:
-        upload = Upload(await read_body(request, max_bytes), media_type)
+        upload = Upload(await read_body(request, max_bytes, take=take), media_type)
     else:
         raise UploadError(415, f"unsupported Content-Type {media_type!r}: send the {kind} as multipart "
                                f"field {FIELD!r} or as the raw body ({examples})")

@@ -40,6 +40,17 @@ def layer(module: str) -> int:
     return next((rank for rank, pattern in LAYERS if re.fullmatch(pattern, short)), INFERENCE)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of the tree but those under `if TYPE_CHECKING:` (annotations only: never run)."""
+    for node in ast.iter_child_nodes(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        if test is not None and "TYPE_CHECKING" in ast.unparse(test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Module -> the package's modules it imports (at any depth of its code)."""
     files = {module_name(p, package): p for p in package.rglob("*.py")}
@@ -47,7 +58,7 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     for module, path in files.items():
         found: set[str] = set()
         here = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -127,7 +138,9 @@ def test_the_checks_see_a_circle_and_an_upward_import(tmp_path):
     (package / "__init__.py").write_text("")
     (package / "text" / "__init__.py").write_text("")
     (package / "text" / "pipeline.py").write_text("def f():\n    from emodetect.text.data import g\n")
-    (package / "text" / "data.py").write_text("from emodetect.text import pipeline\nfrom . import pipeline as p\n")
+    (package / "text" / "data.py").write_text("from emodetect.text import pipeline\nfrom . import pipeline as p\n"
+                                              "if TYPE_CHECKING:\n    from emodetect import cli\n")
+    (package / "cli.py").write_text("")
     graph = import_graph(package)
     assert graph["emodetect.text.data"] == {"emodetect.text.pipeline"}
     assert circles(graph) == [["emodetect.text.data", "emodetect.text.pipeline"]]

@@ -17,6 +17,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from emodetect.voice import features as F
+from emodetect.voice.words import words_available
 
 RATE = F.SAMPLE_RATE
 KINDS = {"sad": 180.0, "happy": 1800.0, "angry": None}
@@ -217,7 +218,8 @@ def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plots_on
         assert f"{bad}: skipped" in run.output
     rows = list(csv.DictReader(open(out)))
     assert [r["path"] for r in rows] == [str(good), str(long)]
-    assert list(rows[0]) == ["path", "label", "angry", "happy", "sad"]
+    # With the speech extra, the words spoken are a column too (test_voice_words tests them).
+    assert list(rows[0]) == ["path", "label", "angry", "happy", "sad"] + (["words"] if words_available() else [])
     assert sum(float(rows[0][k]) for k in ("happy", "sad", "angry")) == pytest.approx(1, abs=1e-3)
     # --csv alone asks for a CSV: no plots beside it (they were written unasked).
     assert sorted(p.name for p in out.parent.iterdir()) == ["voice.csv"]

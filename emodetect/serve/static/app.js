@@ -18,8 +18,35 @@ async function postBlob(path, blob) {
     method: "POST", body: blob,
     headers: { "Content-Type": blob.type || "application/octet-stream" },
   });
-  if (!response.ok) throw new Error(await errorMessage(response));
+  if (!response.ok) throw await uploadError(response);
   return response;
+}
+
+// An Error for a refused upload, carrying the HTTP status and the server's own words.
+async function uploadError(response) {
+  const detail = await errorMessage(response);
+  return Object.assign(new Error(detail), { status: response.status, detail });
+}
+
+// What went wrong with an upload, said to a person ("This file is not an image"); the server's own
+// words, for whoever wants them, go in the status's tooltip (setStatus's `detail`).
+const KIND_NAMES = { image: "an image", audio: "a recording", video: "a video" };
+const KIND_FORMATS = {
+  image: "a JPEG, PNG, WebP, BMP, GIF or TIFF photo",
+  audio: "a WAV, MP3, M4A, OGG, FLAC or WebM recording",
+  video: "an MP4, MOV, WebM, MKV or AVI video",
+};
+function personMessage(err, kind) {
+  if (!err.status) return "The server could not be reached: is emodetect serve still running?";
+  switch (err.status) {
+    case 400: return "This file is empty or did not arrive whole: try choosing it again.";
+    case 413: return "This file is too large for this service: try a smaller or shorter one.";
+    case 415: return `This file is not ${KIND_NAMES[kind]}: choose ${KIND_FORMATS[kind]}.`;
+    case 422: return `This file looks like ${KIND_NAMES[kind]} but seems damaged: it could not be read.`;
+    case 503: return "The service is starting or busy: try again in a moment.";
+    case 504: return "This took longer than the service allows: try a smaller or shorter file.";
+    default: return `Something went wrong on the server (error ${err.status}).`;
+  }
 }
 
 // An image to /v1/detect: JSON back, or an image Blob when the query asks for one.
@@ -92,8 +119,9 @@ function showFaces(container, result) {
   container.replaceChildren(...result.faces.map(faceCard));
 }
 
-function setStatus(node, text, error = false) {
+function setStatus(node, text, error = false, detail = "") {
   node.textContent = text;
+  node.title = detail;
   node.classList.toggle("error", error);
 }
 
@@ -137,7 +165,7 @@ const photo = {
         `(${ms} ms, model ${result.model}, detector ${result.detector})` + (n ? "" : ": try a clearer, frontal face"));
     } catch (err) {
       $("photo-result").hidden = true;
-      setStatus(status, `Could not analyse ${file.name}: ${err.message}`, true);
+      setStatus(status, personMessage(err, "image"), true, err.detail);
     }
   },
 

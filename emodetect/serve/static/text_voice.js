@@ -47,7 +47,7 @@ async function analyseAudio(blob, name) {
   try {
     r = await (await postBlob("/v1/voice", blob)).json();
   } catch (err) {
-    return setStatus(status, err.message, true);
+    return setStatus(status, personMessage(err, "audio"), true, err.detail);
   }
   const voiced = r.windows.filter((w) => !w.silent);
   const timeline = el("ol", { class: "timeline" }, voiced.map((w) =>

@@ -24,10 +24,13 @@ const videoTab = {
     let body;
     try {
       const response = await fetch("/v1/video?media=true&captions=true", { method: "POST", body: form });
-      if (!response.ok) return setStatus(status, await errorMessage(response), true);
+      if (!response.ok) {
+        const err = await uploadError(response);
+        return setStatus(status, personMessage(err, "video"), true, err.detail);
+      }
       body = await response.json();
     } catch (err) {
-      return setStatus(status, err.message, true);
+      return setStatus(status, personMessage(err, "video"), true, err.detail || err.message);
     } finally {
       $("video-go").disabled = false;
     }

@@ -92,8 +92,9 @@ def workspace(tmp_path_factory) -> Path:
     for name, fmt in (("call.wav", "WAV"), ("a.wav", "WAV"), ("clip.wav", "WAV"), ("b.flac", "FLAC"),
                       ("c.ogg", "OGG")):
         sf.write(root / name, speech_like(8.0 if name == "call.wav" else 2.5), 16_000, format=fmt)
-    (root / "reviews.csv").write_text("id,text\n1,Thank you so much!\n2,This is the worst service ever\n"
-                                      "3,I can't believe they cancelled it.\n")
+    (root / "reviews.csv").write_text("id,text,product,date\n1,Thank you so much!,A,2026-02-20\n"
+                                      "2,This is the worst service ever,B,2026-03-02\n"
+                                      "3,I can't believe they cancelled it.,A,2026-03-03T10:00:00+01:00\n")
     for emotion, name in (("happy", "astronaut.jpg"), ("neutral", "grace_hopper.jpg")):  # whole photos
         (root / "myphotos" / "test" / emotion).mkdir(parents=True)
         shutil.copy(SAMPLES / name, root / "myphotos" / "test" / emotion / name)

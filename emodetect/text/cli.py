@@ -31,6 +31,15 @@ def text(
                                                           "in --json as `explanation`)"),
     label_sets: bool = typer.Option(False, "--label-sets", help="also show the joint model's other label sets "
                                                                 "(28 fine-grained, 6 basic, 7 with shame and guilt)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="with --file: write FOLDER/report.html (one "
+                                          "self-contained page), its charts as PNGs and summary.json"),
+    by: Optional[str] = typer.Option(None, "--by", help="report: compare the groups of this CSV column (product, shop)"),
+    over: Optional[str] = typer.Option(None, "--over", help="report: the CSV column of dates, for the trend"),
+    every: str = typer.Option("week", "--every", help="report: the trend's period: day, week or month"),
+    split_at: Optional[str] = typer.Option(None, "--split-at", help="report: compare before and after this date "
+                                                                    "(a campaign), with --over"),
+    dayfirst: Optional[bool] = typer.Option(None, "--dayfirst/--monthfirst", help="report: read 01/03/2026 as "
+                                            "1 March (--dayfirst) or 3 January; without either such a date is an error"),
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
     from emodetect.text.pipeline import LabelCounts, ResultsCsv, TextEmotion, TextResults, plot_shares, read_texts
@@ -46,6 +55,20 @@ def text(
                 check_output_file(target)
     except OutputError as err:
         fail(str(err))
+    if report is None and (by or over or split_at):
+        fail("--by, --over and --split-at shape a report: add --report FOLDER")
+    if report is not None:
+        from emodetect.console import check_output_dir
+        from emodetect.text.hygiene import EVERY
+
+        if file is None:
+            fail("--report reads a file: give it with --file")
+        if every not in EVERY:
+            fail(f"--every {every}: one of {', '.join(EVERY)}")
+        try:
+            check_output_dir(report)
+        except OutputError as err:
+            fail(str(err))
     try:
         reader = TextEmotion(model, threads=threads)
     except (FileNotFoundError, KeyError, ValueError) as err:
@@ -64,6 +87,9 @@ def text(
             fail(str(err))
         if not inputs:
             fail(f"{file}: no rows")
+        missing = [c for c in (by, over) if c and c not in header]
+        if missing:
+            fail(f"{file}: no column {', '.join(map(repr, missing))}; the columns are {', '.join(header)}")
         first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
 
         def where(i: int) -> str:
@@ -72,6 +98,15 @@ def text(
     # first few problems are kept: holding every result cost about 11.6 KB a text (a million
     # lines, 11.7 GB).
     counts = LabelCounts()
+    builder = None
+    if report is not None:  # counts per group, period and label as chunks go by (emodetect.text.report)
+        from emodetect.text.report import ReportBuilder
+
+        try:
+            builder = ReportBuilder(reader, by=by, over=over, every=every, split_at=split_at, dayfirst=dayfirst,
+                                    source=file.name)
+        except (DataError, ValueError) as err:
+            fail(f"--split-at {split_at}: {err}")
     problems: dict[str, list] = {"empty": [0, []], "truncated": [0, []]}
     handle = open(csv, "w", encoding="utf-8", newline="") if csv is not None else None
     try:
@@ -82,7 +117,15 @@ def text(
 
             starts = tqdm(starts, desc="texts", unit="chunk", disable=len(inputs) <= CHUNK_TEXTS)
         for start in starts:
-            results: TextResults = reader.predict(inputs[start:start + CHUNK_TEXTS], progress=False, explain=explain)
+            if builder is not None:  # texts that look non-English come back unscored, saying so
+                try:
+                    results: TextResults = builder.predict(
+                        inputs[start:start + CHUNK_TEXTS], rows=rows[start:start + CHUNK_TEXTS], explain=explain,
+                        where=[where(i) for i in range(start, min(start + CHUNK_TEXTS, len(inputs)))])
+                except DataError as err:
+                    fail(str(err))
+            else:
+                results = reader.predict(inputs[start:start + CHUNK_TEXTS], progress=False, explain=explain)
             here = [where(i) for i in range(start, start + len(results))]
             _count_problems(results, here, problems)
             counts.add(results)
@@ -105,6 +148,16 @@ def text(
     if file is None:
         return
     _print_summary(counts, reader, counts.valid, err=as_json)  # --json: stdout holds JSON lines only
+    if builder is not None:
+        summary = builder.finish()
+        h = summary.hygiene
+        if h.not_english or h.duplicates:
+            typer.secho(f"warning: {sum(h.not_english.values())} text(s) not English (left out of the shares), "
+                        f"{h.duplicates} repeating an earlier one (scored)", fg=typer.colors.YELLOW, err=True)
+        changes = "; ".join(f"{c['group']} {c['label']} {c['share_from']:.0%} -> {c['share_to']:.0%} ({c['to']})"
+                            for c in summary.changes[:5])
+        typer.echo(f"report: {summary.save(report)} ({len(summary.changes)} change(s) the tests support"
+                   + (f": {changes}" if changes else "") + ")", err=True)
     # A chart only where asked for: --chart, or beside the --csv output.
     chart = chart or (csv.with_name(csv.stem + "_labels.png") if csv else None)
     if chart is not None and counts.valid:
@@ -115,7 +168,7 @@ def text(
 def _count_problems(results, where: list[str], problems: dict[str, list]) -> None:
     """Empty and truncated texts: how many, and the first five named."""
     for w, r in zip(where, results):
-        for name, hit in (("empty", r.error), ("truncated", r.truncated)):
+        for name, hit in (("empty", not r.text.strip()), ("truncated", r.truncated)):
             if hit:
                 problems[name][0] += 1
                 if len(problems[name][1]) < 5:

@@ -175,8 +175,8 @@ def test_exported_whisper_voice_model_runs_in_the_voice_pipeline(model_file, tmp
 
     labels = ["angry", "happy", "sad"]
     torch.manual_seed(0)
-    model = W.build_emotion_model(W.build_front_end(), W.load_whisper_encoder(model_file),
-                                  W.build_head(WIDTH, len(labels), hidden=8)).eval()
+    heads = [W.build_head(LAYERS * 2 * WIDTH, len(labels), hidden=8) for _ in range(2)]
+    model = W.build_emotion_model(W.build_front_end(), W.load_whisper_encoder(model_file), heads).eval()
     example = torch.zeros(1, 16000)
     path = export_onnx(model, example, tmp_path / "w.onnx", W.onnx_metadata(labels, window_s=1.0, name="tiny-test"),
                        input_name="wave")

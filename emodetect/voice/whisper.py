@@ -320,43 +320,60 @@ def load_whisper_encoder(model_dir: str | Path, layers: int | None = None) -> An
     return build_encoder(model.scope("encoder"), layers)
 
 
-def build_head(width: int, num_classes: int, hidden: int = 256, dropout: float = 0.2) -> Any:
-    """Attention pooling with statistics over the encoder frames (the attention-weighted mean and
-    standard deviation), then a one-hidden-layer classifier."""
+def layer_statistics(states: list[Any], ln_post: Any) -> Any:
+    """Statistics pooling over every layer: each layer's frames LayerNormed (the last with the
+    encoder's own final LayerNorm, the others without scale or shift), then their mean and standard
+    deviation over time, N x (layers * 2 * width). Lower layers keep more of the voice's pitch and
+    timbre, the top one more of the words; the head weighs them."""
+    torch = _torch()
+
+    pooled, width = [], tuple(ln_post.normalized_shape)  # static, so the ONNX export needs no shape op
+    for i, state in enumerate(states):
+        h = ln_post(state) if i == len(states) - 1 else torch.nn.functional.layer_norm(state, width)
+        mean = h.mean(dim=1)
+        pooled += [mean, torch.sqrt(((h - mean[:, None]) ** 2).mean(dim=1) + 1e-6)]
+    return torch.cat(pooled, dim=1)
+
+
+def build_head(features: int, num_classes: int, hidden: int = 256, dropout: float = 0.3) -> Any:
+    """Standardised pooled statistics (centre and scale from the training windows, set with
+    `head.standardise`) -> one hidden layer -> logits."""
     torch = _torch()
     from torch import nn
 
-    class AttentiveStatsHead(nn.Module):
+    class StatisticsHead(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm = nn.LayerNorm(width)
-            self.score = nn.Sequential(nn.Linear(width, 128), nn.Tanh(), nn.Linear(128, 1))
-            self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, hidden), nn.GELU(),
+            self.register_buffer("centre", torch.zeros(features))
+            self.register_buffer("scale", torch.ones(features))
+            self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, hidden), nn.GELU(),
                                             nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
-        def forward(self, frames: torch.Tensor) -> torch.Tensor:
-            """frames N x T x width -> logits N x classes."""
-            h = self.norm(frames)
-            weights = self.score(h).softmax(dim=1)
-            mean = (weights * h).sum(dim=1)
-            spread = torch.sqrt(((weights * (h - mean[:, None]) ** 2).sum(dim=1)).clamp(min=1e-6))
-            return self.classifier(torch.cat([mean, spread], dim=1))
+        def standardise(self, pooled: torch.Tensor) -> None:
+            self.centre.copy_(pooled.mean(dim=0))
+            self.scale.copy_(pooled.std(dim=0).clamp(min=1e-4))
 
-    return AttentiveStatsHead()
+        def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+            return self.classifier((pooled - self.centre) / self.scale)
+
+    return StatisticsHead()
 
 
-def build_emotion_model(front_end: Any, encoder: Any, head: Any) -> Any:
-    """waveform N x samples (16 kHz) -> logits N x classes: what is exported to ONNX (the export
-    wraps it in a softmax)."""
+def build_emotion_model(front_end: Any, encoder: Any, heads: list[Any]) -> Any:
+    """waveform N x samples (16 kHz) -> log of the heads' mean probabilities, N x classes: what is
+    exported to ONNX (the export's softmax turns it back into those probabilities)."""
+    torch = _torch()
     from torch import nn
 
     class WhisperEmotion(nn.Module):
         def __init__(self):
             super().__init__()
-            self.front_end, self.encoder, self.head = front_end, encoder, head
+            self.front_end, self.encoder, self.heads = front_end, encoder, nn.ModuleList(heads)
 
-        def forward(self, wave):
-            return self.head(self.encoder(self.front_end(wave)))
+        def forward(self, wave: torch.Tensor) -> torch.Tensor:
+            pooled = layer_statistics(self.encoder.hidden_states(self.front_end(wave)), self.encoder.ln_post)
+            probs = torch.stack([head(pooled).softmax(dim=-1) for head in self.heads]).mean(dim=0)
+            return torch.log(probs)
 
     return WhisperEmotion()
 

@@ -116,6 +116,7 @@ def test_voice_groups_count_clips_not_windows(tmp_path):
 
 def test_every_bundled_model_has_a_generated_card_in_one_format():
     from emodetect.cards import model_card
+    from emodetect.errors import InputError
     from emodetect.runtime import bundled_models
 
     sections = ["## Intended use", "## Uses to avoid", "## Test figures", "## Known gaps", "## Privacy"]
@@ -127,7 +128,9 @@ def test_every_bundled_model_has_a_generated_card_in_one_format():
         assert "| class | precision | recall | F1 | support |" in card
     voice = model_card("ravdess")
     assert "By gender" in voice and "By actor" in voice
-    assert "JAFFE" in model_card("default")
+    assert "JAFFE" in model_card("vision:default")
+    with pytest.raises(InputError, match="vision:default, text:default, voice:default"):
+        model_card("default")  # several modalities bundle a 'default': refused, never the first one's
     done = subprocess.run([sys.executable, "-m", "emodetect", "models", "--card", "goemotions"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "# Model card: `goemotions` (text)" in done.stdout

@@ -236,6 +236,14 @@ class ModelReference:
         return self.bundled.name if self.bundled else self.path.stem
 
 
+def _is_file_name(path: Path) -> bool:
+    """Whether `path` names something on disk; a name no file system takes (too long, a NUL) does not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_model(reference: str | Path | None, modality: str | None = None) -> ModelReference:
     """The one reading of a model reference, used by every stage (the pipelines, evaluate, export
     calibration, the cards, the service):
@@ -260,7 +268,7 @@ def resolve_model(reference: str | Path | None, modality: str | None = None) -> 
         reference = get_modality(modality).default_model
     text = str(reference)
     path = Path(reference)
-    if text.endswith(ENSEMBLE_SUFFIX) or path.suffix in (".onnx", *CHECKPOINT_SUFFIXES) or path.exists():
+    if text.endswith(ENSEMBLE_SUFFIX) or path.suffix in (".onnx", *CHECKPOINT_SUFFIXES) or _is_file_name(path):
         kind = ("ensemble" if text.endswith(ENSEMBLE_SUFFIX) else
                 "checkpoint" if path.suffix in CHECKPOINT_SUFFIXES else "onnx")
         return ModelReference(text, kind, path, modality)

@@ -20,8 +20,9 @@ LAYER_NAMES = ("foundation", "inference", "training", "application", "front")
 LAYERS = (
     # the command line and the service: nothing imports them but themselves
     (FRONT, r"(__main__|cli|console|.*\.cli|serve(\..*)?)"),
-    # several modalities at once (a video's faces, voice and words; batch inference; model cards)
-    (APPLICATION, r"(multimodal|distributed|cards)"),
+    # several modalities or stages at once (a video's faces, voice and words; batch inference;
+    # model cards; a report on many texts, which quotes the model's card)
+    (APPLICATION, r"(multimodal|distributed|cards|text\.report.*)"),
     # torch: training, evaluation on checkpoints, export, each modality's data and networks
     (TRAINING, r"(train|evaluate|export|checkpoint|registry|layers|.*\.data|.*\.models|.*\.augment"
                r"|text\.distill|text\.encoder|vision\.tfjs)"),

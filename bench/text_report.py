@@ -4,6 +4,7 @@ that memory does not grow with the rows.
 
     nice -n 10 python bench/text_report.py                 # 10,000 and 100,000 rows, the default model
     nice -n 10 python bench/text_report.py --rows 20000 --model default-int8
+    nice -n 10 python bench/text_report.py --rows 100000 --modes stub   # the report's own cost, scoring aside
 
 Each run is a fresh process (its peak resident memory is its own): `report` streams the CSV through
 report_csv (1,024 rows at a time) and writes the page (report.html, PNGs, summary.json); `score`
@@ -69,12 +70,30 @@ def write_reviews(path: Path, rows: int, seed: int = 0) -> Path:
     return path
 
 
+class StubReader:
+    """The model's labels and explanations, with `predict` answering every text the same at once:
+    what the report costs on its own (CSV reading, hygiene, dates, counting), scoring aside."""
+
+    def __init__(self, reader):
+        self.reader, self.name, self.labels, self.model = reader, reader.name, reader.labels, reader.model
+        self.explain = reader.explain
+        self.answer = reader.predict(["I love it, works great"])[0]
+
+    def predict(self, texts, batch_size=256, explain=False):
+        from dataclasses import replace
+
+        from emodetect.text.pipeline import TextResults
+
+        empty = replace(self.answer, label=None, error="empty text")
+        return TextResults(replace(self.answer if t.strip() else empty, text=t) for t in texts)
+
+
 def child(mode: str, path: Path, model: str, out: Path) -> None:
     """One measured run; prints its figures as JSON."""
     from emodetect.text.pipeline import TextEmotion
     from emodetect.text.report import CHUNK, csv_chunks, report_csv
 
-    reader = TextEmotion(model)
+    reader = StubReader(TextEmotion(model)) if mode == "stub" else TextEmotion(model)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     rows = 0
@@ -100,28 +119,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--model", default="default")
+    parser.add_argument("--modes", nargs="+", default=["report", "score"], choices=["report", "score", "stub"],
+                        help="report: the whole report; score: scoring alone; stub: the report with a scorer that "
+                             "answers at once (the report's own cost). score and stub run on the largest --rows only")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "CSV", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]), args.model, Path(args.child[2]))
         return
-    contended = training_running()
+    machine = machine_info()
+    contended = training_running() or bool(machine.get("contended"))  # a training run, or a load over the cores
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.rows:
             path = write_reviews(Path(tmp) / f"reviews_{n}.csv", n)
-            for mode in ("report", "score") if n == max(args.rows) else ("report",):
+            for mode in [m for m in args.modes if m == "report" or n == max(args.rows)]:
                 done = subprocess.run([sys.executable, __file__, "--model", args.model, "--child", mode, str(path),
                                        str(Path(tmp) / f"out_{n}")], capture_output=True, text=True, check=True)
                 results.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(results[-1], flush=True)
     print(f"\nreport of a CSV of reviews (by product, per week, split at a date), model {args.model}"
-          + (" (contended: a training run shares the CPU)" if contended else ""))
+          + (" (contended: other work shares the CPU)" if contended else ""))
     print(markdown_table(["run", "rows", "seconds", "of which page", "texts/s", "RSS after model load, MB",
                           "peak RSS, MB"],
                          [[r["mode"], f"{r['rows']:,}", r["seconds"], r["save_s"] or "-", r["texts_per_s"],
                            r["rss_after_load_mb"], r["peak_rss_mb"]] for r in results]))
-    path = write_json("text_report.json", {"machine": machine_info(), "model": args.model, "contended": contended,
+    name = "text_report.json" if args.modes == ["report", "score"] else f"text_report_{'_'.join(args.modes)}.json"
+    path = write_json(name, {"machine": machine, "model": args.model, "contended": contended,
                                            "command": "nice -n 10 python bench/text_report.py "
                                                       + " ".join(sys.argv[1:]), "results": results})
     print(f"wrote {path}")

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from itertools import count
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -89,7 +89,14 @@ class TextReport(ResultReaders):
     typical: dict[str, list[dict[str, Any]]]  # label -> [{text, probability, where, group, explanation}]
     notes: list[str] = field(default_factory=list)  # what the tests assume, said once
 
-    TABLES = ("shares", "trend", "changes", "split", "typical")
+    TABLES: ClassVar[tuple[str, ...]] = ("shares", "trend", "changes", "split", "typical")
+    ALL: ClassVar[str] = ALL  # the group of every text
+
+    def summary_json(self) -> str:
+        """summary.json: the report without the model card's full text (it is in the HTML)."""
+        out = self.to_dict()
+        out["model"] = {k: v for k, v in out["model"].items() if k != "card_text"}
+        return json.dumps(out, indent=1, ensure_ascii=False, default=_plain)
 
     @property
     def groups(self) -> list[str]:
@@ -482,13 +489,6 @@ def csv_chunks(source: str | Path | io.IOBase, required: Sequence[str], chunk: i
     finally:
         if opened is not None:
             opened.close()
-
-
-def summary_json(report: TextReport) -> str:
-    """summary.json: the report without the model card's full text (it is in the HTML)."""
-    out = report.to_dict()
-    out["model"] = {k: v for k, v in out["model"].items() if k != "card_text"}
-    return json.dumps(out, indent=1, ensure_ascii=False, default=_plain)
 
 
 def _plain(value: Any) -> Any:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emodetect.text.report import ALL, TextReport, summary_json
+if TYPE_CHECKING:  # the report module saves through this one: no import back at run time
+    from emodetect.text.report import TextReport
 
 MAX_CHART_GROUPS = 6  # lines or markers per chart: more is unreadable; the tables have every group
 MAX_HEATMAP_GROUPS = 15
@@ -48,7 +49,7 @@ def write_report(report: TextReport, folder: Path) -> Path:
             path = folder / f"{name}.png"
             fig.savefig(path, dpi=110)
             pngs[name] = path
-    (folder / "summary.json").write_text(summary_json(report), encoding="utf-8")
+    (folder / "summary.json").write_text(report.summary_json(), encoding="utf-8")
     page = folder / "report.html"
     page.write_text(render(report, pngs), encoding="utf-8")
     return page
@@ -63,11 +64,11 @@ def _figure(width: float, height: float, constrained: bool = True):
 
 
 def _chart_groups(report: TextReport) -> list[str]:
-    return [g for g in report.groups if g != ALL][:MAX_CHART_GROUPS] if report.by else [ALL]
+    return [g for g in report.groups if g != report.ALL][:MAX_CHART_GROUPS] if report.by else [report.ALL]
 
 
 def shares_chart(report: TextReport):
-    rows = [r for r in report.shares if r["group"] == ALL]
+    rows = [r for r in report.shares if r["group"] == report.ALL]
     if not rows or not rows[0]["n"]:
         return None
     rows.sort(key=lambda r: r["share"])
@@ -87,7 +88,7 @@ def shares_chart(report: TextReport):
 
 
 def groups_chart(report: TextReport):
-    groups = [g for g in report.groups if g != ALL][:MAX_HEATMAP_GROUPS]
+    groups = [g for g in report.groups if g != report.ALL][:MAX_HEATMAP_GROUPS]
     if not report.by or not groups:
         return None
     import numpy as np
@@ -144,8 +145,8 @@ def trend_chart(report: TextReport):
 def split_chart(report: TextReport):
     if not report.split:
         return None
-    entries = [e for e in report.split if e["group"] == ALL] + \
-              [e for e in report.split if e["group"] != ALL][:MAX_CHART_GROUPS]
+    entries = [e for e in report.split if e["group"] == report.ALL] + \
+              [e for e in report.split if e["group"] != report.ALL][:MAX_CHART_GROUPS]
     labels = report.labels
     fig = _figure(7.5, 0.42 * len(labels) * max(1, len(entries)) ** 0.5 + 1.4)
     ax = fig.subplots()
@@ -153,7 +154,7 @@ def split_chart(report: TextReport):
     groups = _chart_groups(report)
     for c, e in enumerate(entries):
         # Each group in its trend chart's colour; every text together in grey.
-        colour = "#444" if e["group"] == ALL else COLOURS[groups.index(e["group"]) % len(COLOURS)]
+        colour = "#444" if e["group"] == report.ALL else COLOURS[groups.index(e["group"]) % len(COLOURS)]
         for j, lab in enumerate(e["labels"]):
             y = j - 0.4 + step * (c + 0.5)
             ax.errorbar([lab["diff"] * 100], [y], xerr=[[(lab["diff"] - lab["diff_low"]) * 100],

@@ -25,7 +25,7 @@ LAYERS = (
     (APPLICATION, r"(multimodal|distributed|cards|text\.report.*)"),
     # torch: training, evaluation on checkpoints, export, each modality's data and networks
     (TRAINING, r"(train|evaluate|export|checkpoint|registry|layers|.*\.data|.*\.models|.*\.augment"
-               r"|text\.distill|text\.encoder|vision\.tfjs)"),
+               r"|text\.distill|text\.encoder|text\.mpnet|vision\.tfjs)"),
     # shared by everything: the error family, labels, configs, metrics, result readers
     (FOUNDATION, r"(|errors|labels|heads|config|metrics|results)"),
 )

@@ -137,3 +137,16 @@ def encoder_sizes(folder: str | Path) -> dict[str, Any]:
                 "max_positions": config["max_position_embeddings"], "eps": config.get("layer_norm_eps", 1e-12)}
     except (OSError, ValueError, KeyError) as err:
         raise ValueError(f"{path}: not a BERT config.json ({err})") from err
+
+
+def architecture(folder: str | Path) -> str:
+    """'mpnet' (emodetect.text.mpnet) or 'bert' (this module) for a pretrained folder, from its
+    config.json's model_type: MiniLM and BERT say 'bert', all-mpnet-base-v2 says 'mpnet'."""
+    path = Path(folder) / "config.json"
+    try:
+        kind = json.loads(path.read_text()).get("model_type", "bert")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable config.json ({err})") from err
+    if kind not in ("bert", "mpnet"):
+        raise ValueError(f"{path}: model_type {kind!r}; emodetect reads 'bert' and 'mpnet' encoders")
+    return kind

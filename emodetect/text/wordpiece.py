@@ -11,6 +11,9 @@ each word greedily into the longest pieces in the vocabulary ("##" marks a piece
 word with no such split, or longer than 100 characters, is [UNK]. A batch row is
 [CLS] pieces [SEP], 0-padded; a text cut to fit keeps its [SEP]. A text that spells a special
 token ("[SEP]") is read as those characters, never as the control token.
+
+MPNet's tokenizer (MPNetTokenizer, all-mpnet-base-v2) is the same rules with <s> </s> <pad> for
+[CLS] [SEP] [PAD]: `MPNetVocabulary`, its own tokenizer version in a model's extras.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Sequence
 from emodetect.text.tokenize import Encoded, Vocabulary, pack_rows
 
 TOKENIZER_VERSION = "wordpiece-v1"
+MPNET_TOKENIZER_VERSION = "mpnet-wordpiece-v1"
 MAX_WORD_CHARS = 100
 
 
@@ -74,16 +78,19 @@ class WordPieceVocabulary:
     """A BERT vocab.txt: piece <-> id, with [PAD] = 0 (the padding id every text model uses)."""
 
     reserved = 2  # [CLS] and [SEP] in every row
+    specials = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")  # padding, unknown, row start, row end
+    version = TOKENIZER_VERSION
 
     def __init__(self, tokens: Sequence[str]):
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
-        for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
+        for special in self.specials:
             if special not in self.index:
                 raise ValueError(f"a WordPiece vocabulary needs {special}")
-        if self.index["[PAD]"] != 0:
-            raise ValueError("a WordPiece vocabulary must have [PAD] as id 0")
-        self.unk, self.cls, self.sep = self.index["[UNK]"], self.index["[CLS]"], self.index["[SEP]"]
+        pad, unk, cls, sep = self.specials
+        if self.index[pad] != 0:
+            raise ValueError(f"a WordPiece vocabulary must have {pad} as id 0")
+        self.unk, self.cls, self.sep = self.index[unk], self.index[cls], self.index[sep]
         self.framing = (self.cls, self.sep)
         self._cache: dict[str, list[int]] = {}
 
@@ -134,13 +141,31 @@ class WordPieceVocabulary:
         return self.pack(self.token_ids(texts), max_tokens, trim)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokenizer": TOKENIZER_VERSION, "tokens": self.tokens}
+        return {"tokenizer": self.version, "tokens": self.tokens}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WordPieceVocabulary":
-        if data.get("tokenizer") != TOKENIZER_VERSION:
-            raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, not {TOKENIZER_VERSION!r}")
+        if data.get("tokenizer") != cls.version:
+            raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, not {cls.version!r}")
         return cls(data["tokens"])
+
+
+class MPNetVocabulary(WordPieceVocabulary):
+    """MPNet's vocabulary (MPNetTokenizer: BERT's uncased rules above, rows <s> pieces </s>).
+
+    Its vocab.txt puts <s> at 0 and <pad> at 1; every text model here pads with 0, so the two ids
+    trade places (`from_file`) and emodetect.text.mpnet trades the two embedding rows to match.
+    The unknown piece is [UNK] (id 104, tokenizer.json's unk_token), not <unk>."""
+
+    specials = ("<pad>", "[UNK]", "<s>", "</s>")
+    version = MPNET_TOKENIZER_VERSION
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "MPNetVocabulary":
+        tokens = Path(path).read_text(encoding="utf-8").splitlines()
+        if tokens[:2] != ["<s>", "<pad>"]:
+            raise ValueError(f"{path}: an MPNet vocab.txt starts with <s>, <pad>; this one with {tokens[:2]}")
+        return cls([tokens[1], tokens[0], *tokens[2:]])
 
 
 def read_vocabulary(data: dict[str, Any]) -> Vocabulary | WordPieceVocabulary:
@@ -149,4 +174,6 @@ def read_vocabulary(data: dict[str, Any]) -> Vocabulary | WordPieceVocabulary:
     tokenizers, so that neither imports the other's reader back."""
     if data.get("tokenizer") == TOKENIZER_VERSION:
         return WordPieceVocabulary.from_dict(data)
+    if data.get("tokenizer") == MPNET_TOKENIZER_VERSION:
+        return MPNetVocabulary.from_dict(data)
     return Vocabulary.from_dict(data)

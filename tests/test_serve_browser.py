@@ -225,6 +225,24 @@ def test_voice_tab_analyses_an_uploaded_recording(server, browser, tmp_path):
     assert not errors
 
 
+def test_text_tab_makes_a_report_from_a_csv(server, browser, tmp_path):
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("review,shop\n" + "Lovely staff and a great visit,North\n" * 6 + "Rude and slow and never again,South\n" * 6)
+    page, errors = open_page(browser, server)
+    page.click("#tab-text")
+    page.set_input_files("#report-input", str(reviews))
+    page.fill("#report-column", "review")
+    page.fill("#report-by", "shop")
+    page.click("#report-go")
+    page.wait_for_selector("#report-link:not([hidden])", timeout=60_000)
+    assert "12 of 12 row(s) read" in page.inner_text("#report-status")
+    with page.expect_download() as download:
+        page.click("#report-link")
+    html = Path(download.value.path()).read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "North" in html and "South" in html
+    assert not errors
+
+
 def test_live_voice_tab_reads_the_microphone_window_by_window(server, browser, shots):
     page, errors = open_page(browser, server)
     page.click("#tab-livevoice")

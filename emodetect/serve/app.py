@@ -46,7 +46,7 @@ from emodetect.serve.work import ByteBudget, RequestDeadline, Shutdown
 
 HEALTH_ROUTES = "emodetect.serve.routes_health"
 # Routes over several modalities at once (a video: faces, voice and subtitles).
-SHARED_ROUTES = ("emodetect.serve.routes_video",)
+SHARED_ROUTES = ("emodetect.serve.routes_video", "emodetect.serve.routes_report")
 
 
 def default_route_modules() -> tuple[str, ...]:

@@ -92,13 +92,14 @@ class ServeConfig:
     # WS /v1/voice/stream: live streams at once (more are closed with 1013 "try again later"), the
     # largest binary frame, the longest silence between frames; max_audio_seconds bounds each stream.
     max_voice_streams: int = 4
+    max_report_rows: int = 100_000  # POST /v1/text/report: rows of one CSV (413 above, counted before parsing)
     max_stream_frame_bytes: int = 256 * 1024
     stream_idle_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_upload_bytes", "max_pixels", "max_audio_seconds", "body_timeout_s",
                      "max_video_bytes", "max_video_seconds", "max_video_frames", "max_in_flight", "max_sockets",
-                     "max_voice_streams", "max_stream_frame_bytes"):
+                     "max_voice_streams", "max_stream_frame_bytes", "max_report_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_explain_faces < 1 or self.max_explain_tokens < 1:

@@ -134,3 +134,48 @@ document.addEventListener("DOMContentLoaded", () => {
   $("rec-start").addEventListener("click", () => recorder.start());
   $("rec-stop").addEventListener("click", () => recorder.stop(true));
 });
+
+// ---- the report on a CSV of posts or reviews: POST /v1/text/report, the page offered as a download
+// (it is a page of its own, with its own styles: opened here it would be held to this page's policy).
+const textReport = {
+  url: null,
+
+  async make() {
+    const status = $("report-status");
+    const file = $("report-input").files[0];
+    if (!file) return setStatus(status, "Choose a CSV first.", true);
+    const query = new URLSearchParams({ column: $("report-column").value.trim() || "text" });
+    for (const [key, id] of [["by", "report-by"], ["over", "report-over"], ["split_at", "report-split"]]) {
+      if ($(id).value.trim()) query.set(key, $(id).value.trim());
+    }
+    const form = new FormData();
+    form.append("file", file);
+    setStatus(status, `Reading ${file.name}...`);
+    $("report-go").disabled = true;
+    let body;
+    try {
+      const response = await fetch(`/v1/text/report?${query}`, { method: "POST", body: form });
+      if (!response.ok) return setStatus(status, await errorMessage(response), true);
+      body = await response.json();
+    } catch (err) {
+      return setStatus(status, err.message, true);
+    } finally {
+      $("report-go").disabled = false;
+    }
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = URL.createObjectURL(new Blob([body.html], { type: "text/html" }));
+    const link = $("report-link");
+    link.href = this.url;
+    link.hidden = false;
+    const s = body.summary;
+    const top = s.shares.filter((r) => r.group === "all").sort((a, b) => b.share - a.share)[0];
+    setStatus(status, `${s.hygiene.scored} of ${s.hygiene.rows} row(s) read${top ? `; most often ${top.label} (${pct(top.share)})` : ""}; ` +
+      `${s.changes.length} supported change(s) over time.`);
+  },
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  const input = $("report-input");
+  input.addEventListener("change", () => { $("report-go").disabled = !input.files[0]; });
+  $("report-go").addEventListener("click", () => textReport.make());
+});

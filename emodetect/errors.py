@@ -1,8 +1,10 @@
 """The project's one error family.
 
 Every error that bad input can cause is an `InputError` (also a `ValueError`, as before) with a
-`reason` code. The service maps the code to an HTTP status in one place (`HTTP_STATUS`) and the
-command line catches `EmodetectError` only, so anything else shows as the bug it is.
+`reason` code. The service maps the code to an HTTP status in one place (`HTTP_STATUS`, read by
+the app's one exception handler), the command line to an exit code (`EXIT_CODE`), and both catch
+`EmodetectError` only, so anything else (a plain ValueError from an internal check) shows as the
+bug it is: a traceback, a 500.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ class InputError(EmodetectError, ValueError):
         super().__init__(message)
         if reason is not None:
             self.reason = reason
+
+
+class ModelNotFoundError(InputError, KeyError):
+    """A model name that no bundled model (or registered architecture) answers to; the message lists
+    the names there are. Also a KeyError, as `resolve_model` and `get_model` raised before."""
+
+    reason = "not_found"
+
+    # KeyError's str() quotes its argument (str(KeyError("x")) == "'x'"); the message is for people.
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class DataError(InputError):
@@ -54,8 +67,24 @@ HTTP_STATUS = {
     "too_large": 413,    # over a limit: bytes, pixels, seconds, texts
     "unsupported": 415,  # not a format this service reads
     "invalid": 422,      # readable framing, unusable content (corrupt image, NaN audio)
+    "not_found": 422,    # a model name nothing answers to (the route exists: not a 404)
 }
 
+# Exit codes of the command line, as they were before this table: 0 done; 1 done, but some inputs
+# (files of a folder, rows of a batch, a video) failed and were reported; 2 refused before or
+# during the work: usage, input, a model or an output place that cannot be used, a missing extra;
+# 130 stopped (Ctrl-C, SIGTERM). reason code -> exit code; an unknown code is a 2.
+EXIT_OK, EXIT_SOME_FAILED, EXIT_REFUSED, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_CODE = {reason: EXIT_REFUSED for reason in HTTP_STATUS}
 
-def http_status(err: InputError) -> int:
-    return HTTP_STATUS.get(err.reason, 422)
+
+def http_status(err: EmodetectError) -> int:
+    """The HTTP status of an error: its own `status` where it carries one (the service's upload
+    errors: 408, 503), else its reason's."""
+    status = getattr(err, "status", None)
+    return status if isinstance(status, int) else HTTP_STATUS.get(getattr(err, "reason", ""), 422)
+
+
+def exit_code(err: EmodetectError) -> int:
+    """The command line's exit code for an error of the family (2 unless its reason says otherwise)."""
+    return EXIT_CODE.get(getattr(err, "reason", ""), EXIT_REFUSED)

@@ -16,7 +16,8 @@ A modality's routes are one module, named as `router` in its row of the modality
    - in each route: `state: ServeState = Depends(get_state)`, `model = Depends(service("text"))`,
      and `await state.run(blocking_function, ...)` for the inference.
    Request/response bodies are Pydantic models (add them to schemas.py or the module), errors are
-   `HTTPException` or `UploadError(status, message)` with a message naming the problem.
+   `HTTPException`, or an `InputError` (`UploadError(status, message)` where the status is the
+   route's own) with a message naming the problem, left to the app's one handler.
 2. Name it in the modality's row (`router="emodetect.serve.routes_text"`). /readyz then waits for
    its model too, and /v1/models marks the bundled model it loaded (its `model_name` attribute).
    New settings go into `ServeConfig` (state.py) and the `emodetect serve` flags in cli.py.
@@ -37,12 +38,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from emodetect.errors import InputError, http_status
 from emodetect.serve.inflight import InFlightLimit
 from emodetect.serve.security import SecurityMiddleware
 from emodetect.serve.state import ServeConfig, ServeState
 from emodetect.serve.tempfiles import sweep_stale_uploads
-from emodetect.serve.uploads import UploadError
-from emodetect.serve.work import ByteBudget, RequestDeadline, Shutdown
+from emodetect.serve.work import ByteBudget, RequestDeadline, Shutdown, WorkStopped
 
 HEALTH_ROUTES = "emodetect.serve.routes_health"
 # Routes over several modalities at once (a video: faces, voice and subtitles).
@@ -95,9 +96,14 @@ def create_app(config: ServeConfig | None = None, route_modules: Sequence[str] |
     state.shutdown = Shutdown()
     state.video_bytes = ByteBudget(config.max_video_bytes_in_flight, "max_video_bytes_in_flight")
 
-    @app.exception_handler(UploadError)
-    async def upload_error(request: Request, err: UploadError) -> JSONResponse:
-        return JSONResponse({"detail": err.message}, status_code=err.status)
+    # The one translation of an error to an answer: every InputError a route lets through (an
+    # ImageError, an AudioError, an UploadError with its own status) and work stopped (504, 503,
+    # 499) is a JSON detail with the status errors.http_status gives it; anything else is a bug, a 500.
+    async def error_answer(request: Request, err: InputError | WorkStopped) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=http_status(err))
+
+    app.add_exception_handler(InputError, error_answer)
+    app.add_exception_handler(WorkStopped, error_answer)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -11,6 +11,8 @@ import base64
 import math
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -98,17 +100,28 @@ def _check_container(path: Path, max_seconds: float, container_format: str, max_
                                f"segments; the limit is {max_segments:,} (max_video_segments): ask for longer ?segment=")
 
 
+@contextmanager
+def _private_paths_unsaid(folder: str) -> Iterator[None]:
+    """An InputError from the work on an upload's private folder, with the folder's path taken out
+    of its message (the client named no such path); its status is the app handler's, from its reason."""
+    from emodetect.errors import InputError
+
+    try:
+        yield
+    except InputError as err:
+        if folder not in str(err):
+            raise
+        raise InputError(str(err).replace(folder, ""), err.reason) from err
+
+
 def _check_cues(path: Path, max_segments: int) -> None:
     """Subtitles of at most `max_segments` cues: each cue is one segment of the answer. Read before
     any frame is decoded (and again by the analysis; a file over multimodal.MAX_CUES is refused
     before it is parsed)."""
-    from emodetect.errors import InputError, http_status
     from emodetect.multimodal import read_subtitles
 
-    try:
+    with _private_paths_unsaid(str(path.parent)):
         cues = len(read_subtitles(path))
-    except InputError as err:
-        raise UploadError(http_status(err), str(err).replace(str(path.parent), "")) from err
     if cues > max_segments:
         raise UploadError(413, f"too many subtitle cues: {cues:,}; each is a segment of the answer and the limit "
                                f"is {max_segments:,} (max_video_segments)")
@@ -117,7 +130,6 @@ def _check_cues(path: Path, max_segments: int) -> None:
 def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | None, name: str, captions: bool,
             media: bool, segment_s: float) -> dict[str, Any]:
     """Blocking work of one request, in a worker thread, inside a folder that is always removed."""
-    from emodetect.errors import InputError, http_status
     from emodetect.multimodal import analyse_video
 
     container_format = _container_of(video)
@@ -139,7 +151,7 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
             srt = Path(folder) / f"subtitles{kind}"
             srt.write_bytes(subtitles)
             _check_cues(srt, max_segments)
-        try:
+        with _private_paths_unsaid(folder):
             # checked(...): each model call makes the request's cancel check first, so the work
             # stops between frames past the deadline or when the client goes (serve.work).
             with vision.pool.use() as detector:
@@ -150,8 +162,6 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
                                          container_format=container_format,
                                          frame_limit=state.config.max_video_frames,
                                          max_pixels=state.config.max_pixels, check=check)
-        except InputError as err:
-            raise UploadError(http_status(err), str(err).replace(folder, "")) from err
         if len(analysis.segments) > max_segments:  # utterances heard, where the header could not say
             raise UploadError(413, f"{len(analysis.segments):,} segments; the limit is {max_segments:,} "
                                    "(max_video_segments)")

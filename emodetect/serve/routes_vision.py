@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody, ExplainOptions, ExplainResponse
 from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import Upload, UploadError, openapi_upload_body, read_upload
+from emodetect.serve.uploads import Upload, openapi_upload_body, read_upload
 from emodetect.serve.work import check
 
 SERVICE = "vision"
@@ -63,13 +63,11 @@ def _encode(rgb: Any, fmt: str) -> bytes:
 
 
 def _decode(data: bytes, max_pixels: int):
-    from emodetect.errors import http_status
-    from emodetect.vision.images import ImageError, decode_image
+    """The header checked against the pixel limit, then the pixels decoded: once each. An
+    ImageError is answered by the app's handler (its reason gives the status)."""
+    from emodetect.vision.images import decode_image
 
-    try:  # the header checked against the pixel limit, then the pixels decoded: once each
-        return decode_image(data, max_pixels=max_pixels)
-    except ImageError as err:
-        raise UploadError(http_status(err), str(err)) from err
+    return decode_image(data, max_pixels=max_pixels)
 
 
 def explain(vision: VisionService, upload: Upload, options: ExplainOptions,
@@ -81,15 +79,13 @@ def explain(vision: VisionService, upload: Upload, options: ExplainOptions,
     gets its label (256 faces mapped held a worker for 526 s)."""
     decoded = _decode(upload.data, max_pixels)
     with vision.pool.use() as detector:
-        try:
-            # The cancel check after each face's map: past the deadline, or with the client gone,
-            # the worker is free after the face in hand (serve.work).
-            check()
-            explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method,
-                                           max_faces=max_faces, accurate=options.accurate,
-                                           progress=lambda done, faces: check())
-        except ValueError as err:  # an emotion the model does not have
-            raise UploadError(422, str(err)) from err
+        # The cancel check after each face's map: past the deadline, or with the client gone, the
+        # worker is free after the face in hand (serve.work). An emotion the model does not have
+        # is an InputError, a 422 from the app's handler.
+        check()
+        explanation = detector.explain(decoded.rgb, emotion=options.emotion, method=options.method,
+                                       max_faces=max_faces, accurate=options.accurate,
+                                       progress=lambda done, faces: check())
     if not options.annotate:
         return explanation.to_dict(), None, ""
     out_format = options.format or ("png" if decoded.format == "PNG" else "jpeg")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeConfig, ServeState, get_state, service
-from emodetect.serve.uploads import UploadError, openapi_upload_body, read_upload
+from emodetect.serve.uploads import openapi_upload_body, read_upload
 
 SERVICE = "voice"
 router = APIRouter(tags=["voice"])
@@ -64,20 +64,22 @@ def load(config: ServeConfig) -> Any:
 
 def analyse(engine: Any, data: bytes, name: str, timeline: bool, max_seconds: float) -> dict[str, Any]:
     """Blocking work of one request, run in a worker thread: decode, window, score."""
-    from emodetect.errors import http_status
     from emodetect.voice.features import SAMPLE_RATE, AudioError, decode_audio
 
+    # An AudioError is answered by the app's handler (its reason gives the status); here it only
+    # gains the words a client needs: the formats this service reads, the file it was about.
     try:
         # Brought down to the model's rate block by block while decoding: a high-rate recording is
         # never held at its own rate.
         decoded = decode_audio(data, name, max_seconds=max_seconds, to_rate=SAMPLE_RATE)
     except AudioError as err:
-        hint = f" (this service reads {READABLE})" if err.reason == "unsupported" else ""
-        raise UploadError(http_status(err), f"{err}{hint}") from err
+        if err.reason != "unsupported":
+            raise
+        raise AudioError(f"{err} (this service reads {READABLE})", err.reason) from err
     try:
         result = engine.predict(decoded.samples, decoded.sample_rate)
     except AudioError as err:
-        raise UploadError(http_status(err), f"{name}: {err}") from err
+        raise AudioError(f"{name}: {err}", err.reason) from err
     result.source, result.sample_rate = name, decoded.source_rate
     body = result.to_dict()
     if not timeline:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from emodetect.errors import InputError
+
 # Multipart framing (boundaries, part headers) on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
 RAW_TYPES = {"application/octet-stream", ""}
@@ -20,11 +22,17 @@ MAX_PARTS = 16  # a multipart upload needs one part (`file`); a few more are tol
 FIELD = "file"
 
 
-class UploadError(Exception):
-    """Bad input from the client: an HTTP status and a message naming the problem."""
+# An UploadError's status -> its reason code (errors.HTTP_STATUS), for a program reading `reason`.
+_REASONS = {400: "malformed", 413: "too_large", 415: "unsupported", 422: "invalid"}
+
+
+class UploadError(InputError):
+    """Bad input from the client, in the error family: an HTTP status of its own (some have no
+    reason code: 408 too slow, 503 busy) and a message naming the problem. The app's one handler
+    answers it as it answers every InputError (errors.http_status reads `status`)."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
+        super().__init__(message, _REASONS.get(status, "invalid"))
         self.status = status
         self.message = message
 

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from emodetect.serve.inflight import UNCAPPED_PATHS
+from emodetect.errors import EmodetectError
 from emodetect.serve.uploads import UploadError
 
 T = TypeVar("T")
@@ -31,8 +32,16 @@ T = TypeVar("T")
 CLIENT_GONE = 499  # nginx's "client closed request": nobody reads it, the log does
 
 
-class WorkStopped(UploadError):
-    """The request's work was stopped: past its deadline, its client gone, or the service stopping."""
+class WorkStopped(EmodetectError):
+    """The request's work was stopped: past its deadline, its client gone, or the service stopping.
+    An HTTP status and a message, as an UploadError, but no InputError (nor ValueError): raised
+    inside the work, it must pass every `except InputError` that skips a bad part of an input (a
+    video's unreadable sound track) and stop the request."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class Shutdown:

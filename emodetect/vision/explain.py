@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from emodetect.errors import InputError
 from emodetect.results import ResultReaders, rounded
 from emodetect.vision.faces import FACE_SIZE
 
@@ -63,7 +64,7 @@ FAST_OCCLUSION_STRIDE, ACCURATE_OCCLUSION_STRIDE = 8, 4
 def explanation_masks(method: str, accurate: bool = False) -> np.ndarray:
     """The masks `explain` uses: the fast set by default, the accurate one on request."""
     if method not in METHODS:
-        raise ValueError(f"unknown explanation method {method!r}; one of {', '.join(METHODS)}")
+        raise InputError(f"unknown explanation method {method!r}; one of {', '.join(METHODS)}")
     if method == "occlusion":
         return occlusion_masks(stride=ACCURATE_OCCLUSION_STRIDE if accurate else FAST_OCCLUSION_STRIDE)
     return rise_masks(count=ACCURATE_RISE_MASKS if accurate else FAST_RISE_MASKS)
@@ -73,7 +74,7 @@ def saliency(predict: Callable[[np.ndarray], np.ndarray], crop: np.ndarray, targ
              method: str = "rise", masks: np.ndarray | None = None) -> np.ndarray:
     """A size x size map in 0..1 of what made `predict` give class `target` to `crop` (grey uint8)."""
     if method not in METHODS:
-        raise ValueError(f"unknown explanation method {method!r}; one of {', '.join(METHODS)}")
+        raise InputError(f"unknown explanation method {method!r}; one of {', '.join(METHODS)}")
     if masks is None:
         masks = occlusion_masks(crop.shape[0]) if method == "occlusion" else rise_masks(size=crop.shape[0])
     x = crop.astype(np.float32)
@@ -174,7 +175,7 @@ def explain_faces(detector: Any, image: Any, emotion: str | None = None, method:
 
     labels = list(detector.labels)
     if emotion is not None and emotion not in labels:
-        raise ValueError(f"unknown emotion {emotion!r}; the model's labels: {', '.join(labels)}")
+        raise InputError(f"unknown emotion {emotion!r}; the model's labels: {', '.join(labels)}")
     masks = explanation_masks(method, accurate)
     source = str(image) if isinstance(image, (str, Path)) else None
     result, detections, crops = detector.detect_with_crops(load_image(image, detector.max_pixels, color=color), source)

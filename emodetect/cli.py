@@ -255,6 +255,8 @@ def batch(
         report = run_batch(source, out, address, workers, model, detector, column, batch_size, verbose)
     except (EmodetectError, KeyError) as err:
         fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: Ray is shut down, the finished batches are on disk
+        fail(f"stopped: the batches finished so far are in {out}/; the same command resumes", 130)
     typer.echo(report.to_text())
     raise typer.Exit(1 if report.errors else 0)
 

@@ -4,27 +4,47 @@ Parquet files under one folder, so memory stays flat whatever the input.
 
 - Without an address a local Ray starts on this machine; `address="auto"` or `"ray://host:10001"`
   joins a cluster, so the same call runs on a laptop and on a cluster.
+- Written as it goes: each worker writes its batch's rows to one Parquet file as soon as the batch
+  is scored, under a temporary name renamed when complete, so a run stopped at any moment (Ctrl-C,
+  SIGTERM, SIGKILL, a power cut) leaves every finished batch on disk and no half file. A file is
+  named after the sources it holds, so a task Ray retries after a worker died rewrites its own
+  file instead of adding rows. (Ray Data's `write_parquet` wrote at the end: a driver killed at
+  80 s of a 94 s run left no row.)
 - Resumable: each input's rows carry its `source`; a rerun into the same folder reads the sources
-  already written and skips them. A file that cannot be read becomes a row with its `error`,
-  never a failed job. Ray Data names each output file after its write and block, so a task Ray
-  retries after a worker died rewrites its own file instead of adding rows.
+  already written and skips them. An output file that cannot be read is moved aside
+  (`_damaged-NAME`, which Parquet readers skip) with a warning, and its inputs are scored again.
+- A file that cannot be read becomes a row with its `error`, never a failed job. A file name that
+  is not UTF-8 is scored like any other; its `source` shows the odd bytes as `\\xff` escapes.
+- Ray stops with the driver: on a normal end, on Ctrl-C and on SIGTERM the driver shuts its local
+  Ray down, and on Linux a small guard process kills what is left of it (agents, workers) when the
+  driver dies without a word (SIGKILL). A killed driver once left four Ray processes behind.
 - The rows are the command line's: per face (images), per window (recordings), per text, with
   the same numbers as `emodetect detect`, `voice --timeline` and `text`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emodetect.errors import InputError
 
 TEXT_SUFFIXES = (".csv", ".parquet", ".txt")
+PART_PREFIX = "part-"  # a batch's rows: part-<digest of its sources>.parquet
+DAMAGED_PREFIX = "_damaged-"  # an unreadable output file, moved aside; Parquet readers skip "_" names
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,17 +57,54 @@ class BatchReport:
     seconds: float
     out: str
     kind: str  # "images", "audio" or "texts"
+    damaged: list[str] = field(default_factory=list)  # output files moved aside as unreadable
 
     def to_text(self) -> str:
         rate = self.processed / self.seconds if self.seconds else 0.0
+        moved = f", {len(self.damaged)} damaged output file(s) moved aside" if self.damaged else ""
         return (f"{self.kind}: {self.inputs} found, {self.skipped} already done, {self.processed} processed "
-                f"({rate:.1f}/s), {self.rows} rows written to {self.out}/, {self.errors} error(s)")
+                f"({rate:.1f}/s), {self.rows} rows written to {self.out}/, {self.errors} error(s){moved}")
 
 
-class _FaceWorker:
+def shown(path: str) -> str:
+    """A path as UTF-8 text: bytes of a name that is not UTF-8 (b'bad\\xff.jpg' on Linux, which
+    Python holds as a lone surrogate) become `\\xff` escapes. Parquet strings must be UTF-8, and
+    one such name once failed the whole job with nothing written."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class _PartWriter:
+    """What every worker shares: a batch's rows (`score`) written under `out` as one Parquet file,
+    atomically; what Ray gets back is the number of rows and of inputs that became an error row."""
+
+    out: str | None
+
+    def score(self, batch: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        import pyarrow.parquet as pq
+
+        table = self.score(batch)
+        out = Path(self.out)
+        # Named after its sources: a batch Ray runs again (a worker died) replaces its own file.
+        digest = hashlib.sha1("\0".join(batch["source"]).encode()).hexdigest()[:24]
+        name = f"{PART_PREFIX}{digest}.parquet"
+        # A dot name while it is written: Parquet readers, and `done_sources`, skip it.
+        temporary = out / f".{name}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, out / name)
+        errors = {s for s, e in zip(table.column("source").to_pylist(), table.column("error").to_pylist()) if e}
+        return {"rows": [table.num_rows], "errors": [len(errors)]}
+
+
+class _FaceWorker(_PartWriter):
     """One per actor: opens the face pipeline once, scores batches of image paths."""
 
-    def __init__(self, model: str | None, detector: str | None):
+    def __init__(self, model: str | None, detector: str | None, out: str | None = None):
         from emodetect.vision.detectors import create_detector
         from emodetect.vision.pipeline import EmotionDetector
 
@@ -57,52 +114,58 @@ class _FaceWorker:
         text = {"source", "label", "emotion", "model", "detector", "error"}
         whole = {"image_width", "image_height", "face_id", "x", "y", "width", "height"}
         self.schema = _schema([*face_columns(self.detector.labels), "error"], text, whole)
+        self.out = out
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+    def score(self, batch: dict[str, Any]) -> Any:
         from emodetect.vision.images import ImageError
 
         rows: list[dict[str, Any]] = []
-        for source, unreadable in zip(batch["source"], batch["error"]):
+        for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
             if unreadable:  # found unreadable by list_inputs (a dangling link, a FIFO)
                 rows.append({"source": source, "error": str(unreadable)})
                 continue
             try:
-                result = self.detector.detect(source)
-            except (ImageError, OSError) as err:
-                rows.append({"source": source, "error": str(err)})
+                result = self.detector.detect(os.fsdecode(path))
+            except (ImageError, OSError, UnicodeError) as err:  # UnicodeError: a reader that needs UTF-8 names
+                rows.append({"source": source, "error": f"{source}: {err}" if isinstance(err, UnicodeError)
+                             else str(err)})
                 continue
             faces = result.to_rows() or [{"source": source, "face_id": -1}]  # no face: one row says so
             rows += [{**row, "source": source, "error": None} for row in faces]
         return _table(rows, self.schema)
 
 
-class _VoiceWorker:
-    def __init__(self, model: str | None):
+class _VoiceWorker(_PartWriter):
+    def __init__(self, model: str | None, out: str | None = None):
         from emodetect.voice.pipeline import VoiceEmotion
 
         self.engine = VoiceEmotion(model, threads=1)
         self.schema = _schema(["source", "start_s", "end_s", "label", *self.engine.labels, "clip_label", "error"],
                               {"source", "label", "clip_label", "error"})
+        self.out = out
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+    def score(self, batch: dict[str, Any]) -> Any:
         rows: list[dict[str, Any]] = []
-        for source, unreadable in zip(batch["source"], batch["error"]):
+        for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
             if unreadable:  # found unreadable by list_inputs (a dangling link, a FIFO)
                 rows.append({"source": source, "error": str(unreadable)})
                 continue
             try:
-                result = self.engine.predict(source)
-            except (InputError, OSError, MemoryError) as err:
-                rows.append({"source": source, "error": str(err)})
+                result = self.engine.predict(os.fsdecode(path))
+            except (InputError, OSError, MemoryError, UnicodeError) as err:
+                rows.append({"source": source, "error": f"{source}: {err}" if isinstance(err, UnicodeError)
+                             else str(err)})
                 continue
-            for window in result.to_rows(timeline=True):
+            # No window (a recording too short for one): one row still says it was read, so a
+            # rerun skips it.
+            for window in result.to_rows(timeline=True) or [{}]:
                 rows.append({**{k: v for k, v in window.items() if k != "path"}, "source": source,
                              "clip_label": result.label or "", "error": None})
         return _table(rows, self.schema)
 
 
-class _TextWorker:
-    def __init__(self, model: str | None):
+class _TextWorker(_PartWriter):
+    def __init__(self, model: str | None, out: str | None = None):
         from emodetect.text.pipeline import TextEmotion
 
         self.reader = TextEmotion(model, threads=1)
@@ -113,8 +176,9 @@ class _TextWorker:
                  *(f"p_{k}" for k in self.reader.labels), *head_text, *head_probs, "truncated", "error"]
         self.schema = _schema(names, {"source", "text", "label", "labels", "group", "error", *head_text},
                               boolean={"truncated"})
+        self.out = out
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+    def score(self, batch: dict[str, Any]) -> Any:
         results = self.reader.predict([str(t) for t in batch["text"]])
         rows = [{"source": s, **row} for s, row in zip(batch["source"], results.to_rows())]
         return _table(rows, self.schema)
@@ -134,11 +198,17 @@ def _schema(names: list[str], text: set[str], whole: set[str] = frozenset(), boo
 
 def _table(rows: list[dict[str, Any]], schema: Any) -> Any:
     """Rows as an Arrow table of `schema`; a value a row lacks (an error row has no box) or
-    leaves empty is null."""
+    leaves empty is null. Text is made UTF-8 (`shown`): an error message names a file whose name
+    is not."""
     import pyarrow as pa
 
-    columns = {f.name: [None if row.get(f.name) == "" and f.type != pa.string() else row.get(f.name)
-                        for row in rows] for f in schema}
+    def value(row: dict[str, Any], f: Any) -> Any:
+        v = row.get(f.name)
+        if isinstance(v, str):
+            return (shown(v) if f.type == pa.string() else None if v == "" else v)
+        return v
+
+    columns = {f.name: [value(row, f) for row in rows] for f in schema}
     return pa.table(columns, schema=schema)
 
 
@@ -153,12 +223,12 @@ def list_inputs(source: str | Path, column: str = "text") -> tuple[str, list[dic
             import pyarrow.parquet as pq
 
             texts = [t or "" for t in pq.read_table(path, columns=[column]).column(column).to_pylist()]
-            return "texts", [{"source": f"{path.resolve()}#{i}", "text": t} for i, t in enumerate(texts)]
+            return "texts", [{"source": shown(f"{path.resolve()}#{i}"), "text": t} for i, t in enumerate(texts)]
         from emodetect.text.pipeline import read_texts
 
         _, _, texts = read_texts(path, column)
         first = 1 if path.suffix.lower() == ".txt" else 2  # sources name the file's line
-        return "texts", [{"source": f"{path.resolve()}:{first + i}", "text": t} for i, t in enumerate(texts)]
+        return "texts", [{"source": shown(f"{path.resolve()}:{first + i}"), "text": t} for i, t in enumerate(texts)]
     given = sorted(Path().glob(str(source))) if not path.is_dir() and any(c in str(source) for c in "*?[") \
         else [path]
     # What cannot be read (a dangling link, a link loop, a FIFO, a folder that cannot be listed) is
@@ -178,21 +248,50 @@ def list_inputs(source: str | Path, column: str = "text") -> tuple[str, list[dic
     else:
         why = f" ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
         raise InputError(f"{source}: no images, recordings or text file (CSV, Parquet, TXT) found{why}")
-    items = [{"source": str(f), "error": ""} for f in readable]
+    # `source` is the path as UTF-8 text (`shown`), `path` its bytes, which the worker opens.
+    items = [{"source": shown(str(f)), "path": os.fsencode(f), "error": ""} for f in readable]
     # An unreadable folder or loop has no media suffix: it is reported with either kind.
-    items += [{"source": str(p), "error": reason} for p, reason in unreadable if p.suffix.lower() not in other]
+    items += [{"source": shown(str(p)), "path": os.fsencode(p), "error": reason}
+              for p, reason in unreadable if p.suffix.lower() not in other]
     return kind, sorted(items, key=lambda item: item["source"])
 
 
-def done_sources(out: Path) -> set[str]:
-    """The sources already written under `out` by earlier runs."""
-    import pyarrow.dataset as pads
+def done_sources(out: Path, damaged: list[str] | None = None) -> set[str]:
+    """The sources already written under `out` by earlier runs. A Parquet file there that cannot
+    be read (cut short, overwritten, not ours: one such file once failed every rerun) is renamed
+    `_damaged-NAME` with a warning naming it, its path added to `damaged`, and its inputs are
+    scored again. Temporary files a stopped run left behind are removed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    files = sorted(out.glob("*.parquet"))
-    if not files:
-        return set()
-    return set(pads.dataset([str(f) for f in files], format="parquet").to_table(columns=["source"])
-               .column("source").to_pylist())
+    for temporary in out.glob(f".{PART_PREFIX}*.tmp"):
+        temporary.unlink(missing_ok=True)
+    done: set[str] = set()
+    for path in sorted(out.glob("*.parquet")):
+        try:
+            table = pq.read_table(path)  # every column: a damaged page fails here, not in a reader later
+            if "source" not in table.column_names:
+                raise ValueError("no `source` column: not written by emodetect batch")
+        except (pa.ArrowException, OSError, ValueError) as err:  # ArrowInvalid is also a ValueError
+            moved = _quarantine(path)
+            log.warning("%s: unreadable output file (%s); moved aside to %s, its inputs are scored again",
+                        shown(str(path)), err, moved.name)
+            if damaged is not None:
+                damaged.append(str(moved))
+            continue
+        done.update(table.column("source").to_pylist())
+    return done
+
+
+def _quarantine(path: Path) -> Path:
+    """`path` renamed `_damaged-NAME` (`_damaged-NAME.2` and so on when that name is taken)."""
+    target = path.with_name(DAMAGED_PREFIX + path.name)
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{DAMAGED_PREFIX}{path.name}.{n}")
+    os.replace(path, target)
+    return target
 
 
 RAY_LOG = "_ray.log"  # in the output folder; Parquet readers skip names starting with "_"
@@ -264,54 +363,163 @@ def run_batch(source: str | Path, out: str | Path, address: str | None = None, w
               model: str | None = None, detector: str | None = None, column: str = "text",
               batch_size: int = 16, verbose: bool = False) -> BatchReport:
     """Score every input of `source` on Ray Data with `workers` actors and write Parquet to `out`;
-    Ray's own logs go to `out/_ray.log` unless `verbose` (`ray_quiet`)."""
+    Ray's own logs go to `out/_ray.log` unless `verbose` (`ray_quiet`).
+
+    Stopped early (Ctrl-C or SIGTERM: KeyboardInterrupt), every finished batch is on disk and the
+    same call resumes."""
     started = time.perf_counter()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     kind, items = list_inputs(source, column)
-    done = done_sources(out)
+    damaged: list[str] = []
+    done = done_sources(out, damaged)
     todo = [item for item in items if item["source"] not in done]
-    report = BatchReport(len(items), len(items) - len(todo), len(todo), 0, 0, 0.0, str(out), kind)
+    report = BatchReport(len(items), len(items) - len(todo), len(todo), 0, 0, 0.0, str(out), kind, damaged)
     if todo:
         with ray_quiet(out / RAY_LOG, verbose):
-            _score(todo, out, kind, address, workers, model, detector, batch_size)
-        report.rows, report.errors = _rows_for(out, {item["source"] for item in todo})
+            report.rows, report.errors = _score(todo, out, kind, address, workers, model, detector, batch_size)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
 def _score(todo: list[dict[str, Any]], out: Path, kind: str, address: str | None, workers: int,
-           model: str | None, detector: str | None, batch_size: int) -> None:
-    """The Ray part: start (or join) Ray, score `todo` with `workers` actors, write Parquet to `out`."""
+           model: str | None, detector: str | None, batch_size: int) -> tuple[int, int]:
+    """The Ray part: start (or join) Ray, score `todo` with `workers` actors that each write their
+    batches under `out`; the rows written, and the inputs that became an error row."""
     import ray
 
     owns_ray = not ray.is_initialized()
-    if owns_ray:
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+    guard = None
+    with _sigterm_interrupts() as rearm:
+        try:
+            if owns_ray:
+                guard = _start_guard() if address is None else None  # a cluster is not ours to stop
+                ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+                rearm()  # ray.init put its own SIGTERM handlers in place
+            worker, args = {"images": (_FaceWorker, (model, detector)), "audio": (_VoiceWorker, (model,)),
+                            "texts": (_TextWorker, (model,))}[kind]
+            # At least one block per worker, so that every actor has work from the start.
+            blocks = max(workers, min(len(todo) // batch_size, 64 * workers))
+            dataset = ray.data.from_items(todo, override_num_blocks=blocks)
+            scored = dataset.map_batches(worker, fn_constructor_args=args, fn_constructor_kwargs={"out": str(out)},
+                                         compute=ray.data.ActorPoolStrategy(size=workers),
+                                         batch_size=batch_size, batch_format="numpy", num_cpus=1)
+            rows = errors = 0
+            for counts in scored.iter_batches(batch_size=None, batch_format="numpy"):  # a line per batch
+                rows += int(counts["rows"].sum())
+                errors += int(counts["errors"].sum())
+            return rows, errors
+        finally:
+            if owns_ray:
+                ray.shutdown()
+            if guard is not None:
+                _stop_guard(guard)
+
+
+# Ray stops with the driver. ray.shutdown() in a `finally` covers a normal end and Ctrl-C, and
+# SIGTERM is turned into the same KeyboardInterrupt (`_sigterm_interrupts`). Nothing in the driver
+# runs after SIGKILL, and Ray's agents (ray::DashboardAgent, ray::RuntimeEnvAgent) outlive their
+# raylet: a guard process, started before Ray, notes the driver's descendants every second, and
+# when the driver's end closes its stdin without the word that all is well, it kills those of them
+# that are Ray's and still alive. Linux only (/proc); elsewhere there is no guard.
+_GUARD = r"""
+import os, select, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+driver = int(sys.argv[1])
+
+def processes():
+    found = {}  # pid -> (parent, start time)
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                found[int(name)] = (int(fields[1]), fields[19])
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+def below(table, roots):
+    found, todo = set(), list(roots)
+    while todo:
+        parent = todo.pop()
+        children = [pid for pid, (ppid, _) in table.items() if ppid == parent and pid not in found]
+        found.update(children)
+        todo += children
+    return found - {os.getpid()}
+
+def rays(pids):
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"ray" in f.read():
+                    yield pid
+        except OSError:
+            pass
+
+seen = {}
+while not select.select([sys.stdin], [], [], 1.0)[0]:
+    table = processes()
+    seen.update((pid, table[pid][1]) for pid in below(table, [driver]))
+if sys.stdin.buffer.read(1):
+    sys.exit(0)  # the driver ended Ray itself
+table = processes()
+left = {pid for pid, start in seen.items() if table.get(pid, (0, None))[1] == start}
+targets = set(rays(left | below(table, left)))
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for pid in targets:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    for _ in range(50):
+        table = processes()
+        if not any(pid in table for pid in targets):
+            sys.exit(0)
+        time.sleep(0.1)
+"""
+
+
+def _start_guard() -> subprocess.Popen | None:
+    """The guard process of this driver (Linux), in a session of its own: Ctrl-C on the terminal
+    reaches the driver and Ray, not the guard."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    return subprocess.Popen([sys.executable, "-c", _GUARD, str(os.getpid())], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop_guard(guard: subprocess.Popen) -> None:
+    """Ray is shut down: the guard is told so, and ends."""
     try:
-        worker, args = {"images": (_FaceWorker, (model, detector)), "audio": (_VoiceWorker, (model,)),
-                        "texts": (_TextWorker, (model,))}[kind]
-        # At least one block per worker, so that every actor has work from the start.
-        blocks = max(workers, min(len(todo) // batch_size, 64 * workers))
-        dataset = ray.data.from_items(todo, override_num_blocks=blocks)
-        scored = dataset.map_batches(worker, fn_constructor_args=args,
-                                     compute=ray.data.ActorPoolStrategy(size=workers),
-                                     batch_size=batch_size, batch_format="numpy", num_cpus=1)
-        scored.write_parquet(str(out))
+        guard.stdin.write(b"k")
+        guard.stdin.close()
+        guard.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):  # it ends by itself; nothing here depends on it
+        pass
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[Any]:
+    """SIGTERM raises KeyboardInterrupt while the batch runs, as Ctrl-C does, so that `finally`
+    shuts Ray down: Ray's core had its own handler, which aborted the driver with nothing shut
+    down. Yields `rearm`, to call after ray.init (which sets handlers of its own); the handler
+    found first is put back at the end. Only the main thread can set a handler; elsewhere this
+    does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def rearm() -> None:
+        signal.signal(signal.SIGTERM, interrupt)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    rearm()
+    try:
+        yield rearm
     finally:
-        if owns_ray:
-            ray.shutdown()
-
-
-def _rows_for(out: Path, sources: set[str]) -> tuple[int, int]:
-    """Rows, and sources with an error, written for `sources`."""
-    import pyarrow.dataset as pads
-
-    dataset = pads.dataset(str(out), format="parquet")
-    columns = [c for c in ("source", "error") if c in dataset.schema.names]
-    table = dataset.to_table(columns=columns)  # two columns, not the whole output
-    names = table.column("source").to_pylist()
-    errors = table.column("error").to_pylist() if "error" in columns else [None] * len(names)
-    mine = [(s, e) for s, e in zip(names, errors) if s in sources]
-    return len(mine), len({s for s, e in mine if e})
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

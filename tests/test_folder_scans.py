@@ -55,8 +55,8 @@ def test_batch_turns_each_unreadable_entry_into_an_error_row(tmp_path):
                       "pipe.png": "not a regular file", "loop": "symbolic link loop, not followed"}
     assert all(Path(item["source"]).is_absolute() for item in items)  # cluster workers need them
     # What a Ray worker does with a block of them: the unreadable ones become rows with their reason.
-    batch = {name: np.array([item[name] for item in items]) for name in ("source", "error")}
-    table = _FaceWorker(None, None)(batch)
+    batch = {name: np.array([item[name] for item in items]) for name in ("source", "path", "error")}
+    table = _FaceWorker(None, None).score(batch)
     rows = {Path(row["source"]).name: row["error"] for row in table.to_pylist()}
     assert rows["gone.jpg"] == "dangling symbolic link" and rows["pipe.png"] == "not a regular file"
     assert rows["face0.png"] is None and rows["face1.png"] is None

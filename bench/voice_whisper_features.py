@@ -8,7 +8,8 @@ be trained on any layer, or a learned mix of them, without running the encoder a
 
 Parts: `clean` for every split of every corpus, then `aug<k>` for the train split: copy k of each
 clip through `emodetect.voice.augment.perturb` (speed, room, telephone band, noise, level), seeded
-by the clip's position as `emodetect.voice.data.clip_rows` seeds it.
+by the clip's position as `emodetect.voice.data.clip_rows` seeds it. With `--conditions`, the test
+split as bench/voice_corpora.py degrades it (`telephone`, `noise`, `room`).
 
     nice -n 10 python bench/voice_whisper_features.py ~/.cache/emodetect-runs/whisper/tiny.en/model \
         ../shared/data/speech/ravdess ../shared/data/speech/emodb --out ~/.cache/emodetect-runs/whisper/feat-tiny \
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("corpora", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--copies", type=int, default=2, help="augmented copies of each train clip")
+    parser.add_argument("--conditions", nargs="+", choices=("clean", "telephone", "noise", "room"),
+                        help="only the test split, in these conditions of bench/voice_corpora.py (made from the "
+                             "untrimmed clip with its seed, as that bench makes them): the degraded columns")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
@@ -85,6 +89,8 @@ def main() -> None:
     corpora = {path.name: read_manifest(path) for path in args.corpora}
     jobs = [(name, split, "clean") for name, clips in corpora.items() for split in ("train", "validation", "test")]
     jobs += [(name, "train", f"aug{k}") for k in range(args.copies) for name in corpora]
+    if args.conditions:
+        jobs = [(name, "test", cond) for cond in args.conditions for name in corpora]
     for corpus, split, part in jobs:
         target = args.out / f"{corpus}_{split}_{part}.npy"
         if target.exists():
@@ -93,7 +99,11 @@ def main() -> None:
         started, rows, owners, all_windows = time.time(), [], [], []
         for position, (i, clip) in enumerate(clips):
             wave = F.load_audio(clip.path)
-            if part.startswith("aug"):
+            if part in ("telephone", "noise", "room"):
+                from voice_corpora import condition  # bench/, beside this script
+
+                wave = condition(wave, part, position)
+            elif part.startswith("aug"):
                 trimmed = F.trim_silence(wave)
                 wave = perturb(trimmed if len(trimmed) else wave, np.random.default_rng([i, int(part[3:])]))
             windows = clip_windows(wave)

@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--seed-start", type=int, default=0, help="first seed (runs in parallel take one each)")
     parser.add_argument("--combine", type=Path, nargs="+", help="no training: average the heads of these "
                         "heads.pt files (runs of one setting, other seeds), evaluate and export them")
-    parser.add_argument("--final", action="store_true", help="retrain the chosen setting on train+validation")
+    parser.add_argument("--final", action="store_true", help="retrain the chosen setting on train+validation "
+                        "(with --combine: the heads were so trained)")
     parser.add_argument("--no-export", action="store_true")
     args = parser.parse_args()
 
@@ -151,9 +152,18 @@ def main() -> None:
                 head.load_state_dict(head_state)
                 heads.append(head.eval())
         record = {"labels": list(labels), "combined": [str(p) for p in args.combine]}
-        record["chosen"] = {**setting, "seeds": len(heads), "final_on_train_validation": False,
+        final = bool(saved[0].get("final_on_train_validation", args.final))  # older files: say it with --final
+        record["chosen"] = {**setting, "seeds": len(heads), "final_on_train_validation": final,
                             "validation": evaluate(heads, "validation"), "test": evaluate(heads, "test"),
                             "test_one_head": evaluate(heads[:1], "test")}
+        # The degraded test copies of bench/voice_corpora.py, where they are cached
+        # (bench/voice_whisper_features.py --conditions): the same inputs that bench scores.
+        for cond in ("telephone", "noise", "room"):
+            if all((args.features / f"{corpus}_test_{cond}.npy").exists() for corpus in CORPORA):
+                for corpus in CORPORA:
+                    evals[(corpus, f"test_{cond}")] = (pooled_part(args.features, corpus, "test", cond, encoder.ln_post),
+                                                       *part_labels(args.features, corpus, "test", cond, labels)[1:])
+                record["chosen"][f"test_{cond}"] = evaluate(heads, f"test_{cond}")
         print("combined", json.dumps(record["chosen"]), flush=True)
         (args.out / "train.json").write_text(json.dumps(record, indent=1))
         if not args.no_export:
@@ -190,6 +200,7 @@ def main() -> None:
                         "test_one_head": evaluate(heads[:1], "test")}
     print("chosen", json.dumps(record["chosen"]), flush=True)
     torch.save({"labels": list(labels), "setting": setting, "features": int(x_train.shape[1]),
+                "final_on_train_validation": args.final,
                 "heads": [h.state_dict() for h in heads]}, args.out / "heads.pt")
     (args.out / "train.json").write_text(json.dumps(record, indent=1))
     if not args.no_export:
@@ -204,6 +215,10 @@ def export(args, heads, encoder, labels, record) -> None:
     from emodetect.runtime import OnnxModel
     from emodetect.voice import whisper as W
 
+    samples = int(WINDOW_S * W.SAMPLE_RATE)
+    # The graph takes fixed 3 s windows: 150 encoder frames use 150 of the 1,500 stored positions
+    # (2 MB of float32 saved in each file).
+    encoder.positions = encoder.positions[:samples // W.HOP_LENGTH // 2].clone()
     model = W.build_emotion_model(W.build_front_end(), encoder, heads).eval()
     chosen = record["chosen"]
     test = chosen["test"]
@@ -221,7 +236,6 @@ def export(args, heads, encoder, labels, record) -> None:
                       f"{test['emodb']['unweighted_accuracy']:.3f} ({test['emodb']['clips']} clips)"),
         val_score=str(chosen["validation"]["selection"]))
     path = args.out / "voice_whisper_tiny.onnx"
-    samples = int(WINDOW_S * W.SAMPLE_RATE)
     export_onnx(model, torch.zeros(1, samples), path, metadata, input_name="wave")
     probe = (np.random.default_rng(0).standard_normal((4, samples)) * 0.05).astype(np.float32)
     with torch.no_grad():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -45,7 +46,7 @@ class OnnxModel:
     def _check_outputs(self) -> None:
         """One dummy example through the model: a graph that does not run, answers a width other
         than its labels', or answers inf/NaN fails here, at load, naming the file (issue 34, point 9)."""
-        x = _dummy_input(self.session.get_inputs()[0])
+        x = _dummy_input(self.session.get_inputs()[0], self.path)
         try:
             outputs = self.predict_all(x)
         except _ort_errors() as err:
@@ -131,13 +132,20 @@ def _flag(path: Path, meta: dict[str, str], key: str) -> bool:
 
 # Sizes for a dummy example's dynamic axes past the batch (a text model's token count).
 DUMMY_AXIS = 16
+# Values in one example a model may declare. Ours take at most 30 s of 16 kHz audio (480,000) or a
+# 224 x 224 x 3 face; a file declaring 3 x 100,000 x 100,000 made the load check allocate 112 GiB
+# (MemoryError, a traceback) before this bound (tests/test_fuzz_hostile.py).
+MAX_EXAMPLE_VALUES = 2**24
 
 
-def _dummy_input(spec: Any) -> np.ndarray:
+def _dummy_input(spec: Any, path: Any = "model") -> np.ndarray:
     """One example of the model's declared input: random values in [0, 1) for floats (zeros could
     make a log-mel or a normalisation answer -inf), ones for token ids (all-padding could divide
-    by zero in a mean over tokens)."""
+    by zero in a mean over tokens). A declared example over MAX_EXAMPLE_VALUES is a ModelError."""
     shape = [1] + [d if isinstance(d, int) and d > 0 else DUMMY_AXIS for d in spec.shape[1:]]
+    if math.prod(shape) > MAX_EXAMPLE_VALUES:
+        raise ModelError(f"{path}: its input declares {' x '.join(map(str, shape[1:]))} values per example, "
+                         f"more than {MAX_EXAMPLE_VALUES:,}: not a model emodetect can run")
     if "int" in spec.type:
         return np.ones(shape, dtype=np.int64 if "int64" in spec.type else np.int32)
     return np.random.default_rng(0).random(shape, dtype=np.float32)

@@ -93,6 +93,6 @@ async def text_report(
         raise UploadError(413, f"the CSV has up to {lines - 1:,} rows; the limit is {state.config.max_report_rows:,} "
                                "(max_report_rows): run emodetect text --file FILE --report DIR for more")
     start = time.perf_counter()
-    body = await state.run(_build, engine, upload.data, upload.filename or "upload.csv", column, by, over, every,
+    body = await state.run_long(_build, engine, upload.data, upload.filename or "upload.csv", column, by, over, every,
                            split_at, dayfirst)
     return answer(ReportResponse, body, start)

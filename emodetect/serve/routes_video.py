@@ -208,6 +208,6 @@ async def video(
                                      examples="video/mp4, video/webm, ...", take=take)
         upload, subtitles = uploads[FIELD], uploads.get(SUBTITLES)
         start = time.perf_counter()
-        body = await state.run(analyse, state, vision, upload.data, subtitles.data if subtitles else None,
+        body = await state.run_long(analyse, state, vision, upload.data, subtitles.data if subtitles else None,
                                upload.filename or "upload", captions, media, segment)
     return answer(VideoResponse, body, start)

@@ -151,7 +151,7 @@ async def explain_route(
     `unexplained`, labelled, and `X-Faces-Explained` says how many were mapped."""
     upload = await read_upload(request, state.config.max_upload_bytes)
     start = time.perf_counter()
-    body, image, media_type = await state.run(explain, vision, upload, options, state.config.max_pixels,
+    body, image, media_type = await state.run_long(explain, vision, upload, options, state.config.max_pixels,
                                               state.config.max_explain_faces)
     return answer(ExplainResponse, body, start, image, media_type,
                   **{"X-Faces": str(len(body["faces"]) + len(body["unexplained"])),

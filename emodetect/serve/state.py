@@ -156,6 +156,7 @@ class ServeState:
     shutdown: Any = None  # serve.work.Shutdown: when SIGTERM came; every request's Work reads it
     video_bytes: Any = None  # serve.work.ByteBudget: upload bytes of the /v1/video requests in flight
     limiter: Any = None  # anyio.CapacityLimiter, made inside the running event loop
+    long_limiter: Any = None  # at most workers - 1 long requests at once (run_long), made on first use
     catalogue: list[Any] | None = None  # runtime.bundled_models(), read once
     live_streams: int = 0  # WS /v1/voice/stream connections open now
 
@@ -174,6 +175,17 @@ class ServeState:
         if work is None:  # outside a request (start-up)
             return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
         return await work.run(func, args, self.limiter)
+
+    async def run_long(self, func: Callable[..., T], *args: Any) -> T:
+        """`run`, for work that can hold a worker for minutes (a video, explaining many faces, a
+        report on a CSV): at most `workers - 1` of them at once, so a worker stays free for the
+        short requests (/v1/detect, /v1/text) whatever the long ones do. With one worker, all wait."""
+        import anyio
+
+        if self.long_limiter is None:
+            self.long_limiter = anyio.CapacityLimiter(max(1, self.config.workers - 1))
+        async with self.long_limiter:
+            return await self.run(func, *args)
 
 
 def get_state(request: Request) -> ServeState:

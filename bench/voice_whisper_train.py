@@ -175,9 +175,14 @@ def main() -> None:
     copies_options = sorted({min(c, len(available)) for c in args.copies})
     record: dict = {"labels": list(labels), "runs": []}
     best = None
+    # One setting and --final: nothing to choose, so no train-only run before the final fit.
+    only = args.final and len(copies_options) * len(args.epochs) * len(args.hidden) * len(args.dropout) == 1
     for copies in copies_options:
         x_train, y_train = gather("train", ["clean"] + [f"aug{k}" for k in available[:copies]])
         for epochs, hidden, dropout in itertools.product(args.epochs, args.hidden, args.dropout):
+            if only:
+                best = ({"copies": copies, "epochs": epochs, "hidden": hidden, "dropout": dropout}, None, [])
+                break
             t0 = time.time()
             heads = [train(x_train, y_train, seed, epochs, hidden, dropout)
                      for seed in range(args.seed_start, args.seed_start + args.seeds)]
@@ -194,7 +199,8 @@ def main() -> None:
         x_train, y_train = gather("train", parts)
         x_val, y_val = gather("validation", ["clean"])
         heads = [train(torch.cat([x_train, x_val]), torch.cat([y_train, y_val]), seed, setting["epochs"],
-                       setting["hidden"], setting["dropout"]) for seed in range(args.seeds)]
+                       setting["hidden"], setting["dropout"])
+                 for seed in range(args.seed_start, args.seed_start + args.seeds)]
     record["chosen"] = {**setting, "seeds": args.seeds, "final_on_train_validation": args.final,
                         "validation": evaluate(heads, "validation"), "test": evaluate(heads, "test"),
                         "test_one_head": evaluate(heads[:1], "test")}

@@ -167,6 +167,7 @@ def heads(args) -> None:
         labels, default_thresholds = segments[head]
         known, y = train.labelled_in(head, labels)
         rows = [i for i in keep if known[i] and train.texts[i] in emb]
+        rows = [rows[j] for j in np.random.default_rng(0).permutation(len(rows))]  # x[:n]: every corpus
         known_index = np.cumsum(known) - 1
         x, y = np.stack([emb[train.texts[i]] for i in rows]), y[known_index[rows]]
         multilabel = head == "goemotions"
@@ -175,7 +176,7 @@ def heads(args) -> None:
         vy = vy[(np.cumsum(vknown) - 1)[vrows]]
         vx = np.stack([emb[val.texts[i]] for i in vrows])
         entry = {"labels": len(labels), "train_texts": len(rows), "validation_texts": len(vrows)}
-        for n in sorted({1000, len(rows)}):
+        for n in sorted({100, len(rows)}):  # two points of a learning curve
             if n > len(rows):
                 continue
             predict = fit_head(x[:n], y[:n], multilabel)
@@ -193,7 +194,7 @@ def heads(args) -> None:
         entry["default"] = score(vy, probs, multilabel, default_thresholds)
         report[f"{head} on {corpus} validation"] = entry
         print(head, json.dumps(entry), flush=True)
-    out = ROOT / "docs/training/mpnet/probe.json"
+    out = ROOT / f"docs/training/mpnet/probe-{args.train}-{args.val}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print("wrote", out)
 

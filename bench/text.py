@@ -31,7 +31,6 @@ DATA = Path(__import__("os").environ.get("EMODETECT_DATA", REPO.parent / "shared
 MODELS = [
     ("goemotions", None, DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),
     ("default", "goemotions", DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),
-    ("dair-emotion", None, DATA / "dair_emotion" / "emotion.csv", "accuracy", 0.94),
     ("default", "dair", DATA / "dair_emotion" / "emotion.csv", "accuracy", 0.94),
     ("default", "isear", DATA / "isear" / "isear.csv", "accuracy", 0.65),
     ("default-int8", "goemotions", DATA / "goemotions" / "goemotions.csv", "macro_f1", 0.50),

@@ -27,7 +27,7 @@ from common import machine_info, markdown_table, write_json
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
-    parser.add_argument("--models", nargs="+", default=["default", "minilm-int8", "goemotions", "dair-emotion"])
+    parser.add_argument("--models", nargs="+", default=["default", "minilm-int8", "goemotions"])
     parser.add_argument("--split", default="test", help="test, or validation to compare candidates")
     parser.add_argument("--out", default="text_corpora.json", help="JSON name under bench/results")
     args = parser.parse_args()

@@ -103,7 +103,7 @@ def main() -> None:
         # A joint model ("ravdess+emodb") is scored on each corpus's test speakers in turn.
         corpora = (m.metadata.get("corpus") or CORPUS.get(m.name, "ravdess")).split("+")
         labels = tuple(m.labels)
-        engine = VoiceEmotion(m.path, threads=1)
+        engine = VoiceEmotion(m.path, threads=1, words=False)
         for corpus in corpora:
             clips, _ = load_corpus(SPEECH / corpus)
             if not {c.label for c in clips} <= set(labels):
@@ -139,7 +139,7 @@ def main() -> None:
 
     clips, _ = load_corpus(SPEECH / "ravdess")
     test = select(clips, "test")
-    engine = VoiceEmotion(threads=1)
+    engine = VoiceEmotion(threads=1, words=False)
     with tempfile.TemporaryDirectory() as tmp:
         short = throughput(engine, [c.path for c in test], args.runs)
         long = throughput(engine, [long_recording(test, args.long_seconds, Path(tmp))], args.runs)

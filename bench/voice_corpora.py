@@ -40,7 +40,7 @@ def condition(wave: np.ndarray, name: str, seed: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpora", nargs="+", type=Path, help="speech corpus folders (manifest.csv)")
-    parser.add_argument("--models", nargs="+", default=["default", "ravdess", "emodb"])
+    parser.add_argument("--models", nargs="+", default=["default", "fast"])
     parser.add_argument("--split", default="test")
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     args = parser.parse_args()
@@ -57,7 +57,7 @@ def main() -> None:
     record: dict = {}
     table = []
     for name in args.models:
-        reader = VoiceEmotion(name)
+        reader = VoiceEmotion(name, words=False)
         record[name] = {"labels": list(reader.labels)}
         for corpus, chosen in clips.items():
             truth = np.array([c.label for c in chosen])

@@ -36,7 +36,7 @@ def main() -> None:
     clips = [c.path for c in select(load_corpus(SPEECH / "ravdess")[0], "test")]
     audio_s = sum(audio_info(p).duration_s for p in clips)
     window = (np.random.default_rng(0).standard_normal(3 * F.SAMPLE_RATE) * 0.1).astype(np.float32)
-    engine = VoiceEmotion(threads=1)
+    engine = VoiceEmotion(threads=1, words=False)
     reference = F.log_mel(window)
     mel_ms: dict[int, list[float]] = {b: [] for b in args.blocks}
     pipeline_s: dict[int, list[float]] = {b: [] for b in args.blocks}

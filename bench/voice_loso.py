@@ -78,7 +78,7 @@ def main() -> None:
             t0 = time.perf_counter()
             result = train(cfg)
             onnx = export_checkpoint(result.best_checkpoint, Path(tmp) / "fold.onnx").path
-            scores = score_clips(VoiceEmotion(onnx, threads=1), select(clips, f"speaker={test_speaker}"), labels)
+            scores = score_clips(VoiceEmotion(onnx, threads=1, words=False), select(clips, f"speaker={test_speaker}"), labels)
         fold = {"test_speaker": test_speaker, "val_speaker": val_speaker, "best_epoch": result.best_epoch,
                 "val_window_acc": round(result.best_val_acc, 4), "wall_s": round(time.perf_counter() - t0, 1),
                 **{k: scores[k] for k in ("n", "accuracy", "unweighted_accuracy", "macro_f1")}}

@@ -29,7 +29,7 @@ def main() -> None:
     seconds = sum(len(w) for w in waves) / F.SAMPLE_RATE
     report = {}
     for name in args.models:
-        reader = VoiceEmotion(name, threads=args.threads)
+        reader = VoiceEmotion(name, threads=args.threads, words=False)
         reader.predict(waves[0], F.SAMPLE_RATE)  # warm-up
         started = time.perf_counter()
         for wave in waves:

@@ -126,8 +126,8 @@ def test_every_bundled_model_has_a_generated_card_in_one_format():
         assert [line for line in card.splitlines() if line.startswith("## ")] == sections, model.name
         assert "Measured with `" in card and "emodetect evaluate" in card, f"{model.name}: no evaluation evidence (bench/cards.py)"
         assert "| class | precision | recall | F1 | support |" in card
-    voice = model_card("ravdess")
-    assert "By gender" in voice and "By actor" in voice
+    voice = model_card("voice:default")
+    assert "By gender" in voice and "By corpus" in voice
     assert "JAFFE" in model_card("vision:default")
     with pytest.raises(InputError, match="vision:default, text:default, voice:default"):
         model_card("default")  # several modalities bundle a 'default': refused, never the first one's

@@ -25,7 +25,7 @@ from emodetect.serve.state import ServeState
 
 FORMATS = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
 MAX_SPEED = 4.0  # audio seconds per wall second a client may send, past the first BURST_S
-BURST_S = 15.0
+BURST_S = 30.0
 
 
 class StreamClosed(Exception):

@@ -37,7 +37,9 @@ from emodetect.voice.augment import WaveAugment, perturb
 log = logging.getLogger(__name__)
 
 # evaluate reads recordings without the model.
-EVALUATION_NEEDS_MODEL = False
+# evaluate passes the model: one that reads 16 kHz samples (feature whisper-wave-v1) is given
+# the windows themselves, the others their log-mels.
+EVALUATION_NEEDS_MODEL = True
 WINDOW_S = 3.0  # model input: 3 s of speech (301 frames of 10 ms)
 TRAIN_HOP_S = 1.0  # long clips give one training window per second
 JITTER_S = 0.25  # training windows are cut this much longer, then randomly cropped back
@@ -142,8 +144,9 @@ def _cache_file(kind: str, clips: list[Clip], params: dict[str, Any]) -> Path:
 
 
 def clip_rows(clips: list[Clip], labels: tuple[str, ...], window_s: float, hop_s: float,
-              kind: str = "eval", copies: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log-mel windows of every clip, as the pipeline cuts them: rows, label index, clip index.
+              kind: str = "eval", copies: int = 0, feature: str = FEATURE_VERSION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-mel windows of every clip, as the pipeline cuts them: rows, label index, clip index
+    (with `feature` "whisper-wave-v1", the windows' 16 kHz samples themselves).
 
     Each clip is trimmed of leading/trailing silence, then cut into windows (short clips are
     centred in one); `copies` perturbed versions of it (`emodetect.voice.augment`, seeded by the
@@ -151,6 +154,8 @@ def clip_rows(clips: list[Clip], labels: tuple[str, ...], window_s: float, hop_s
     and parameters.
     """
     params = {"window_s": window_s, "hop_s": hop_s, "silence": (F.SILENCE_DBFS, F.SILENCE_RELATIVE_DB)}
+    if feature != FEATURE_VERSION:
+        params["feature"] = feature
     if copies:
         params.update(copies=copies, augment=WaveAugment().key())
     cache = _cache_file(kind, clips, params)
@@ -166,7 +171,7 @@ def clip_rows(clips: list[Clip], labels: tuple[str, ...], window_s: float, hop_s
         versions = [wave] + [perturb(wave, np.random.default_rng([i, k])) for k in range(copies)]
         for version in versions:
             windows, _ = F.clip_windows(version, window_s, hop_s)
-            mels = F.window_log_mels(windows)
+            mels = windows.astype(np.float32) if feature == "whisper-wave-v1" else F.window_log_mels(windows)
             xs.append(mels.astype(np.float16) if kind == "train" else mels)
             ys += [labels.index(clip.label)] * len(mels)
             owner += [i] * len(mels)
@@ -266,13 +271,15 @@ def export_example(checkpoint) -> tuple:  # checkpoint: emodetect.checkpoint.Che
 
 
 def evaluation_data(data: str | Path, split: str | None, window_s: float = WINDOW_S,
-                    hop_s: float = TRAIN_HOP_S):
+                    hop_s: float = TRAIN_HOP_S, model: Any = None):
     """Window-level inputs (N x 1 x mels x frames), labels, label names, a source description, and
     each window's clip: `evaluate` scores every clip once, on the mean of its windows, as users
     (and the README's figures) count clips."""
     clips, labels = load_corpus(data)
     chosen = select(clips, split or "test")
-    x, y, clip = clip_rows(chosen, labels, window_s, hop_s)
+    extras = getattr(model, "extras", None)
+    extras = (extras() if callable(extras) else extras) or {}
+    x, y, clip = clip_rows(chosen, labels, window_s, hop_s, feature=extras.get("feature", FEATURE_VERSION))
     return EvaluationData(x.astype(np.float32), y, labels, f"{data}[{split}] speakers {_speaker_note(chosen)}", clip)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from emodetect.errors import ModelNotFoundError
 from emodetect.runtime import BundledModel
 
 INTENDED = {
@@ -79,7 +80,7 @@ def find_model(name: str, modality: str | None = None) -> BundledModel:
 
     found = resolve_model(name, modality).bundled
     if found is None:
-        raise KeyError(f"{name}: a file, not a bundled model; cards are written for bundled models")
+        raise ModelNotFoundError(f"{name}: a file, not a bundled model; cards are written for bundled models")
     return found
 
 

@@ -46,13 +46,14 @@ def _needs_train_extra(err: ImportError) -> None:
 
 def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) -> None:
     from emodetect.config import config_defaults, load_config
+    from emodetect.errors import EmodetectError
 
     if config is not None:
         # The saved recipe, with any flag given on the command line on top of it.
         try:
             recipe = load_config(config).__dict__
-        except (OSError, ValueError, TypeError) as err:
-            fail(f"{config}: not a readable config.json ({err})")
+        except EmodetectError as err:  # names the file: missing, not JSON, an unknown key
+            fail(err)
         given = {k: v for k, v in values.items()
                  if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}
         values = recipe | given
@@ -60,13 +61,14 @@ def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) 
         from emodetect.train import TrainConfig, train
     except ImportError as err:
         _needs_train_extra(err)
-    from emodetect.errors import EmodetectError
 
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
     setup_logging(main_process)
     try:
         result = train(TrainConfig(**(config_defaults() | values)))
-    except (EmodetectError, FileNotFoundError, ValueError, KeyError) as err:
+    except EmodetectError as err:
+        fail(err)
+    except FileNotFoundError as err:  # a --data, --pretrained or --init path that is not there
         fail(str(err))
     if main_process:
         typer.echo(json.dumps({"best_checkpoint": str(result.best_checkpoint),
@@ -115,14 +117,16 @@ def evaluate(
 ) -> None:
     """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix."""
     from emodetect.evaluate import evaluate as run_evaluate
-    from emodetect.errors import DataError
+    from emodetect.errors import EmodetectError
 
     setup_logging(False)
     options = {"ferplus": ferplus} if ferplus else {}
     try:
         report = run_evaluate(model, data, split, modality=modality, out_dir=out, group_by=group_by, head=head,
                               **options)
-    except (DataError, FileNotFoundError, KeyError, ValueError) as err:
+    except EmodetectError as err:  # the model, the data, the split, the head, the output folder
+        fail(err)
+    except FileNotFoundError as err:  # a data path that is not there
         fail(str(err))
     typer.echo(report.to_markdown())
     if out:
@@ -170,10 +174,10 @@ def export(
         report = export_checkpoint(checkpoints, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
                                    calibration=calibration, extra_metadata={"name": name} if name else None,
                                    weights=weight or None)
-    except EmodetectError as err:
-        fail(str(err))
-    except NeedsCalibration:
+    except NeedsCalibration:  # an EmodetectError, said in the command's own words
         fail("--int8 needs --calibration-data for this model (static quantisation is calibrated on real inputs)")
+    except EmodetectError as err:
+        fail(err)
     typer.echo(f"wrote {report.path} (max |torch - onnxruntime| = {report.max_abs_diff:.2e})")
     if report.int8_path:
         typer.echo(f"wrote {report.int8_path}")
@@ -200,8 +204,8 @@ def models(
         owners = model_owners(card)
         try:
             typer.echo(model_card(card, modality or (owners[0] if len(owners) > 1 else None)))
-        except (KeyError, EmodetectError) as err:
-            fail(str(err.args[0] if isinstance(err, KeyError) else err))
+        except EmodetectError as err:  # ModelNotFoundError lists the bundled names
+            fail(err)
         _note_shared_name(card, modality)
         return
 
@@ -308,6 +312,8 @@ def serve(
         from emodetect.serve.state import default_workers
     except ImportError as err:
         fail(f"{err.name} is missing: install the service extra with pip install 'emodetect[serve]'")
+    from emodetect.errors import EmodetectError, ModelNotFoundError
+
     setup_logging(False)
     try:
         config = ServeConfig(model=model, detector=detector, text_model=text_model, words=words, threads=threads,
@@ -320,17 +326,16 @@ def serve(
                              request_timeout_s=request_timeout,
                              allowed_hosts=_allowed_hosts(host, allowed_host),
                              max_in_flight=max_connections, head_timeout_s=head_timeout)
-    except ValueError as err:
-        fail(str(err))
+    except EmodetectError as err:  # a limit out of range (ServeConfig checks them)
+        fail(err)
     if model and not Path(model).exists():
         from emodetect.runtime import bundled_model_path
 
         try:
             bundled_model_path(model, "vision")
-        except KeyError as err:
-            fail(f"--model {model}: no such file, and {err.args[0]}")
+        except ModelNotFoundError as err:
+            fail(f"--model {model}: no such file, and {err}")
     typer.echo(f"emodetect serve: http://{host}:{port}/ (API docs at /docs); uploads are never stored", err=True)
-    from emodetect.errors import EmodetectError
 
     # serve.server sets the socket settings: a head timeout, and a cap on requests in flight, not on
     # sockets (uvicorn's limit_concurrency let 99 idle connections lock everyone out; issue 34).

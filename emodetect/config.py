@@ -114,8 +114,17 @@ def foreign_options(cfg: TrainConfig, reads: Iterable[str], specific: Iterable[s
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """The recipe saved as `config.json` in a run folder, to run it again."""
-    return config_from_dict(json.loads(Path(path).read_text()))
+    """The recipe saved as `config.json` in a run folder, to run it again; an InputError naming the
+    file when it is missing, not a JSON object, or has a key TrainConfig lacks."""
+    from emodetect.errors import InputError
+
+    try:
+        values = json.loads(Path(path).read_text())
+        if not isinstance(values, dict):
+            raise InputError("not a JSON object")
+        return config_from_dict(values)
+    except (OSError, ValueError, TypeError) as err:  # InputError is a ValueError; TypeError: TrainConfig(**)
+        raise InputError(f"{path}: not a readable config.json ({err})") from err
 
 
 def config_defaults() -> dict[str, Any]:

@@ -7,13 +7,22 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import typer
 
+if TYPE_CHECKING:
+    from emodetect.errors import EmodetectError
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print `error: message` in red on stderr and exit with `code` (2: bad usage or input)."""
+
+def fail(message: "str | EmodetectError", code: int | None = None) -> NoReturn:
+    """Print `error: message` in red on stderr and exit with `code`: by default the error's own
+    (errors.exit_code: 2, the command refused its input), 2 for a message. Commands catch
+    `EmodetectError` only and hand it here, so any other exception is a bug and shows as one."""
+    from emodetect.errors import EXIT_REFUSED, EmodetectError, exit_code
+
+    if code is None:
+        code = exit_code(message) if isinstance(message, EmodetectError) else EXIT_REFUSED
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 

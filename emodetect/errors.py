@@ -25,15 +25,21 @@ class InputError(EmodetectError, ValueError):
             self.reason = reason
 
 
-class ModelNotFoundError(InputError, KeyError):
-    """A model name that no bundled model (or registered architecture) answers to; the message lists
-    the names there are. Also a KeyError, as `resolve_model` and `get_model` raised before."""
+class NotFoundError(InputError, KeyError):
+    """A name that nothing answers to (a model's head, a bundled model); the message lists the names
+    there are. Also a KeyError, as these lookups raised before the family."""
 
     reason = "not_found"
 
     # KeyError's str() quotes its argument (str(KeyError("x")) == "'x'"); the message is for people.
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ModelNotFoundError(NotFoundError):
+    """A model name that no bundled model (or registered architecture) answers to, or a file where a
+    bundled model is needed; the message lists the names there are (`runtime.resolve_model`,
+    `registry.get_model`, `cards.find_model`)."""
 
 
 class DataError(InputError):
@@ -67,7 +73,7 @@ HTTP_STATUS = {
     "too_large": 413,    # over a limit: bytes, pixels, seconds, texts
     "unsupported": 415,  # not a format this service reads
     "invalid": 422,      # readable framing, unusable content (corrupt image, NaN audio)
-    "not_found": 422,    # a model name nothing answers to (the route exists: not a 404)
+    "not_found": 422,    # a name nothing answers to: a model, a head (the route exists: not a 404)
 }
 
 # Exit codes of the command line, as they were before this table: 0 done; 1 done, but some inputs

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from emodetect.errors import DataError
 from emodetect.heads import Segment, find, segments
 # The metrics live in emodetect.metrics; these names stay importable from here.
 from emodetect.metrics import (SHRINKS, THRESHOLD_GRID, cross_fitted_thresholds, f1_table,  # noqa: F401
@@ -352,7 +353,7 @@ def evaluate(model: str | Path, data: str | Path, split: str | None = "test",
             y_true = np.array([list(model_labels).index(name) for name in labels])[np.asarray(y_true)]
             labels = list(model_labels)
         else:
-            raise ValueError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
+            raise DataError(f"{model_name} predicts {model_labels}, but {source} is labelled {list(labels)}")
     extras = head_extras
     if np.ndim(y_true) == 2:  # multi-hot rows: multi-label data
         report = multilabel_report(y_true, probs, labels, extras.get("thresholds", 0.5),

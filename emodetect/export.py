@@ -18,6 +18,7 @@ from torch import nn
 
 from emodetect import __version__
 from emodetect.checkpoint import Checkpoint
+from emodetect.errors import InputError
 from emodetect.heads import HEAD_OUTPUT, Segment, activate
 from emodetect.heads import segments as head_segments
 from emodetect.modalities import get_modality
@@ -194,8 +195,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
 
 
-class NeedsCalibration(ValueError):
-    """Static int8 quantisation was asked for without calibration inputs."""
+class NeedsCalibration(InputError):
+    """Static int8 quantisation was asked for without calibration inputs (in the error family; still
+    a ValueError, as before)."""
 
 
 def quantize_dynamic_int8(onnx_path: str | Path, out_path: str | Path) -> Path:

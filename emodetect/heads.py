@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from emodetect.errors import NotFoundError
+
 HEAD_OUTPUT = "head_probabilities"
 
 # What each bundled label set is, for people: "dair=joy isear=disgust" named corpora that mean
@@ -56,7 +58,7 @@ def find(segs: Sequence[Segment], name: str) -> Segment:
     for seg in segs:
         if seg.name == name or (name in ("", "main") and seg.name == ""):
             return seg
-    raise KeyError(f"no head {name!r}; the model's heads: main, {', '.join(s.name for s in segs[1:]) or '(none)'}")
+    raise NotFoundError(f"no head {name!r}; the model's heads: main, {', '.join(s.name for s in segs[1:]) or '(none)'}")
 
 
 def activate(logits: Any, segs: Sequence[Segment]) -> list[Any]:

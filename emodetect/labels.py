@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from emodetect.errors import InputError
+
 # FER-2013 order: the ONNX contract and every face model use it.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -35,7 +37,7 @@ def canonical_emotion(name: str, keep: tuple[str, ...] = ()) -> str:
     if key in keep:
         return key
     if key not in SYNONYMS:
-        raise ValueError(f"unknown emotion label {name!r}; known: {sorted({*SYNONYMS, *keep})}")
+        raise InputError(f"unknown emotion label {name!r}; known: {sorted({*SYNONYMS, *keep})}")
     return SYNONYMS[key]
 
 

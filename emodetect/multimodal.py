@@ -295,7 +295,7 @@ class VideoAnalysis(ResultReaders):
         if stream == "text":
             return [{"start_s": c.start_s, "end_s": c.end_s, "text": c.text, "label": r.label or "",
                      "group": r.group or ""} for c, r in self.cues]
-        raise ValueError(f"unknown stream {stream!r}; one of segments, faces, voice, text")
+        raise InputError(f"unknown stream {stream!r}; one of segments, faces, voice, text")
 
     def plot(self, path: str | Path, title: str = "") -> Path:
         return plot_streams(self, Path(path), title or Path(self.source).name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+from emodetect.errors import ModelNotFoundError
+
 _MODELS: dict[str, Callable[..., Any]] = {}
 
 
@@ -39,7 +41,7 @@ def model_modality(name: str) -> str | None:
 
     _import_families()
     if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; registered: {sorted(_MODELS)}")
+        raise ModelNotFoundError(f"unknown model {name!r}; registered: {sorted(_MODELS)}")
     module = _MODELS[name].__module__
     return next((m.name for m in modalities() if m.architectures == module), None)
 
@@ -48,5 +50,5 @@ def create_model(name: str, **kwargs: Any) -> Any:
     """Build a registered architecture, e.g. create_model("vgg_fer", num_classes=7)."""
     _import_families()
     if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; registered: {sorted(_MODELS)}")
+        raise ModelNotFoundError(f"unknown model {name!r}; registered: {sorted(_MODELS)}")
     return _MODELS[name](**kwargs)

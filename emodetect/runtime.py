@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from emodetect.errors import ModelError
+from emodetect.errors import ModelError, ModelNotFoundError
 
 ASSETS = "emodetect.assets"
 
@@ -31,7 +31,7 @@ class OnnxModel:
     def __init__(self, path: str | Path, threads: int = 0):
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such model file")
+            raise ModelNotFoundError(f"{self.path}: no such model file")
         self.session = _open_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, str] = dict(meta)
@@ -87,7 +87,14 @@ class OnnxModel:
         return outputs
 
     def extras(self) -> dict[str, Any]:
-        return json.loads(self.metadata.get("extras", "{}"))
+        """The metadata's `extras` object; a ModelError naming the file when it is not one."""
+        try:
+            extras = json.loads(self.metadata.get("extras", "{}"))
+        except ValueError as err:
+            raise ModelError(f"{self.path}: the extras in its metadata are not JSON") from err
+        if not isinstance(extras, dict):
+            raise ModelError(f"{self.path}: the extras in its metadata are not a JSON object")
+        return extras
 
 
 def _ort_errors() -> tuple[type[BaseException], ...]:
@@ -290,8 +297,8 @@ def resolve_model(reference: str | Path | None, modality: str | None = None) -> 
     if not found:
         if modality is not None:
             names = sorted(m.name for m in bundled_models() if m.modality == modality)
-            raise KeyError(f"no bundled {modality} model named {text!r}; bundled: {names}")
-        raise KeyError(f"{reference}: no such file, and no bundled model has that name "
+            raise ModelNotFoundError(f"no bundled {modality} model named {text!r}; bundled: {names}")
+        raise ModelNotFoundError(f"{reference}: no such file, and no bundled model has that name "
                        f"(bundled: {sorted({m.name for m in bundled_models()})})")
     if len(owners) > 1:
         choices = ", ".join(f"{owner}:{text}" for owner in owners)
@@ -325,7 +332,7 @@ def bundled_model_path(name: str | None = None, modality: str = "vision") -> Pat
     found = _bundled_named(name, modality)
     if not found:
         names = sorted(m.name for m in bundled_models() if m.modality == modality)
-        raise KeyError(f"no bundled {modality} model named {name!r}; bundled: {names}")
+        raise ModelNotFoundError(f"no bundled {modality} model named {name!r}; bundled: {names}")
     return found[0].path
 
 

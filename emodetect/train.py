@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from emodetect.checkpoint import Checkpoint, TrainingState, as_checkpoint
 from emodetect.config import TrainConfig, config_from_dict  # noqa: F401  (re-exported)
-from emodetect.errors import DataError
+from emodetect.errors import DataError, InputError, ModelError
 from emodetect.heads import Segment, segments, width
 from emodetect.metrics import f1_table
 from emodetect.modalities import check_train_options, get_modality
@@ -320,11 +320,11 @@ def _checked_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if not cfg.data:
-        raise ValueError("no training data given (--data)")
+        raise InputError("no training data given (--data)")
     cfg = dataclasses.replace(cfg, modality=resolve_modality(cfg))
     check_train_options(cfg, get_modality(cfg.modality))
     if cfg.head_loss not in ("sum", "mean"):
-        raise ValueError(f"unknown head_loss {cfg.head_loss!r}; use sum or mean")
+        raise InputError(f"unknown head_loss {cfg.head_loss!r}; use sum or mean")
     return cfg
 
 
@@ -354,7 +354,7 @@ def _build_run(cfg: TrainConfig, data: TrainingData, world: int) -> _Run:
     elif cfg.optimizer == "adamw":
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+        raise InputError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
     # A last batch of one example is dropped: batch norm cannot train on a single value per channel.
     # Each process takes every world-th example (the order cut to a multiple of world, so all
     # processes run the same number of steps).
@@ -521,7 +521,7 @@ def init_weights(model: torch.nn.Module, path: str | Path) -> None:
     try:
         model.load_state_dict(Checkpoint.read(path).weights)
     except RuntimeError as err:
-        raise ValueError(f"{path}: its weights do not fit this model ({err})") from err
+        raise ModelError(f"{path}: its weights do not fit this model ({err})") from err
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

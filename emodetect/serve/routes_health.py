@@ -44,11 +44,11 @@ async def model_card(modality: str, name: str, state: ServeState = Depends(get_s
     """Intended use and uses to avoid, training data and its terms, test figures per class and per
     group, known gaps, privacy: generated from the model's metadata and its evaluation evidence."""
     from emodetect.cards import model_card as make_card
-    from emodetect.errors import EmodetectError
+    from emodetect.errors import InputError
 
     try:
         text = await state.run(make_card, name, modality)
-    except (KeyError, EmodetectError) as err:
+    except InputError as err:  # an unknown modality, a ModelNotFoundError, a name several share
         # The path is the client's: echoed whole, a 20,000-character name makes a 20 KB answer.
         raise HTTPException(404, detail=f"no bundled {_clipped(modality)} model named {_clipped(name)}") from err
     return Response(text, media_type="text/markdown; charset=utf-8")

@@ -36,7 +36,6 @@ class ReportResponse(BaseModel):
 def _build(engine: Any, data: bytes, name: str, column: str, by: str | None, over: str | None, every: str,
            split_at: str | None, dayfirst: bool | None) -> dict[str, Any]:
     """Blocking work of one request: decode, score chunk by chunk, draw, render."""
-    from emodetect.errors import InputError, http_status
     from emodetect.text.report import ReportBuilder, csv_chunks
     from emodetect.text.report_html import write_report
 
@@ -45,15 +44,13 @@ def _build(engine: Any, data: bytes, name: str, column: str, by: str | None, ove
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
         raise UploadError(415, f"{name}: not a UTF-8 or UTF-16 CSV ({err.reason} at byte {err.start})") from None
-    try:
-        builder = ReportBuilder(engine, by=by, over=over, every=every, split_at=split_at, dayfirst=dayfirst,
-                                source=name)
-        for rows, where in csv_chunks(io.StringIO(text, newline=""), [c for c in (column, by, over) if c], CHUNK, name):
-            check()
-            builder.predict_rows(rows, column, where)
-        report = builder.finish()
-    except InputError as err:
-        raise UploadError(http_status(err), str(err)) from err
+    # A DataError (a missing column, a date read two ways) is answered by the app's one handler.
+    builder = ReportBuilder(engine, by=by, over=over, every=every, split_at=split_at, dayfirst=dayfirst,
+                            source=name)
+    for rows, where in csv_chunks(io.StringIO(text, newline=""), [c for c in (column, by, over) if c], CHUNK, name):
+        check()
+        builder.predict_rows(rows, column, where)
+    report = builder.finish()
     # The charts are drawn to PNG files by the page writer: a folder of our own, gone at once.
     with tempfile.TemporaryDirectory(prefix="emodetect-report-") as folder:
         html = write_report(report, Path(folder)).read_text(encoding="utf-8")

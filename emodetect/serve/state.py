@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import HTTPException, Request
 
+from emodetect.errors import InputError
 from emodetect.vision.images import DEFAULT_MAX_PIXELS
 
 T = TypeVar("T")
@@ -101,22 +102,22 @@ class ServeConfig:
                      "max_video_bytes", "max_video_seconds", "max_video_frames", "max_in_flight", "max_sockets",
                      "max_voice_streams", "max_stream_frame_bytes", "max_report_rows"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_explain_faces < 1 or self.max_explain_tokens < 1:
-            raise ValueError(f"max_explain_faces and max_explain_tokens must be at least 1, got "
+            raise InputError(f"max_explain_faces and max_explain_tokens must be at least 1, got "
                              f"{self.max_explain_faces} and {self.max_explain_tokens}")
         if self.head_timeout_s <= 0:
-            raise ValueError(f"head_timeout_s must be above 0, got {self.head_timeout_s}")
+            raise InputError(f"head_timeout_s must be above 0, got {self.head_timeout_s}")
         for name in ("request_timeout_s", "shutdown_grace_s"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
+                raise InputError(f"{name} must be above 0, got {getattr(self, name)}")
         if self.max_video_segments < 1:
-            raise ValueError(f"max_video_segments must be at least 1, got {self.max_video_segments}")
+            raise InputError(f"max_video_segments must be at least 1, got {self.max_video_segments}")
         if self.max_video_bytes_in_flight < self.max_video_bytes:
-            raise ValueError(f"max_video_bytes_in_flight ({self.max_video_bytes_in_flight:,}) must be at least "
+            raise InputError(f"max_video_bytes_in_flight ({self.max_video_bytes_in_flight:,}) must be at least "
                              f"max_video_bytes ({self.max_video_bytes:,}), or no video at the limit could pass")
         if self.threads < 0:
-            raise ValueError(f"threads must be 0 (all cores) or more, got {self.threads}")
+            raise InputError(f"threads must be 0 (all cores) or more, got {self.threads}")
 
 
 class ModelPool(Generic[T]):

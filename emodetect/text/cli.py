@@ -43,7 +43,7 @@ def text(
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
     from emodetect.text.pipeline import LabelCounts, ResultsCsv, TextEmotion, TextResults, plot_shares, read_texts
-    from emodetect.errors import DataError, OutputError
+    from emodetect.errors import DataError, EmodetectError, InputError, OutputError
 
     if not texts and file is None:
         fail("give texts as arguments or a file with --file")
@@ -71,8 +71,8 @@ def text(
             fail(str(err))
     try:
         reader = TextEmotion(model, threads=threads)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    except EmodetectError as err:  # ModelNotFoundError, ModelError
+        fail(err)
     if file is None:
         if not any(t.strip() for t in texts):
             fail("every text given is empty or whitespace")
@@ -105,7 +105,7 @@ def text(
         try:
             builder = ReportBuilder(reader, by=by, over=over, every=every, split_at=split_at, dayfirst=dayfirst,
                                     source=file.name)
-        except (DataError, ValueError) as err:
+        except InputError as err:
             fail(f"--split-at {split_at}: {err}")
     problems: dict[str, list] = {"empty": [0, []], "truncated": [0, []]}
     handle = open(csv, "w", encoding="utf-8", newline="") if csv is not None else None
@@ -212,22 +212,16 @@ def ensemble(
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
 ) -> None:
     """Average text models: write an ensemble file that `text`, `serve` and TextEmotion open like a model."""
-    from emodetect.errors import DataError
-    from emodetect.text.ensemble import make_ensemble
+    from emodetect.errors import EmodetectError
+    from emodetect.text.ensemble import make_ensemble, parse_head_weight
 
     if len(members) < 2:
         fail("an ensemble needs two or more members")
-    by_head = {}
-    for option in head_weights or []:
-        head, _, values = option.partition("=")
-        try:
-            by_head[head.strip()] = [float(v) for v in values.split(",")]
-        except ValueError:
-            fail(f"--head-weight {option}: write HEAD=W1,W2,... (one number per member)")
-        if not head.strip():
-            fail(f"--head-weight {option}: write HEAD=W1,W2,... (one number per member)")
     try:
+        by_head = dict(parse_head_weight(option) for option in head_weights or [])
         path = make_ensemble(members, data, out, name, weights, val_split, threads, by_head)
-    except (DataError, FileNotFoundError, KeyError, ValueError) as err:
-        fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    except EmodetectError as err:  # a member, the data, a weight
+        fail(err)
+    except FileNotFoundError as err:  # the data file or folder given
+        fail(str(err))
     typer.echo(f"wrote {path}: {' + '.join(members)}")

@@ -18,13 +18,26 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from emodetect.errors import DataError
+from emodetect.errors import DataError, InputError
 from emodetect.heads import segments
 from emodetect.runtime import ENSEMBLE_SUFFIX as SUFFIX
 # The reading side lives with TextEmotion (which opens an ensemble as a TextEnsemble); these names
 # stay importable from here.
 from emodetect.text.pipeline import (TextEmotion, TextEnsemble, check_members, ensemble_path,  # noqa: F401
                                      layout, member_path, read_spec)
+
+
+def parse_head_weight(option: str) -> tuple[str, list[float]]:
+    """`HEAD=W1,W2,...` (the ensemble command's --head-weight) as the head and its weights; an
+    InputError saying how to write it otherwise."""
+    head, _, values = option.partition("=")
+    try:
+        weights = [float(v) for v in values.split(",")]
+    except ValueError:
+        weights = []
+    if not head.strip() or not weights:
+        raise InputError(f"--head-weight {option}: write HEAD=W1,W2,... (one number per member)")
+    return head.strip(), weights
 
 
 def check_weights(weights: Sequence[float], count: int, option: str) -> None:

@@ -13,7 +13,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
-from emodetect.errors import DataError
+from emodetect.errors import DataError, InputError
 
 EVERY = ("day", "week", "month")
 
@@ -64,7 +64,7 @@ def parse_date(value: str, dayfirst: bool | None = None) -> datetime | None:
         try:
             moment = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
-            raise ValueError(f"not a date: {value!r}") from None
+            raise InputError(f"not a date: {value!r}") from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
@@ -79,7 +79,7 @@ def period_start(moment: datetime, every: str) -> date:
         return day - timedelta(days=day.weekday())
     if every == "month":
         return day.replace(day=1)
-    raise ValueError(f"every={every!r}: one of {', '.join(EVERY)}")
+    raise InputError(f"every={every!r}: one of {', '.join(EVERY)}")
 
 
 def period_name(start: date, every: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emodetect.errors import InputError
 from emodetect.layers import ConvBNAct
 from emodetect.registry import register_model
 
@@ -62,9 +63,9 @@ class KimCNN(nn.Module):
         start the learnt channel at zero: a word training never updates then reads as its
         pretrained vector alone, not as that plus random noise."""
         if self.static is None:
-            raise ValueError("this architecture has no pretrained-vector channel; use kim_cnn_glove")
+            raise InputError("this architecture has no pretrained-vector channel; use kim_cnn_glove")
         if vectors.shape != self.static.weight.shape:
-            raise ValueError(f"vectors are {tuple(vectors.shape)}, the channel is {tuple(self.static.weight.shape)}")
+            raise InputError(f"vectors are {tuple(vectors.shape)}, the channel is {tuple(self.static.weight.shape)}")
         self.static.weight[found] = vectors[found].to(self.static.weight.dtype)
         if self.embed is not None:
             self.embed.weight.zero_()

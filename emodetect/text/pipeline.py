@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from emodetect.errors import ModelError, ModelNotFoundError
 from emodetect.heads import label_set_title, segments
 from emodetect.results import ResultReaders, import_pandas, rounded
 from emodetect.runtime import ENSEMBLE_SUFFIX as SUFFIX
@@ -201,23 +202,27 @@ class TextEmotion:
 
         self.model = load_model(model, modality="text", threads=threads)
         if self.model.metadata.get("modality", "text") != "text":
-            raise ValueError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a text model")
+            raise ModelError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a text model")
         extras = self.model.extras()
         if "vocab" not in extras:
-            raise ValueError(f"{self.model.path}: no vocabulary in its metadata; not an emodetect text model")
+            raise ModelError(f"{self.model.path}: no vocabulary in its metadata; not an emodetect text model")
         self.name: str = self.model.metadata.get("name", self.model.path.stem)
         self.model_name: str = self.name  # the shape every engine answers in (FaceEmotion, VoiceEmotion)
         self.model_file: str = self.model.path.name
         self.labels: tuple[str, ...] = self.model.labels
         self.multilabel: bool = self.model.multilabel
-        self.vocab = read_vocabulary(extras["vocab"])
+        try:  # the vocabulary and the token count come from the file: a bad one is a ModelError naming it
+            self.vocab = read_vocabulary(extras["vocab"])
+            self.trained_tokens: int = int(extras["max_tokens"])
+        except (KeyError, TypeError, ValueError) as err:  # wordpiece's readers raise ValueError
+            raise ModelError(f"{self.model.path}: its vocabulary or max_tokens metadata cannot be read "
+                             f"({type(err).__name__}: {err})") from err
         # A model exported with a free token axis reads each batch only as wide as its longest
         # text (the same probabilities, faster for short texts) and reads long texts whole, up to
         # LONG_TEXT_TOKENS: a max-over-time CNN finds its features anywhere in a text, and on the
         # validation texts longer than the training length reading them whole was right more
         # often than cutting them (bench/text_long.py). A fixed-length model reads what it was
         # trained on.
-        self.trained_tokens: int = int(extras["max_tokens"])
         self.trim: bool = not isinstance(self.model.session.get_inputs()[0].shape[1], int)
         self.max_tokens: int = max(LONG_TEXT_TOKENS, self.trained_tokens) if self.trim else self.trained_tokens
         self.max_tokens = min(self.max_tokens, int(extras.get("max_positions", self.max_tokens)))
@@ -434,12 +439,12 @@ def read_spec(path: Path) -> dict[str, Any]:
     try:
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such ensemble file") from None
+        raise ModelNotFoundError(f"{path}: no such ensemble file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not an ensemble file ({err})") from None
+        raise ModelError(f"{path}: not an ensemble file ({err})") from None
     members = spec.get("members") if isinstance(spec, dict) else None
     if not members or not all(isinstance(m, dict) and "model" in m for m in members):
-        raise ValueError(f"{path}: an ensemble file lists its members as [{{\"model\": NAME, \"weight\": W}}, ...]")
+        raise ModelError(f"{path}: an ensemble file lists its members as [{{\"model\": NAME, \"weight\": W}}, ...]")
     return spec
 
 
@@ -459,7 +464,7 @@ def check_members(readers: Sequence[Any], names: Sequence[str]) -> None:
     first = layout(readers[0])
     for reader, name in zip(readers[1:], names[1:]):
         if layout(reader) != first:
-            raise ValueError(f"ensemble members {names[0]} and {name} answer in different labels or heads: "
+            raise ModelError(f"ensemble members {names[0]} and {name} answer in different labels or heads: "
                              f"{[h[0] or 'main' for h in first]} against {[h[0] or 'main' for h in layout(reader)]}")
 
 
@@ -484,7 +489,7 @@ class TextEnsemble(TextEmotion):
                  for seg in first.head_segments], 1))
         unknown = {h for m in spec["members"] for h in m.get("heads", {})} - {"main", *first.heads}
         if unknown:
-            raise ValueError(f"{self.path}: weights for heads {sorted(unknown)} that the members lack "
+            raise ModelError(f"{self.path}: weights for heads {sorted(unknown)} that the members lack "
                              f"(their heads: main, {', '.join(first.heads) or '(none)'})")
         self.name = self.model_name = spec.get("name", self.path.name[:-len(SUFFIX)])
         self.model_file = self.path.name
@@ -503,10 +508,10 @@ class TextEnsemble(TextEmotion):
         if head is not None and not any(head in m.get("heads", {}) for m in members):
             return default
         if head is not None and not all(head in m.get("heads", {}) for m in members):
-            raise ValueError(f"{self.path}: head {head!r} has weights for some members only; give every member one")
+            raise ModelError(f"{self.path}: head {head!r} has weights for some members only; give every member one")
         weights = np.array([float(m["heads"][head] if head is not None else m.get("weight", 1.0)) for m in members])
         if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"{self.path}: member weights {weights.tolist()}"
+            raise ModelError(f"{self.path}: member weights {weights.tolist()}"
                              f"{f' of head {head}' if head else ''}: none negative, not all zero")
         return weights / weights.sum()
 

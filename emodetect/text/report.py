@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Iterable, Iterator, Sequence
 import numpy as np
 
 from emodetect import stats
-from emodetect.errors import DataError
+from emodetect.errors import DataError, InputError
 from emodetect.results import ResultReaders
 from emodetect.text.hygiene import EVERY, guess_language, parse_date, period_name, period_start, text_key
 
@@ -114,7 +114,7 @@ class TextReport(ResultReaders):
         """One table as flat rows: shares, trend, changes, split (one row per group and label) or
         typical (one row per text)."""
         if table not in self.TABLES:
-            raise ValueError(f"table={table!r}: one of {', '.join(self.TABLES)}")
+            raise InputError(f"table={table!r}: one of {', '.join(self.TABLES)}")
         if table == "split":
             return [{"group": g["group"], **{k: v for k, v in lab.items()}, "chi2_p": g["p"]}
                     for g in self.split for lab in g["labels"]]
@@ -142,14 +142,14 @@ class ReportBuilder:
                  split_at: str | datetime | None = None, dayfirst: bool | None = None,
                  source: str = "", typical: int = TYPICAL, check_language: bool = True):
         if every not in EVERY:
-            raise ValueError(f"every={every!r}: one of {', '.join(EVERY)}")
+            raise InputError(f"every={every!r}: one of {', '.join(EVERY)}")
         if split_at is not None and over is None:
-            raise ValueError("a split date needs dates: give the date column (over=, --over)")
+            raise InputError("a split date needs dates: give the date column (over=, --over)")
         self.reader, self.by, self.over, self.every, self.dayfirst = reader, by, over, every, dayfirst
         self.source, self.keep_typical, self.check_language = source, typical, check_language
         self.split_at = (parse_date(split_at, dayfirst) if isinstance(split_at, str) else split_at)
         if isinstance(split_at, str) and self.split_at is None:
-            raise ValueError("the split date is empty")
+            raise InputError("the split date is empty")
         self.labels: tuple[str, ...] = tuple(reader.labels)
         self.hygiene = Hygiene()
         self.cells: dict[tuple[str, date | None], np.ndarray] = {}  # (group, period start) -> counts
@@ -178,7 +178,7 @@ class ReportBuilder:
         groups = list(groups) if groups is not None else [None] * n
         dates = list(dates) if dates is not None else [None] * n
         if not len(groups) == len(dates) == len(where) == n:
-            raise ValueError(f"{n} texts, {len(groups)} groups, {len(dates)} dates, {len(where)} places: one each")
+            raise InputError(f"{n} texts, {len(groups)} groups, {len(dates)} dates, {len(where)} places: one each")
         foreign = [guess_language(t) if self.check_language and t.strip() else None for t in texts]
         results = self.reader.predict([("" if f else t) for t, f in zip(texts, foreign)],
                                       batch_size=batch_size, explain=explain)

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from emodetect.errors import ModelError
+
 import numpy as np
 
 PAD, UNK, NUM = "<pad>", "<unk>", "<num>"
@@ -64,7 +66,7 @@ class Vocabulary:
 
     def __init__(self, tokens: Sequence[str]):
         if list(tokens[:2]) != [PAD, UNK]:
-            raise ValueError("a vocabulary starts with <pad>, <unk>")
+            raise ModelError("a vocabulary starts with <pad>, <unk>")
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
 
@@ -112,6 +114,6 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
         if data.get("tokenizer") != TOKENIZER_VERSION:
-            raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, "
+            raise ModelError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, "
                              f"this emodetect reads {TOKENIZER_VERSION!r}")
         return cls(data["tokens"])

@@ -27,6 +27,7 @@ DETECTOR_HELP = _detector_help()
 
 def _emotion_detector(model: Optional[str], detector: Optional[str], threads: int, detect_size: Optional[int] = None,
                       detect_threads: int = 2):
+    from emodetect.errors import EmodetectError
     from emodetect.vision.detectors import create_detector
     from emodetect.vision.pipeline import EmotionDetector
 
@@ -34,8 +35,8 @@ def _emotion_detector(model: Optional[str], detector: Optional[str], threads: in
     try:
         face_detector = create_detector(detector, **options)
         return EmotionDetector(model, face_detector, threads)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
-        fail(str(err))
+    except EmodetectError as err:  # an unknown detector or model, a model file that cannot be used
+        fail(err)
 
 
 _DETECT_SIZE_HELP = "longer side (px) of the copy faces are searched in; 0 = full size (default: the detector's)"
@@ -67,8 +68,8 @@ def predict(
 
     try:
         onnx_model = load_model(model)
-    except (FileNotFoundError, KeyError, InputError) as err:
-        fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    except InputError as err:  # ModelNotFoundError, ModelError
+        fail(err)
     reader = FaceReader()
     failed = 0
     if not as_json:
@@ -191,7 +192,7 @@ def explain(
     """Why the model read each face as it did: a saliency map over the face, from the ONNX model alone."""
     from emodetect.vision.images import ImageError, find_images
 
-    from emodetect.errors import OutputError
+    from emodetect.errors import InputError, OutputError
 
     setup_logging(False)
     try:  # before any work, as detect does
@@ -214,9 +215,9 @@ def explain(
             typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
-        except ValueError as err:  # an unknown emotion or method: the same for every file
+        except InputError as err:  # an unknown emotion or method: the same for every file
             bar.close()
-            fail(str(err))
+            fail(err)
         target = _save_explained(explanation, out, path, paths) if out is not None else None
         if json_out:
             typer.echo(json.dumps({"source": str(path), **explanation.to_dict(),
@@ -272,7 +273,7 @@ def video(
 ) -> None:
     """Faces, voice and subtitles of a video on one timeline: per-frame and per-segment CSVs,
     stacked plot, summary, annotated H.264 video with its sound."""
-    from emodetect.errors import InputError, MissingExtra
+    from emodetect.errors import EmodetectError
     from emodetect.multimodal import analyse_video
 
     setup_logging(False)
@@ -283,8 +284,8 @@ def video(
                                  save_video=save_video, captions=captions, max_frames=max_frames,
                                  progress=sys.stderr.isatty(), detect_every=detect_every, threads=threads,
                                  emotion_detector=emotion_detector, words=words)
-    except (InputError, KeyError, MissingExtra) as err:
-        fail(str(err.args[0] if isinstance(err, KeyError) else err), 1)
+    except EmodetectError as err:  # InputError (a file, a model name), MissingExtra
+        fail(err, 1)  # exit 1, as the video command always answered (tests/test_video.py)
     typer.echo(analysis.to_text())
 
 

@@ -155,7 +155,7 @@ def _from_pil(image: Any, max_pixels: int) -> np.ndarray:
 
 def _from_array(array: np.ndarray, max_pixels: int, color: str) -> np.ndarray:
     if color not in ("rgb", "bgr"):
-        raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+        raise InputError(f"color must be 'rgb' or 'bgr', not {color!r}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emodetect.errors import InputError
 from emodetect.layers import ConvBNAct, PixelNormalize, ResidualBlock
 from emodetect.registry import register_model
 
@@ -104,7 +105,7 @@ class BackboneClassifier(nn.Module):
 
 def _faceres(num_classes: int, backbone: dict | None, input_size: int, dropout: float) -> nn.Module:
     if not backbone:
-        raise ValueError("faceres models start from the pre-trained HSE-FaceRes network: give its TF.js "
+        raise InputError("faceres models start from the pre-trained HSE-FaceRes network: give its TF.js "
                          "graph with --pretrained PATH/faceres-deep.json")
     # The upstream Keras code's input: BGR 0..255 less VGGFace2's channel means. A frozen linear probe
     # scored it 0.408 against 0.380 for raw pixels and 0.307 for -1..1

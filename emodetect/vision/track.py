@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emodetect.errors import InputError
 from emodetect.vision.detectors import Detection, box_iou
 from emodetect.vision.results import Result
 
@@ -151,7 +152,7 @@ class FrameAnalyser:
     def __init__(self, detector, smoothing: float = 0.5, max_missed: int = 10, detect_every: int = 1,
                  cut_threshold: float | None = 0.25):
         if detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, not {detect_every}")
+            raise InputError(f"detect_every must be >= 1, not {detect_every}")
         self.detector = detector
         self.tracker = FaceTracker(smoothing, max_missed)
         self.detect_every = detect_every

@@ -151,7 +151,7 @@ def analyse_video(detector, source: str | Path, out_dir: str | Path | None = Non
     from emodetect.media import VideoWriter
 
     if every < 1:
-        raise ValueError(f"every must be >= 1, not {every}")
+        raise InputError(f"every must be >= 1, not {every}")
     source = Path(source)
     capture = open_capture(str(source), container_format, max_pixels)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from emodetect.errors import InputError, MissingExtra
+from emodetect.errors import EmodetectError, InputError, MissingExtra
 
 from emodetect.console import FILE_COLUMN, Column, fail, fit_path, table_header, table_line
 
@@ -44,8 +44,8 @@ def voice(
 
     try:
         engine = VoiceEmotion(model, window_s=window, hop_s=hop, words=words, text_model=text_model)
-    except (FileNotFoundError, KeyError, ValueError, MissingExtra) as err:
-        fail(str(err))
+    except EmodetectError as err:  # ModelNotFoundError, ModelError, a window out of range, MissingExtra
+        fail(err)
     if engine.words_hint:
         typer.secho(f"note: {engine.words_hint}", fg=typer.colors.YELLOW, err=True)
     results, failed = [], 0
@@ -135,7 +135,7 @@ def listen(
 ) -> None:
     """Emotion in speech as it happens: the microphone (or --source) window by window, with a
     smoothed running state; silent windows are marked. Ctrl-C stops and flushes."""
-    from emodetect.voice.features import SAMPLE_RATE, AudioError, stream_audio
+    from emodetect.voice.features import SAMPLE_RATE, stream_audio
     from emodetect.voice.pipeline import VoiceEmotion
 
     try:
@@ -145,7 +145,9 @@ def listen(
         if source is not None and seconds is not None:
             blocks = _first_seconds(blocks, seconds)
         handle = open(csv_path, "w", newline="", encoding="utf-8") if csv_path is not None else None
-    except (InputError, OSError, ValueError, MissingExtra) as err:
+    except EmodetectError as err:  # the model, the source, MissingExtra
+        fail(err)
+    except OSError as err:  # the --csv file cannot be opened
         fail(str(err))
     writer = csv.DictWriter(handle, ["kind", "start_s", "end_s", "label", "confidence", "smoothed_label", "text",
                                      *engine.labels], extrasaction="ignore") if handle else None
@@ -160,8 +162,8 @@ def listen(
                 handle.flush()
     except KeyboardInterrupt:
         pass
-    except (AudioError, InputError, MissingExtra) as err:
-        fail(str(err))
+    except EmodetectError as err:  # AudioError and the rest of the family
+        fail(err)
     finally:
         if handle:
             handle.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from emodetect.errors import InputError, ModelError
 from emodetect.results import ResultReaders, rounded
 
 from emodetect.voice import features as F
@@ -159,13 +160,13 @@ class VoiceEmotion:
 
         self.model = load_model(model, modality="voice", threads=threads)
         if self.model.metadata.get("modality", "voice") != "voice":
-            raise ValueError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a voice model")
+            raise ModelError(f"{self.model.path} is a {self.model.metadata['modality']} model, not a voice model")
         extras = self.model.extras()
         # What the graph takes: our log-mel windows, or (a model with its own front end inside,
         # emodetect.voice.whisper) the 16 kHz samples of each window.
         self.feature = extras.get("feature", "logmel-v1")
         if self.feature not in ("logmel-v1", "whisper-wave-v1"):
-            raise ValueError(f"{self.model.path} wants features {self.feature!r}; this version "
+            raise ModelError(f"{self.model.path} wants features {self.feature!r}; this version "
                              "computes logmel-v1 and whisper-wave-v1 only")
         self.model_name = self.model.metadata.get("name", self.model.path.stem)
         self.model_file = self.model.path.name  # lets the service's /v1/models mark the file in use
@@ -176,7 +177,7 @@ class VoiceEmotion:
         self.window_s = float(window_s or self.model_window_s)
         self.hop_s = float(hop_s or self.window_s / 2)
         if not 0.5 <= self.window_s <= self.model_window_s or self.hop_s <= 0:
-            raise ValueError(f"window must be 0.5 to {self.model_window_s:g} s (the length {self.model_name} "
+            raise InputError(f"window must be 0.5 to {self.model_window_s:g} s (the length {self.model_name} "
                              f"was trained on) and hop above 0 s; got window {self.window_s:g} s, hop {self.hop_s:g} s")
         self.min_voiced = min_voiced
         self.stream_above_s = stream_above_s

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from emodetect.errors import EmodetectError, InputError
 from emodetect.modalities import load_object
 from emodetect.vision.detectors.base import CropFraming, Detection, FaceDetector, box_iou
 
@@ -45,7 +46,12 @@ def detector_class(name: str) -> type[FaceDetector]:
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if entry.name == name:
             return entry.load()
-    raise ValueError(f"unknown face detector {name!r}; known: {', '.join(detector_names())}")
+    raise InputError(f"unknown face detector {name!r}; known: {', '.join(detector_names())}")
+
+
+class DetectorUnavailable(EmodetectError, RuntimeError):
+    """No face detector can run here (each needs a package that will not import); still a
+    RuntimeError, as before the error family."""
 
 
 def create_detector(name: str | None = None, **options) -> FaceDetector:
@@ -55,14 +61,14 @@ def create_detector(name: str | None = None, **options) -> FaceDetector:
         try:
             return cls(**options)
         except ImportError as err:
-            raise ValueError(f"face detector {name!r} is not available here: {err}") from err
+            raise InputError(f"face detector {name!r} is not available here: {err}") from err
     reasons = []
     for candidate in detector_names():
         try:
             return detector_class(candidate)(**options)
         except ImportError as err:
             reasons.append(f"{candidate}: {err}")
-    raise RuntimeError("no face detector is available: " + "; ".join(reasons))
+    raise DetectorUnavailable("no face detector is available: " + "; ".join(reasons))
 
 
 def available_detectors() -> dict[str, str]:

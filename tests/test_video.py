@@ -230,13 +230,13 @@ def test_every_nth_frame_is_decoded_and_every_frame_counted(n, every, max_frames
 
 def test_timeline_chart_says_when_it_leaves_faces_out(tmp_path, monkeypatch):
     import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.axes import Axes
 
     from emodetect.vision.video import plot_timeline
 
     titles = []
-    real = Figure.suptitle
-    monkeypatch.setattr(Figure, "suptitle", lambda self, t, **k: (titles.append(t), real(self, t, **k))[1])
+    real = Axes.set_title  # over the top axes (constrained layout puts a suptitle over the legend)
+    monkeypatch.setattr(Axes, "set_title", lambda self, t, *a, **k: (titles.append(t), real(self, t, *a, **k))[1])
     labels = ["angry", "happy"]
     series = [(t / 10, face, np.array([0.3, 0.7])) for face in range(8) for t in range(face + 2)]
     assert plot_timeline(series, labels, tmp_path / "t.png", title="clip.mp4")

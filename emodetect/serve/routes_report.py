@@ -64,6 +64,7 @@ def _build(engine: Any, data: bytes, name: str, column: str, by: str | None, ove
             "file": {"type": "string", "format": "binary", "description": "a CSV with a header row"}}}},
         "text/csv": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={
+        400: {"model": ErrorBody, "description": "an empty upload, or multipart framing that cannot be read"},
         413: {"model": ErrorBody, "description": "a body over the upload limit, or more rows than max_report_rows"},
         415: {"model": ErrorBody, "description": "not a UTF-8/UTF-16 CSV, or an unsupported Content-Type"},
         422: {"model": ErrorBody, "description": "a column that is not in the CSV, or dates that cannot be read"},

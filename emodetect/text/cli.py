@@ -23,8 +23,8 @@ def text(
                                                             "p_<label> columns added"),
     chart: Optional[Path] = typer.Option(None, help="bar chart PNG of label shares for --file "
                                                     "(default: <csv>_labels.png beside --csv; none without --csv)"),
-    model: Optional[str] = typer.Option(None, help="bundled text model (default: the joint model; goemotions, "
-                                                   "dair-emotion, shared) or ONNX file"),
+    model: Optional[str] = typer.Option(None, help="bundled text model (default: the joint model; default-int8, "
+                                                   "minilm-int8, accurate, goemotions) or ONNX file"),
     as_json: bool = typer.Option(False, "--json", help="print JSON lines (one object per text) instead of a table"),
     threads: int = typer.Option(0, help="onnxruntime threads (0 = all cores)"),
     explain: bool = typer.Option(False, "--explain", help="show which words pushed each label (token occlusion; "

@@ -24,7 +24,7 @@ VOICE_COLUMNS = (FILE_COLUMN, Column("label", 9), Column("conf", 5, ">"), Column
 
 def voice(
     files: list[Path] = typer.Argument(..., help="recordings: wav, flac, mp3, m4a, ogg, webm, mp4 (any container FFmpeg reads; any rate, any channels)"),
-    model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
+    model: Optional[str] = typer.Option(None, help="bundled voice model (default: Whisper's encoder; fast: a small CNN) or .onnx"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="write one row per file (or per window)"),
     timeline: bool = typer.Option(False, help="with --csv: one row per window instead of per file, and the "
                                                "emotion-over-time PNGs next to the CSV"),
@@ -124,7 +124,7 @@ def _paced(blocks: Iterable[np.ndarray], rate: int, speed: float) -> Iterator[np
 
 def listen(
     source: Optional[Path] = typer.Option(None, help="a recording played as if live, instead of the microphone"),
-    model: Optional[str] = typer.Option(None, help="bundled voice model (default, ravdess, emodb) or .onnx"),
+    model: Optional[str] = typer.Option(None, help="bundled voice model (default: Whisper's encoder; fast: a small CNN) or .onnx"),
     seconds: Optional[float] = typer.Option(None, min=0.1, help="stop after this many seconds (default: Ctrl-C)"),
     speed: float = typer.Option(1.0, min=0.0, help="with --source: play it at this many times real time (0: at once)"),
     smoothing: float = typer.Option(3.0, min=0.0, help="time constant in seconds of the running state"),

@@ -111,15 +111,19 @@ class TextEncoder(nn.Module):
         self.segment.copy_(weights[segment][0])
 
 
-def hf_names(layers: int) -> dict[str, str]:
-    """Each TextEncoder weight's name in a Hugging Face BertModel checkpoint."""
-    names = {"words.weight": "embeddings.word_embeddings.weight",
-             "positions.weight": "embeddings.position_embeddings.weight",
-             "embed_norm.weight": "embeddings.LayerNorm.weight", "embed_norm.bias": "embeddings.LayerNorm.bias"}
-    parts = {"attention.query": "attention.self.query", "attention.key": "attention.self.key",
-             "attention.value": "attention.self.value", "attention.out": "attention.output.dense",
-             "norm1": "attention.output.LayerNorm", "feed_forward.0": "intermediate.dense",
-             "feed_forward.2": "output.dense", "norm2": "output.LayerNorm"}
+# Hugging Face's names for the embeddings and each layer's parts (BertModel), as ours are named.
+EMBEDDING_NAMES = {"words.weight": "embeddings.word_embeddings.weight",
+                   "positions.weight": "embeddings.position_embeddings.weight",
+                   "embed_norm.weight": "embeddings.LayerNorm.weight", "embed_norm.bias": "embeddings.LayerNorm.bias"}
+BERT_LAYER_PARTS = {"attention.query": "attention.self.query", "attention.key": "attention.self.key",
+                    "attention.value": "attention.self.value", "attention.out": "attention.output.dense",
+                    "norm1": "attention.output.LayerNorm", "feed_forward.0": "intermediate.dense",
+                    "feed_forward.2": "output.dense", "norm2": "output.LayerNorm"}
+
+
+def checkpoint_names(layers: int, parts: dict[str, str], names: dict[str, str]) -> dict[str, str]:
+    """`names` plus each layer's weights and biases: ours -> the checkpoint's (`parts` per layer)."""
+    names = dict(names)
     for i in range(layers):
         for mine, theirs in parts.items():
             for kind in ("weight", "bias"):
@@ -127,16 +131,28 @@ def hf_names(layers: int) -> dict[str, str]:
     return names
 
 
-def encoder_sizes(folder: str | Path) -> dict[str, Any]:
-    """The TextEncoder sizes a pretrained folder's config.json gives (Hugging Face's BERT keys)."""
+def hf_names(layers: int) -> dict[str, str]:
+    """Each TextEncoder weight's name in a Hugging Face BertModel checkpoint."""
+    return checkpoint_names(layers, BERT_LAYER_PARTS, EMBEDDING_NAMES)
+
+
+def config_sizes(folder: str | Path, kind: str = "BERT", eps: float = 1e-12, **optional: tuple[str, Any]) -> dict[str, Any]:
+    """The encoder sizes a pretrained folder's config.json gives (Hugging Face's keys); `optional`:
+    our name -> (their key, default) for what only some architectures have."""
     path = Path(folder) / "config.json"
     try:
         config = json.loads(path.read_text())
         return {"hidden": config["hidden_size"], "layers": config["num_hidden_layers"],
                 "heads": config["num_attention_heads"], "intermediate": config["intermediate_size"],
-                "max_positions": config["max_position_embeddings"], "eps": config.get("layer_norm_eps", 1e-12)}
+                "max_positions": config["max_position_embeddings"], "eps": config.get("layer_norm_eps", eps),
+                **{mine: config.get(key, default) for mine, (key, default) in optional.items()}}
     except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: not a BERT config.json ({err})") from err
+        raise ValueError(f"{path}: not a {kind} config.json ({err})") from err
+
+
+def encoder_sizes(folder: str | Path) -> dict[str, Any]:
+    """The TextEncoder sizes a pretrained folder's config.json gives (Hugging Face's BERT keys)."""
+    return config_sizes(folder)
 
 
 def architecture(folder: str | Path) -> str:

@@ -17,7 +17,6 @@ sentence-transformers gives for all-mpnet-base-v2).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emodetect.text.encoder import EncoderLayer
+from emodetect.text.encoder import EMBEDDING_NAMES, EncoderLayer, checkpoint_names, config_sizes
 
 NUM_BUCKETS, MAX_DISTANCE = 32, 128  # MPNetEncoder's relative_position_bucket defaults
 PAD_POSITION = 1  # Hugging Face's padding_idx for MPNet positions: real tokens start at 2
@@ -112,34 +111,21 @@ class MPNetEncoder(nn.Module):
         ours["words.weight"][[0, 1]] = weights["embeddings.word_embeddings.weight"][[1, 0]]  # MPNetVocabulary's ids
 
 
+MPNET_LAYER_PARTS = {"attention.query": "attention.attn.q", "attention.key": "attention.attn.k",
+                     "attention.value": "attention.attn.v", "attention.out": "attention.attn.o",
+                     "norm1": "attention.LayerNorm", "feed_forward.0": "intermediate.dense",
+                     "feed_forward.2": "output.dense", "norm2": "output.LayerNorm"}
+
+
 def hf_names(layers: int) -> dict[str, str]:
     """Each MPNetEncoder weight's name in a Hugging Face MPNetModel checkpoint."""
-    names = {"words.weight": "embeddings.word_embeddings.weight",
-             "positions.weight": "embeddings.position_embeddings.weight",
-             "embed_norm.weight": "embeddings.LayerNorm.weight", "embed_norm.bias": "embeddings.LayerNorm.bias",
-             "relative_bias.weight": "encoder.relative_attention_bias.weight"}
-    parts = {"attention.query": "attention.attn.q", "attention.key": "attention.attn.k",
-             "attention.value": "attention.attn.v", "attention.out": "attention.attn.o",
-             "norm1": "attention.LayerNorm", "feed_forward.0": "intermediate.dense",
-             "feed_forward.2": "output.dense", "norm2": "output.LayerNorm"}
-    for i in range(layers):
-        for mine, theirs in parts.items():
-            for kind in ("weight", "bias"):
-                names[f"layers.{i}.{mine}.{kind}"] = f"encoder.layer.{i}.{theirs}.{kind}"
-    return names
+    return checkpoint_names(layers, MPNET_LAYER_PARTS, {
+        **EMBEDDING_NAMES, "relative_bias.weight": "encoder.relative_attention_bias.weight"})
 
 
 def mpnet_sizes(folder: str | Path) -> dict[str, Any]:
     """The MPNetEncoder sizes a pretrained folder's config.json gives (Hugging Face's MPNet keys)."""
-    path = Path(folder) / "config.json"
-    try:
-        config = json.loads(path.read_text())
-        return {"hidden": config["hidden_size"], "layers": config["num_hidden_layers"],
-                "heads": config["num_attention_heads"], "intermediate": config["intermediate_size"],
-                "max_positions": config["max_position_embeddings"], "eps": config.get("layer_norm_eps", 1e-5),
-                "buckets": config.get("relative_attention_num_buckets", NUM_BUCKETS)}
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: not an MPNet config.json ({err})") from err
+    return config_sizes(folder, "MPNet", eps=1e-5, buckets=("relative_attention_num_buckets", NUM_BUCKETS))
 
 
 def load_mpnet(folder: str | Path, num_classes: int = 1):

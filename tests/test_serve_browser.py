@@ -342,6 +342,21 @@ def test_video_tab_plays_the_annotated_clip_with_sound_and_shows_the_timeline(se
     assert not errors
 
 
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None, reason="needs the speech extra")
+def test_video_tab_reads_the_words_spoken_in_a_clip_without_subtitles(server, browser, tmp_path):
+    from test_voice_words import talking_clip
+
+    clip = talking_clip(tmp_path / "talk.mp4")
+    page, errors = open_page(browser, server)
+    page.click("#tab-video")
+    page.set_input_files("#video-input", str(clip))
+    page.click("#video-go")
+    page.wait_for_selector("#video-segments li", timeout=90_000)
+    segments = " ".join(page.locator("#video-segments li").all_inner_texts()).lower()
+    assert "luggage" in segments and "text " in segments  # the words heard, with the text stream's label
+    assert not errors
+
+
 def test_photo_tab_shows_what_each_emotion_rests_on(server, browser, shots):
     page, errors = open_page(browser, server)
     page.set_input_files("#file-input", str(SAMPLES / "astronaut.jpg"))

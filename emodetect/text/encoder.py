@@ -94,20 +94,8 @@ class TextEncoder(nn.Module):
     def load_pretrained(self, folder: str | Path) -> None:
         """Copy a BERT checkpoint's encoder weights (model.safetensors in Hugging Face's names) in;
         the classifier head stays freshly initialised."""
-        from safetensors.torch import load_file
-
-        weights = {k.removeprefix("bert."): v for k, v in load_file(str(Path(folder) / "model.safetensors")).items()}
-        ours = self.state_dict()
-        mapped = hf_names(len(self.layers))
         segment = "embeddings.token_type_embeddings.weight"
-        missing = [theirs for theirs in [*mapped.values(), segment] if theirs not in weights]
-        if missing:
-            raise ValueError(f"{folder}: model.safetensors lacks {missing[:3]} (is it a BERT-family model?)")
-        for mine, theirs in mapped.items():
-            if ours[mine].shape != weights[theirs].shape:
-                raise ValueError(f"{folder}: {theirs} is {tuple(weights[theirs].shape)}, "
-                                 f"this encoder's {mine} is {tuple(ours[mine].shape)}")
-            ours[mine].copy_(weights[theirs])
+        weights = copy_checkpoint(self, folder, "bert.", hf_names(len(self.layers)), "a BERT-family model", (segment,))
         self.segment.copy_(weights[segment][0])
 
 
@@ -119,6 +107,26 @@ BERT_LAYER_PARTS = {"attention.query": "attention.self.query", "attention.key": 
                     "attention.value": "attention.self.value", "attention.out": "attention.output.dense",
                     "norm1": "attention.output.LayerNorm", "feed_forward.0": "intermediate.dense",
                     "feed_forward.2": "output.dense", "norm2": "output.LayerNorm"}
+
+
+@torch.no_grad()
+def copy_checkpoint(model: nn.Module, folder: str | Path, prefix: str, mapped: dict[str, str], kind: str,
+                    also_needed: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Copy a Hugging Face model.safetensors into `model` (`mapped`: our name -> theirs, `prefix`
+    stripped from theirs), checking every name and shape first; returns their weights by name."""
+    from safetensors.torch import load_file
+
+    weights = {k.removeprefix(prefix): v for k, v in load_file(str(Path(folder) / "model.safetensors")).items()}
+    ours = model.state_dict()
+    missing = [theirs for theirs in [*mapped.values(), *also_needed] if theirs not in weights]
+    if missing:
+        raise ValueError(f"{folder}: model.safetensors lacks {missing[:3]} (is it {kind}?)")
+    for mine, theirs in mapped.items():
+        if ours[mine].shape != weights[theirs].shape:
+            raise ValueError(f"{folder}: {theirs} is {tuple(weights[theirs].shape)}, "
+                             f"this encoder's {mine} is {tuple(ours[mine].shape)}")
+        ours[mine].copy_(weights[theirs])
+    return weights
 
 
 def checkpoint_names(layers: int, parts: dict[str, str], names: dict[str, str]) -> dict[str, str]:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emodetect.text.encoder import EMBEDDING_NAMES, EncoderLayer, checkpoint_names, config_sizes
+from emodetect.text.encoder import EMBEDDING_NAMES, EncoderLayer, checkpoint_names, config_sizes, copy_checkpoint
 
 NUM_BUCKETS, MAX_DISTANCE = 32, 128  # MPNetEncoder's relative_position_bucket defaults
 PAD_POSITION = 1  # Hugging Face's padding_idx for MPNet positions: real tokens start at 2
@@ -95,20 +95,8 @@ class MPNetEncoder(nn.Module):
     @torch.no_grad()
     def load_pretrained(self, folder: str | Path) -> None:
         """Copy an MPNet checkpoint's encoder weights in; the head stays freshly initialised."""
-        from safetensors.torch import load_file
-
-        weights = {k.removeprefix("mpnet."): v for k, v in load_file(str(Path(folder) / "model.safetensors")).items()}
-        ours = self.state_dict()
-        mapped = hf_names(len(self.layers))
-        missing = [theirs for theirs in mapped.values() if theirs not in weights]
-        if missing:
-            raise ValueError(f"{folder}: model.safetensors lacks {missing[:3]} (is it an MPNet model?)")
-        for mine, theirs in mapped.items():
-            if ours[mine].shape != weights[theirs].shape:
-                raise ValueError(f"{folder}: {theirs} is {tuple(weights[theirs].shape)}, "
-                                 f"this encoder's {mine} is {tuple(ours[mine].shape)}")
-            ours[mine].copy_(weights[theirs])
-        ours["words.weight"][[0, 1]] = weights["embeddings.word_embeddings.weight"][[1, 0]]  # MPNetVocabulary's ids
+        weights = copy_checkpoint(self, folder, "mpnet.", hf_names(len(self.layers)), "an MPNet model")
+        self.words.weight[[0, 1]] = weights["embeddings.word_embeddings.weight"][[1, 0]]  # MPNetVocabulary's ids
 
 
 MPNET_LAYER_PARTS = {"attention.query": "attention.attn.q", "attention.key": "attention.attn.k",

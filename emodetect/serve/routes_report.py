@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
 from emodetect.serve.state import ServeState, get_state, service
-from emodetect.serve.uploads import UploadError, read_upload
+from emodetect.serve.uploads import UploadError, openapi_upload_body, read_upload
 from emodetect.serve.work import check
 
 router = APIRouter(tags=["text"])
@@ -59,10 +59,7 @@ def _build(engine: Any, data: bytes, name: str, column: str, by: str | None, ove
 
 @router.post(
     "/v1/text/report", response_model=ReportResponse, summary="A report on posts and reviews from a CSV",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-            "file": {"type": "string", "format": "binary", "description": "a CSV with a header row"}}}},
-        "text/csv": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra=openapi_upload_body("text/csv"),
     responses={
         400: {"model": ErrorBody, "description": "an empty upload, or multipart framing that cannot be read"},
         413: {"model": ErrorBody, "description": "a body over the upload limit, or more rows than max_report_rows"},
@@ -86,9 +83,9 @@ async def text_report(
     """Send the CSV as multipart field `file` or as the raw body (`text/csv`); at most
     `max_report_rows` rows. Nothing is kept: the CSV is read in memory and dropped."""
     upload = await read_upload(request, state.config.max_upload_bytes, kind="text", examples="text/csv")
-    lines = upload.data.count(b"\n") + 1  # at least the rows, quoted line breaks included
-    if lines - 1 > state.config.max_report_rows:
-        raise UploadError(413, f"the CSV has up to {lines - 1:,} rows; the limit is {state.config.max_report_rows:,} "
+    rows = upload.data.count(b"\n")  # at least the rows after the header, quoted line breaks included
+    if rows > state.config.max_report_rows:
+        raise UploadError(413, f"the CSV has up to {rows:,} rows; the limit is {state.config.max_report_rows:,} "
                                "(max_report_rows): run emodetect text --file FILE --report DIR for more")
     start = time.perf_counter()
     body = await state.run_long(_build, engine, upload.data, upload.filename or "upload.csv", column, by, over, every,

@@ -88,8 +88,8 @@ def voice(
     raise typer.Exit(1 if failed else 0)
 
 
-def _microphone_blocks(seconds: float | None, rate: int = 16_000, block_s: float = 0.1) -> Iterator[np.ndarray]:
-    """Blocks from the default microphone (sounddevice, the listen extra) until Ctrl-C or `seconds`."""
+def _microphone_blocks(rate: int = 16_000, block_s: float = 0.1) -> Iterator[np.ndarray]:
+    """Blocks from the default microphone (sounddevice, the listen extra) until Ctrl-C."""
     import queue
 
     try:
@@ -104,12 +104,9 @@ def _microphone_blocks(seconds: float | None, rate: int = 16_000, block_s: float
                                          callback=lambda data, frames, time, status: blocks.put(data[:, 0].copy()))
     except Exception as err:  # sounddevice.PortAudioError: no device, device busy
         raise InputError(f"no audio input device to listen to ({err})") from None
-    heard = 0
     with stream:
-        while seconds is None or heard < seconds * rate:
-            block = blocks.get()
-            heard += len(block)
-            yield block
+        while True:
+            yield blocks.get()
 
 
 def _paced(blocks: Iterable[np.ndarray], rate: int, speed: float) -> Iterator[np.ndarray]:
@@ -141,8 +138,8 @@ def listen(
     try:
         engine = VoiceEmotion(model, words=words)
         blocks = (_paced(stream_audio(source, block_seconds=0.1), SAMPLE_RATE, speed) if source is not None
-                  else _microphone_blocks(seconds))
-        if source is not None and seconds is not None:
+                  else _microphone_blocks(SAMPLE_RATE))
+        if seconds is not None:
             blocks = _first_seconds(blocks, seconds)
         handle = open(csv_path, "w", newline="", encoding="utf-8") if csv_path is not None else None
     except EmodetectError as err:  # the model, the source, MissingExtra

@@ -1,18 +1,20 @@
 // emodetect web page, Live voice tab: the microphone streamed over WS /v1/voice/stream; a message
 // per window comes back as soon as the window is complete, drawn on a rolling chart.
 const liveVoice = {
-  stream: null, context: null, node: null, socket: null, history: [], windows: 0,
+  mic: null, socket: null, history: [], windows: 0,
 
   async start() {
     const status = $("lv-status");
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      // Each block goes out as it comes, once the stream is open.
+      this.mic = await openMicrophone((samples) => {
+        if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(samples.buffer);
+      });
     } catch (err) {
       return setStatus(status, `No microphone: ${err.message}`, true);
     }
-    this.context = new AudioContext();
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    this.socket = new WebSocket(`${scheme}://${location.host}/v1/voice/stream?sample_rate=${this.context.sampleRate}&format=f32`);
+    this.socket = new WebSocket(`${scheme}://${location.host}/v1/voice/stream?sample_rate=${this.mic.rate}&format=f32`);
     this.socket.binaryType = "arraybuffer";
     this.history = [];
     this.windows = 0;
@@ -22,17 +24,7 @@ const liveVoice = {
       if (event.code !== 1000 && event.code !== 1005) setStatus(status, `Stream closed: ${event.reason || event.code}`, true);
       this.stop(false);
     };
-    this.socket.onopen = () => {
-      const source = this.context.createMediaStreamSource(this.stream);
-      // ScriptProcessor needs no extra module file; each block goes out as it comes.
-      this.node = this.context.createScriptProcessor(4096, 1, 1);
-      this.node.onaudioprocess = (event) => {
-        if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(new Float32Array(event.inputBuffer.getChannelData(0)).buffer);
-      };
-      source.connect(this.node);
-      this.node.connect(this.context.destination);
-      setStatus(status, "Listening... speak; each 3 s window is read as it completes.");
-    };
+    this.socket.onopen = () => setStatus(status, "Listening... speak; each 3 s window is read as it completes.");
     $("lv-start").disabled = true;
     $("lv-stop").disabled = false;
   },
@@ -56,10 +48,8 @@ const liveVoice = {
 
   stop(flush = true) {
     if (this.socket?.readyState === WebSocket.OPEN && flush) this.socket.send(JSON.stringify({ end: true }));
-    this.node?.disconnect();
-    this.stream?.getTracks().forEach((track) => track.stop());
-    this.context?.close();
-    this.context = this.node = this.stream = null;
+    this.mic?.close();
+    this.mic = null;
     $("lv-start").disabled = false;
     $("lv-stop").disabled = true;
   },

@@ -80,46 +80,57 @@ function wavBlob(chunks, rate) {
   return new Blob([view], { type: "audio/wav" });
 }
 
+// The browser microphone: its Float32 blocks handed to `onSamples` as they come (ScriptProcessor
+// needs no extra module file); `close()` stops it and gives the device back. The Voice tab's
+// recorder and the Live voice tab both listen through it.
+async function openMicrophone(onSamples) {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const context = new AudioContext();
+  const node = context.createScriptProcessor(4096, 1, 1);
+  node.onaudioprocess = (event) => onSamples(new Float32Array(event.inputBuffer.getChannelData(0)));
+  context.createMediaStreamSource(stream).connect(node);
+  node.connect(context.destination);
+  return {
+    rate: context.sampleRate,
+    close() {
+      node.disconnect();
+      stream.getTracks().forEach((track) => track.stop());
+      context.close();
+    },
+  };
+}
+
 const recorder = {
-  stream: null, context: null, node: null, chunks: [], timer: null,
+  mic: null, chunks: [],
 
   async start() {
     const status = $("voice-status");
+    this.chunks = [];
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      this.mic = await openMicrophone((samples) => {
+        this.chunks.push(samples);
+        const seconds = this.seconds();
+        $("rec-seconds").textContent = seconds.toFixed(1);
+        if (seconds >= MAX_RECORD_S) this.stop(true);
+      });
     } catch (err) {
       return setStatus(status, `No microphone: ${err.message}`, true);
     }
-    this.context = new AudioContext();
-    const source = this.context.createMediaStreamSource(this.stream);
-    // ScriptProcessor needs no extra module file; it hands over the samples as they come.
-    this.node = this.context.createScriptProcessor(4096, 1, 1);
-    this.chunks = [];
-    this.node.onaudioprocess = (event) => {
-      this.chunks.push(new Float32Array(event.inputBuffer.getChannelData(0)));
-      const seconds = this.seconds();
-      $("rec-seconds").textContent = seconds.toFixed(1);
-      if (seconds >= MAX_RECORD_S) this.stop(true);
-    };
-    source.connect(this.node);
-    this.node.connect(this.context.destination);
     $("rec-start").disabled = true;
     $("rec-stop").disabled = false;
     setStatus(status, "Recording... speak, then press Stop.");
   },
 
   seconds() {
-    return this.context ? this.chunks.reduce((sum, c) => sum + c.length, 0) / this.context.sampleRate : 0;
+    return this.mic ? this.chunks.reduce((sum, c) => sum + c.length, 0) / this.mic.rate : 0;
   },
 
   stop(analyse) {
-    if (!this.context) return;
-    const rate = this.context.sampleRate;
-    this.node.disconnect();
-    this.stream.getTracks().forEach((track) => track.stop());
-    this.context.close();
+    if (!this.mic) return;
+    const rate = this.mic.rate;
+    this.mic.close();
     const chunks = this.chunks;
-    this.context = this.node = this.stream = null;
+    this.mic = null;
     this.chunks = [];
     $("rec-start").disabled = false;
     $("rec-stop").disabled = true;

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 
+from emodetect.media import MAX_SAMPLE_RATE
 from emodetect.serve.state import ServeState
 
 FORMATS = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
@@ -42,8 +43,8 @@ def _parameters(websocket: WebSocket) -> tuple[int, np.dtype]:
         rate = int(query.get("sample_rate", "16000"))
     except ValueError:
         raise StreamClosed(1008, f"sample_rate must be a whole number of Hz, got {query.get('sample_rate')!r}") from None
-    if not 8_000 <= rate <= 192_000:
-        raise StreamClosed(1008, f"sample_rate must be 8,000 to 192,000 Hz, got {rate}")
+    if not 8_000 <= rate <= MAX_SAMPLE_RATE:
+        raise StreamClosed(1008, f"sample_rate must be 8,000 to {MAX_SAMPLE_RATE:,} Hz, got {rate}")
     kind = query.get("format", "f32")
     if kind not in FORMATS:
         raise StreamClosed(1008, f"format must be f32 or s16, got {kind[:20]!r}")

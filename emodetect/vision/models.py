@@ -103,7 +103,8 @@ class BackboneClassifier(nn.Module):
         return self.head(self.backbone(x))
 
 
-def _faceres(num_classes: int, backbone: dict | None, input_size: int, dropout: float) -> nn.Module:
+def _faceres(num_classes: int, backbone: dict | None, input_size: int, dropout: float,
+             frozen: int | None = None) -> nn.Module:
     if not backbone:
         raise InputError("faceres models start from the pre-trained HSE-FaceRes network: give its TF.js "
                          "graph with --pretrained PATH/faceres-deep.json")
@@ -111,7 +112,7 @@ def _faceres(num_classes: int, backbone: dict | None, input_size: int, dropout: 
     # scored it 0.408 against 0.380 for raw pixels and 0.307 for -1..1
     # (docs/training/faceres/probe_normalisation.py; 3,000 Training faces, 1,000 PublicTest, 112 px).
     return BackboneClassifier(backbone, num_classes, input_size, dropout, offset=VGGFACE2_BGR_MEAN,
-                              frozen=FACERES_FROZEN)
+                              frozen=FACERES_FROZEN if frozen is None else frozen)
 
 
 VGGFACE2_BGR_MEAN = (91.4953, 103.8827, 131.0912)
@@ -124,6 +125,13 @@ FACERES_FROZEN = 17  # weights of the stem and the first three depthwise-separab
 def faceres_fer(num_classes: int = 7, backbone: dict | None = None, dropout: float = 0.2) -> nn.Module:
     """HSE-FaceRes (MobileNet, VGGFace2) fine-tuned at 112 px: ~0.14 GFLOP per face."""
     return _faceres(num_classes, backbone, 112, dropout)
+
+
+@register_model
+def faceres_fer_all(num_classes: int = 7, backbone: dict | None = None, dropout: float = 0.2) -> nn.Module:
+    """faceres_fer with every layer trained: the second stage after a frozen-start run
+    (`--init` its best.pt), about 1.6x the step time."""
+    return _faceres(num_classes, backbone, 112, dropout, frozen=0)
 
 
 @register_model

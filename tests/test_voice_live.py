@@ -69,6 +69,14 @@ def test_any_rate_in_blocks_agrees_with_the_16_khz_stream(engine, recording):
     assert np.mean([a == b for a, b in zip(at16, at48)]) >= 0.8
 
 
+@pytest.mark.parametrize("rate", [999, 192_001, 384_000])
+def test_a_rate_the_file_readers_would_refuse_is_refused_before_any_work(engine, rate):
+    from emodetect.media import AudioError
+
+    with pytest.raises(AudioError, match="192,000 Hz"):
+        next(engine.stream(iter([np.zeros(rate, np.float32)]), rate))
+
+
 def test_silence_is_marked_and_the_running_state_holds(engine):
     speech, rate = sf.read(SPEECH, dtype="float32")
     updates = list(engine.stream([speech, np.zeros(6 * rate, np.float32)], rate, smoothing_s=3))

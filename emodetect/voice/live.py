@@ -108,8 +108,8 @@ class LiveVoice:
     flushes the end. `engine` is a VoiceEmotion (its model, window, hop, silence threshold, words)."""
 
     def __init__(self, engine: Any, sample_rate: int, smoothing_s: float = 3.0, max_utterance_s: float = 15.0):
-        if not 1_000 <= int(sample_rate) <= 384_000:
-            raise F.AudioError(f"sample rate must be 1,000 to 384,000 Hz, got {sample_rate}")
+        if not 1_000 <= int(sample_rate) <= F.MAX_SAMPLE_RATE:
+            raise F.AudioError(f"sample rate must be 1,000 to {F.MAX_SAMPLE_RATE:,} Hz, got {sample_rate}")
         self.engine = engine
         self.sample_rate = int(sample_rate)
         self.cutter = WindowCutter(int(round(engine.window_s * F.SAMPLE_RATE)),

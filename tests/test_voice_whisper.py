@@ -123,9 +123,13 @@ def test_int8_weights_are_dequantised_with_their_row_scales(tmp_path):
 
 
 def test_reader_refuses_an_unknown_binary_version(tmp_path):
+    from emodetect.errors import ModelError
+
     (tmp_path / "bad.bin").write_bytes((99).to_bytes(4, "little"))
-    with pytest.raises(ValueError, match="binary version 99"):
+    # a model file that cannot be used: one line naming it, in the error family (still a ValueError)
+    with pytest.raises(ModelError, match="binary version 99") as refused:
         W.read_ct2(tmp_path / "bad.bin")
+    assert refused.value.reason == "unsupported"
 
 
 def test_encoder_matches_whisper_written_out_in_numpy(model_file):

@@ -29,6 +29,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from emodetect.errors import ModelError
+
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms: 100 log-mel frames a second, 50 encoder frames a second
@@ -77,7 +79,7 @@ def read_ct2(path: str | Path) -> Ct2Model:
     with open(path, "rb") as f:
         (version,) = struct.unpack("<I", f.read(4))
         if not 3 <= version <= 6:
-            raise ValueError(f"{path}: CTranslate2 binary version {version}; this reader knows 3 to 6")
+            raise ModelError(f"{path}: CTranslate2 binary version {version}; this reader knows 3 to 6", "unsupported")
         spec = _read_string(f)
         (revision,) = struct.unpack("<I", f.read(4))
         (count,) = struct.unpack("<I", f.read(4))
@@ -90,10 +92,10 @@ def read_ct2(path: str | Path) -> Ct2Model:
             (nbytes,) = struct.unpack("<I", f.read(4))
             data = f.read(nbytes)
             if len(data) != nbytes:
-                raise ValueError(f"{path}: truncated inside variable {name!r}")
+                raise ModelError(f"{path}: truncated inside variable {name!r}")
             dtype = _DTYPES.get(dtype_id)
             if dtype is None:
-                raise ValueError(f"{path}: variable {name!r} has unknown dtype id {dtype_id}")
+                raise ModelError(f"{path}: variable {name!r} has unknown dtype id {dtype_id}", "unsupported")
             if dtype == "bfloat16":  # the high half of a float32
                 array = (np.frombuffer(data, np.uint16).astype(np.uint32) << 16).view(np.float32)
             else:
@@ -308,7 +310,7 @@ def load_encoder_weights(encoder: Any, variables: dict[str, np.ndarray]) -> None
     tensors = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}
     missing, unexpected = encoder.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise ValueError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+        raise ModelError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
 
 
 def load_whisper_encoder(model_dir: str | Path, layers: int | None = None) -> Any:
@@ -316,7 +318,7 @@ def load_whisper_encoder(model_dir: str | Path, layers: int | None = None) -> An
     path = Path(model_dir)
     model = read_ct2(path / "model.bin" if path.is_dir() else path)
     if model.spec != "WhisperSpec":
-        raise ValueError(f"{path}: a {model.spec}, not a WhisperSpec model")
+        raise ModelError(f"{path}: a {model.spec}, not a WhisperSpec model", "unsupported")
     return build_encoder(model.scope("encoder"), layers)
 
 

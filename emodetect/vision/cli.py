@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from emodetect.console import (FILE_COLUMN, Column, check_output_dir, check_output_file, fail, fit_path,
-                               setup_logging, table_header, table_line)
+from emodetect.console import (FILE_COLUMN, Column, ResultWriter, check_outputs, fail,
+                               setup_logging)
 
 
 def _detector_help() -> str:
@@ -60,40 +60,31 @@ def predict(
 ) -> None:
     """Classify face crops that are already cut out; a whole photo's largest face is found first
     (with a note: `detect` reads every face)."""
-    import numpy as np
-
-    from emodetect.errors import InputError
-    from emodetect.runtime import load_model
+    from emodetect.errors import InputError, ModelError
+    from emodetect.results import rounded
     from emodetect.vision.faces import FaceReader
 
-    try:
-        onnx_model = load_model(model)
-    except InputError as err:  # ModelNotFoundError, ModelError
-        fail(err)
-    reader = FaceReader()
-    failed = 0
-    if not as_json:
-        typer.echo(table_header(PREDICT_COLUMNS))
-    for path in images:
-        try:
-            face, found = reader.read(path)
-        except InputError as err:
-            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
-            failed += 1
-            continue
-        if found is not None:  # a whole photo read as a face would be a confident wrong answer
-            typer.secho(f"{path}: a whole photo, not a face crop: read its largest face (found by "
-                        f"{reader.detector.name}); `emodetect detect` reads every face", fg=typer.colors.YELLOW, err=True)
-        probs = onnx_model.predict(face[None, None].astype(np.float32))[0]
-        top = int(probs.argmax())
-        if as_json:
-            typer.echo(json.dumps({"source": str(path), "label": onnx_model.labels[top],
-                                   "confidence": round(float(probs[top]), 4),
-                                   "probabilities": {k: round(float(v), 4) for k, v in zip(onnx_model.labels, probs)}}))
-        else:
-            typer.echo(table_line(PREDICT_COLUMNS, [fit_path(path, FILE_COLUMN.width), onnx_model.labels[top],
-                                                    f"{probs[top]:.2f}"]))
-    raise typer.Exit(1 if failed else 0)
+    engine = _emotion_detector(model, None, 0)
+    reader = FaceReader(engine.face_detector)
+    with ResultWriter(PREDICT_COLUMNS, as_json) as out:
+        for path in images:
+            try:
+                face, found = reader.read(path)
+                # detect's classifier call, on the one crop
+                probs = dict(zip(engine.labels, map(float, engine.predict_crops(face[None])[0])))
+            except ModelError as err:  # inf/NaN answers: every further crop would be as wrong
+                fail(err)
+            except InputError as err:
+                out.skip(path, err)
+                continue
+            if found is not None:  # a whole photo read as a face would be a confident wrong answer
+                typer.secho(f"{path}: a whole photo, not a face crop: read its largest face (found by "
+                            f"{reader.detector.name}); `emodetect detect` reads every face", fg=typer.colors.YELLOW, err=True)
+            label = max(probs, key=probs.get)
+            out.write(path, cells=[[label, f"{probs[label]:.2f}"]],
+                      documents=[{"source": str(path), "label": label, "confidence": round(probs[label], 4),
+                                  "probabilities": rounded(probs)}])
+    raise typer.Exit(out.finish())
 
 
 def detect(
@@ -110,60 +101,38 @@ def detect(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: long runs on a terminal)"),
 ) -> None:
     """Find faces and their emotions in photos; bad files are reported and skipped (exit code 1)."""
-    from emodetect.errors import ModelError, OutputError
-    from emodetect.vision.batch import annotated_path, csv_writer, detect_files, save_annotated
+    from emodetect.errors import ModelError
+    from emodetect.vision.batch import annotated_path, detect_files, save_annotated
+    from emodetect.vision.results import face_columns
 
     setup_logging(False)
-    try:  # before any work: a typo in an output path must not cost a folder of photos
-        if csv_path is not None:
-            check_output_file(csv_path)
-        if save_dir is not None:
-            check_output_dir(save_dir)
-    except OutputError as err:
-        fail(str(err))
-    emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
-    csv_handle = open(csv_path, "w", newline="") if csv_path else None
-    rows = csv_writer(csv_handle, emotion_detector.labels) if csv_handle else None
-    failed, files = 0, 0
-    if not json_out:
-        typer.echo(table_header(DETECT_COLUMNS))
-    try:
-        for outcome in detect_files(emotion_detector, paths, progress):
-            files += 1
-            if outcome.error is not None:
-                failed += 1
-                typer.secho(f"{outcome.path}: skipped: {outcome.error}", fg=typer.colors.YELLOW, err=True)
-                if json_out:
-                    typer.echo(json.dumps({"source": str(outcome.path), "error": outcome.error}))
-                continue
-            result = outcome.result
-            # Written as they are made (JSON lines, CSV rows): a kill or a later failure loses nothing.
-            if json_out:
-                typer.echo(json.dumps({"source": str(outcome.path), **result.to_dict()}))
-            else:
-                shown = fit_path(outcome.path, FILE_COLUMN.width)
-                if not result.faces:
-                    typer.echo(table_line(DETECT_COLUMNS, [shown, "-", "no face"]))
-                for face in result.faces:
-                    b = face.box
-                    typer.echo(table_line(DETECT_COLUMNS, [shown, face.id, face.label, f"{face.confidence:.2f}",
-                                                           f"{face.score:.2f}", f"{b.x},{b.y},{b.width},{b.height}"]))
-            if rows is not None:
-                rows.writerows(result.to_rows())
-                csv_handle.flush()
-            if save_dir is not None:
-                save_annotated(result, annotated_path(save_dir, outcome.path, paths), blur)
-            result.image = None  # a folder of photos must not pile up in memory
-    except ModelError as err:  # inf/NaN answers: every further file would be as wrong
-        fail(str(err))
-    finally:
-        if csv_handle:
-            csv_handle.close()
-    if files == 0:
+    check_outputs(files=[csv_path], folders=[save_dir])
+    engine = _emotion_detector(model, detector, threads, detect_size, detect_threads)
+    with ResultWriter(DETECT_COLUMNS, json_out, csv_path, face_columns(engine.labels)) as out:
+        try:
+            for outcome in detect_files(engine, paths, progress):
+                if outcome.error is not None:
+                    out.skip(outcome.path, outcome.error)
+                    continue
+                result = outcome.result
+                out.write(outcome.path, cells=_face_cells(result), rows=result.to_rows(),
+                          documents=[{"source": str(outcome.path), **result.to_dict()}])
+                if save_dir is not None:
+                    save_annotated(result, annotated_path(save_dir, outcome.path, paths), blur)
+                result.image = None  # a folder of photos must not pile up in memory
+        except ModelError as err:  # inf/NaN answers: every further file would be as wrong
+            fail(str(err))
+    if out.seen == 0:
         fail("no image files found in " + ", ".join(map(str, paths)))
-    if failed:
-        typer.secho(f"{failed} of {files} file(s) skipped", fg=typer.colors.YELLOW, err=True)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(out.finish())
+
+
+def _face_cells(result) -> list[list[object]]:
+    """detect's table rows of one photo after the file column: one per face, or "no face"."""
+    if not result.faces:
+        return [["-", "no face"]]
+    return [[face.id, face.label, f"{face.confidence:.2f}", f"{face.score:.2f}",
+             f"{face.box.x},{face.box.y},{face.box.width},{face.box.height}"] for face in result.faces]
 
 
 def _face_bar():
@@ -192,14 +161,10 @@ def explain(
     """Why the model read each face as it did: a saliency map over the face, from the ONNX model alone."""
     from emodetect.vision.images import ImageError, find_images
 
-    from emodetect.errors import InputError, OutputError
+    from emodetect.errors import InputError
 
     setup_logging(False)
-    try:  # before any work, as detect does
-        if out is not None:
-            check_output_dir(out)
-    except OutputError as err:
-        fail(str(err))
+    check_outputs(folders=[out])  # before any work, as detect does
     emotion_detector = _emotion_detector(model, detector, threads)
     files, problems = find_images(paths)
     failed = len(problems)

@@ -2,8 +2,10 @@
 
 A card is put together from what the model file says about itself (its ONNX metadata, in the
 catalogue), the evaluation evidence beside it (assets/cards/<file>.json, written by
-bench/cards.py from `emodetect.evaluate` reports), and what holds for every model of a modality
-(intended use, uses to avoid, privacy, known gaps) or of a data set (its terms), kept once here.
+bench/cards.py from `emodetect.evaluate` reports), what holds for every model of a modality (its
+intended use and known gaps: fields of its row in the modality table, emodetect.modalities), and what
+holds for every model (uses to avoid, privacy) or for every model of a data set (its terms), kept
+once here.
 """
 
 from __future__ import annotations
@@ -12,47 +14,15 @@ import json
 from typing import Any
 
 from emodetect.errors import ModelNotFoundError
+from emodetect.modalities import Modality, modalities
 from emodetect.runtime import BundledModel
 
-INTENDED = {
-    "vision": "Reading the apparent facial expression of consenting people in photos and video, for research, "
-              "user studies, media analysis and accessibility aids; as one signal among others.",
-    "text": "Reading the emotions expressed in English texts (posts, reviews, chat, survey answers) in aggregate: "
-            "shares over many texts, trends, routing for a human to read.",
-    "voice": "Reading the emotion in the tone of recorded speech of consenting speakers, for research and "
-             "aggregate analytics; as one signal among others.",
-}
 AVOID = ("Decisions about individuals: hiring, admission, credit, insurance, policing, border control, "
          "grading or health diagnosis. Inferring what someone feels inside (the models read expression, "
          "not experience). Covert use on people who have not agreed. Lie or deception detection.")
 PRIVACY = ("Runs on the device with onnxruntime: nothing is downloaded at run time and nothing is sent anywhere. "
            "The library and the service keep no input: images, frames, texts and recordings are processed in "
            "memory (a video upload in a temporary folder removed when the answer is ready) and never logged.")
-GAPS = {
-    "vision": ["Trained on FER-2013: 48x48 grey web faces, mostly frontal, labels from one annotator each "
-               "(human agreement about 65%); disgust is rare and the weakest class.",
-               "Accuracy differs between populations. On expression data sets of other populations, kept outside "
-               "this project, `default` scored (48x48 crops framed like FER-2013): CK+ peak frames (mostly "
-               "Euro-American adults) 0.807, JAFFE (Japanese women) 0.545, a Taiwanese performers' corpus 0.559, "
-               "Yale faces (15 subjects) 0.695: a gap of 0.26 between the best and the worst population.",
-               "FER-2013 has no age, gender or skin-tone labels, so the gaps between such groups are not measured "
-               "here; `emodetect evaluate --group-by COLUMN` measures them on data that has them."],
-    "text": ["English only. A model trained on one corpus reads the others poorly (python bench/text_corpora.py, "
-             "shared labels, accuracy): `goemotions` 0.441 on MELD (TV dialogue) and 0.172 on ISEAR (described "
-             "situations), `dair-emotion` 0.129 on MELD (it has no neutral) and 0.397 on ISEAR; `default` and "
-             "`shared`, trained on all four corpora, are in their domain on each of them and still untested on a "
-             "fifth. The default's heads trail each corpus's own model there (GoEmotions macro-F1 0.4571 against "
-             "0.4633, dair accuracy 0.918 against 0.9235).",
-             "Sarcasm, negation over long spans and context outside the text are not read."],
-    "voice": ["Trained on acted speech (RAVDESS: 24 North American actors; EmoDB: 10 German speakers; both "
-              "models on both); spontaneous, accented or synthetic speech is read less well. `default` reads "
-              "through Whisper tiny.en's encoder (OpenAI, MIT licence; pre-trained on 680,000 hours of web audio, "
-              "its English part; frozen here): on telephone, noisy and reverberant copies of the test clips "
-              "(python bench/voice_corpora.py) it keeps 0.68-0.69 on RAVDESS and 0.80-0.87 on EmoDB, where `fast` "
-              "(a CNN trained from scratch) keeps 0.48-0.61 and 0.64-0.67. Neither stores or transcribes audio: "
-              "the words of speech are the separate speech extra's.",
-              "Figures differ between genders and between held-out speakers: see the tables under Test figures."],
-}
 # The combined text CSVs (docs/training/text_shared/make_data.py) hold all four text corpora.
 FOUR_TEXT_CORPORA = ("GoEmotions (Apache-2.0), dair-ai emotion (educational and research use), MELD (GPL-3.0), "
                      "ISEAR (research material of the Swiss Center for Affective Sciences).")
@@ -66,6 +36,11 @@ DATA_TERMS = {
     "ravdess": "RAVDESS: CC BY-NC-SA 4.0 (non-commercial, share-alike).",
     "emodb": "EmoDB: distributed free of charge by its authors for research; no licence text.",
 }
+
+
+def _row(modality: str) -> Modality | None:
+    """The table row of a bundled model's modality (None for a package no longer installed)."""
+    return next((m for m in modalities() if m.name == modality), None)
 
 
 def _evidence(model: BundledModel) -> dict[str, Any] | None:
@@ -87,7 +62,7 @@ def find_model(name: str, modality: str | None = None) -> BundledModel:
 def model_card(name: str, modality: str | None = None) -> str:
     """The card of a bundled model, as Markdown."""
     model = find_model(name, modality)
-    meta, evidence = model.metadata, _evidence(model)
+    meta, evidence, row = model.metadata, _evidence(model), _row(model.modality)
     training = meta.get("training_data", "")
     terms = [t for key, t in DATA_TERMS.items() if key in training or key in meta.get("corpus", "")]
     lines = [f"# Model card: `{model.name}` ({model.modality})", "",
@@ -97,7 +72,7 @@ def model_card(name: str, modality: str | None = None) -> str:
              f"- Input: `{meta.get('input', '?')}`",
              f"- Training data: {training}" + (f"; terms: {' '.join(terms)}" if terms else ""),
              f"- Validation score (model selection): {meta.get('val_score') if meta.get('val_score') not in (None, 'nan') else 'not recorded'}", "",
-             "## Intended use", "", INTENDED.get(model.modality, ""), "",
+             "## Intended use", "", row.intended if row else "", "",
              "## Uses to avoid", "", AVOID, "",
              "## Test figures", ""]
     if meta.get("test_figures"):
@@ -123,7 +98,7 @@ def model_card(name: str, modality: str | None = None) -> str:
                           f"{table['accuracy_gap']:.3f}."]
     else:
         lines += ["No evaluation evidence is stored beside this model (run `python bench/cards.py`)."]
-    lines += ["", "## Known gaps", ""] + [f"- {gap}" for gap in GAPS.get(model.modality, [])]
+    lines += ["", "## Known gaps", ""] + [f"- {gap}" for gap in (row.gaps if row else ())]
     lines += ["", "## Privacy", "", PRIVACY, ""]
     return "\n".join(lines)
 

@@ -98,6 +98,14 @@ class Modality:
     assets: str = "emodetect.assets"  # package holding its ONNX models and their models.json
     default_model: str = "default"  # bundled model used when none is named
     mirror_tta: bool = False  # inputs are images that stay valid mirrored (export's flip/shift TTA)
+    # The `emodetect serve` option naming the model its router loads ("" is "<name>_model"): a
+    # ServeConfig field for the built-in rows; for another package's row, a flag all the same, its
+    # value in ServeConfig.models (ServeConfig.model_for reads either).
+    serve_option: str = ""
+    # Its model cards (emodetect.cards), said once for every model of the modality: what the models
+    # are for, and what is known to be weak.
+    intended: str = ""
+    gaps: tuple[str, ...] = ()
     # The TrainConfig fields only some modalities read, that this one reads; a run of another
     # modality that sets one is refused (check_train_options) instead of silently ignoring it.
     train_options: tuple[str, ...] = ()
@@ -115,6 +123,12 @@ class Modality:
     def pipeline_class(self) -> Any:
         return load_object(self.pipeline)
 
+    @property
+    def model_option(self) -> str:
+        """The `emodetect serve` option (ServeConfig field) naming this modality's model: "text_model"
+        is --text-model."""
+        return self.serve_option or f"{self.name}_model"
+
 
 BUILTIN: tuple[Modality, ...] = (
     Modality(
@@ -124,20 +138,50 @@ BUILTIN: tuple[Modality, ...] = (
         commands=("emodetect.vision.cli:detect", "emodetect.vision.cli:explain", "emodetect.vision.cli:predict",
                   "emodetect.vision.cli:video", "emodetect.vision.cli:webcam"),
         router="emodetect.serve.routes_vision", mirror_tta=True,
+        serve_option="model",  # the face model's option is the plain --model: it came first
+        intended="Reading the apparent facial expression of consenting people in photos and video, for research, "
+                 "user studies, media analysis and accessibility aids; as one signal among others.",
+        gaps=("Trained on FER-2013: 48x48 grey web faces, mostly frontal, labels from one annotator each "
+              "(human agreement about 65%); disgust is rare and the weakest class.",
+              "Accuracy differs between populations. On expression data sets of other populations, kept outside "
+              "this project, `default` scored (48x48 crops framed like FER-2013): CK+ peak frames (mostly "
+              "Euro-American adults) 0.807, JAFFE (Japanese women) 0.545, a Taiwanese performers' corpus 0.559, "
+              "Yale faces (15 subjects) 0.695: a gap of 0.26 between the best and the worst population.",
+              "FER-2013 has no age, gender or skin-tone labels, so the gaps between such groups are not measured "
+              "here; `emodetect evaluate --group-by COLUMN` measures them on data that has them."),
         train_options=("ferplus", "soft_labels", "pretrained"),
     ),
     Modality(
         name="text", summary="English texts: posts, reviews, chat, survey answers",
         data="emodetect.text.data", architectures="emodetect.text.models",
         pipeline="emodetect.text.pipeline:TextEmotion", commands=("emodetect.text.cli:text", "emodetect.text.cli:ensemble"),
-        router="emodetect.serve.routes_text",
+        router="emodetect.serve.routes_text", serve_option="text_model",
+        intended="Reading the emotions expressed in English texts (posts, reviews, chat, survey answers) in "
+                 "aggregate: shares over many texts, trends, routing for a human to read.",
+        gaps=("English only. A model trained on one corpus reads the others poorly (python bench/text_corpora.py, "
+              "shared labels, accuracy): `goemotions` 0.441 on MELD (TV dialogue) and 0.172 on ISEAR (described "
+              "situations), `dair-emotion` 0.129 on MELD (it has no neutral) and 0.397 on ISEAR; `default` and "
+              "`shared`, trained on all four corpora, are in their domain on each of them and still untested on a "
+              "fifth. The default's heads trail each corpus's own model there (GoEmotions macro-F1 0.4571 against "
+              "0.4633, dair accuracy 0.918 against 0.9235).",
+              "Sarcasm, negation over long spans and context outside the text are not read."),
         train_options=("embeddings", "pretrained", "teacher", "distill", "distill_heads", "head_loss"),
     ),
     Modality(
         name="voice", summary="speech recordings",
         data="emodetect.voice.data", architectures="emodetect.voice.models",
         pipeline="emodetect.voice.pipeline:VoiceEmotion", commands=("emodetect.voice.cli:voice", "emodetect.voice.cli:listen"),
-        router="emodetect.serve.routes_voice",
+        router="emodetect.serve.routes_voice", serve_option="voice_model",
+        intended="Reading the emotion in the tone of recorded speech of consenting speakers, for research and "
+                 "aggregate analytics; as one signal among others.",
+        gaps=("Trained on acted speech (RAVDESS: 24 North American actors; EmoDB: 10 German speakers; both "
+              "models on both); spontaneous, accented or synthetic speech is read less well. `default` reads "
+              "through Whisper tiny.en's encoder (OpenAI, MIT licence; pre-trained on 680,000 hours of web audio, "
+              "its English part; frozen here): on telephone, noisy and reverberant copies of the test clips "
+              "(python bench/voice_corpora.py) it keeps 0.68-0.69 on RAVDESS and 0.80-0.87 on EmoDB, where `fast` "
+              "(a CNN trained from scratch) keeps 0.48-0.61 and 0.64-0.67. Neither stores or transcribes audio: "
+              "the words of speech are the separate speech extra's.",
+              "Figures differ between genders and between held-out speakers: see the tables under Test figures."),
         train_options=("wave_copies",),
     ),
 )

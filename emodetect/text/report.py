@@ -387,11 +387,12 @@ def _when(moment: datetime) -> str:
 def model_info(reader: Any) -> dict[str, Any]:
     """The model's name, the command that prints its card, what it was trained on, its test figures
     and its known limits (the cards' own words): what a reader of the report must know."""
-    from emodetect.cards import GAPS, figures_text, find_model
+    from emodetect.cards import figures_text, find_model
+    from emodetect.modalities import get_modality
 
     path = Path(getattr(reader, "path", reader.model.path))
     info = {"name": reader.name, "file": path.name, "card": None, "training_data": None, "test_figures": None,
-            "limits": list(GAPS["text"]), "card_text": None}
+            "limits": list(get_modality("text").gaps), "card_text": None}
     try:
         bundled = find_model(reader.name, "text")
     except (KeyError, ValueError, FileNotFoundError):

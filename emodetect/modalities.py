@@ -136,7 +136,7 @@ BUILTIN: tuple[Modality, ...] = (
         data="emodetect.vision.data", architectures="emodetect.vision.models",
         pipeline="emodetect.vision.pipeline:FaceEmotion",
         commands=("emodetect.vision.cli:detect", "emodetect.vision.cli:explain", "emodetect.vision.cli:predict",
-                  "emodetect.vision.cli:video", "emodetect.vision.cli:webcam"),
+                  "emodetect.vision.cli:webcam"),
         router="emodetect.serve.routes_vision", mirror_tta=True,
         serve_option="model",  # the face model's option is the plain --model: it came first
         intended="Reading the apparent facial expression of consenting people in photos and video, for research, "

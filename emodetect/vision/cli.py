@@ -1,4 +1,6 @@
-"""The face commands: `detect` (photos), `predict` (cut-out crops), `video` and `webcam`."""
+"""The face commands: `detect` (photos), `predict` (cut-out crops), `explain` and `webcam`.
+
+`video` (a video's faces, voice and words) is a top-level verb beside `batch`: emodetect/cli.py."""
 
 from __future__ import annotations
 
@@ -211,47 +213,6 @@ def _save_explained(explanation, out: Path, path: Path, paths: list[Path]) -> Pa
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(explanation.plot()).save(target)
     return target
-
-
-def video(
-    file: Path = typer.Argument(..., help="video file"),
-    out: Optional[Path] = typer.Option(None, help="output folder (default: next to the video)"),
-    subtitles: Optional[Path] = typer.Option(None, help="SubRip (.srt) or WebVTT (.vtt) file: the text model reads each cue"),
-    voice: bool = typer.Option(True, "--voice/--no-voice", help="read the sound track with the voice model"),
-    words: Optional[bool] = typer.Option(None, "--words/--no-words", help="without subtitles, transcribe the speech "
-                                         "and read its words (default: where the speech extra is installed)"),
-    captions: bool = typer.Option(False, help="draw the fused label of the moment in a band under the video"),
-    segment: float = typer.Option(3.0, min=0.5, help="seconds per fused segment when there are no subtitles"),
-    model: Optional[str] = typer.Option(None, help="face model: ONNX file or bundled model name"),
-    voice_model: Optional[str] = typer.Option(None, help="bundled voice model (default: Whisper's encoder; fast: a small CNN) or .onnx"),
-    text_model: Optional[str] = typer.Option(None, help="bundled text model (default: the joint one; minilm-int8, accurate, goemotions) or .onnx"),
-    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
-    every: int = typer.Option(1, min=1, help="analyse every N-th frame"),
-    smoothing: float = typer.Option(0.5, min=0.0, help="time constant in seconds of the probability smoothing (0 = off)"),
-    blur: bool = typer.Option(False, help="blur the faces in the annotated video"),
-    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="write <name>_annotated.mp4 (H.264, with the sound)"),
-    max_frames: Optional[int] = typer.Option(None, min=1, help="stop after this many analysed frames"),
-    threads: int = typer.Option(0, help="onnxruntime threads for the classifier (0 = automatic)"),
-    detect_size: Optional[int] = typer.Option(None, min=0, help=_DETECT_SIZE_HELP),
-    detect_threads: int = typer.Option(2, min=0, help=_DETECT_THREADS_HELP),
-    detect_every: int = typer.Option(1, min=1, help=_DETECT_EVERY_HELP),
-) -> None:
-    """Faces, voice and subtitles of a video on one timeline: per-frame and per-segment CSVs,
-    stacked plot, summary, annotated H.264 video with its sound."""
-    from emodetect.errors import EmodetectError
-    from emodetect.multimodal import analyse_video
-
-    setup_logging(False)
-    emotion_detector = _emotion_detector(model, detector, threads, detect_size, detect_threads)
-    try:
-        analysis = analyse_video(file, subtitles, out, voice_model=voice_model, text_model=text_model, voice=voice,
-                                 every=every, smoothing=smoothing, segment_s=segment, blur=blur,
-                                 save_video=save_video, captions=captions, max_frames=max_frames,
-                                 progress=sys.stderr.isatty(), detect_every=detect_every, threads=threads,
-                                 emotion_detector=emotion_detector, words=words)
-    except EmodetectError as err:  # InputError (a file, a model name), MissingExtra
-        fail(err, 1)  # exit 1, as the video command always answered (tests/test_video.py)
-    typer.echo(analysis.to_text())
 
 
 def webcam(

@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import typer
 
@@ -16,7 +16,6 @@ from emodetect.console import fail, setup_logging
 from emodetect.modalities import load_object, modalities, modality_help
 from emodetect.vision import cli as vision_cli
 from emodetect.vision.cli import DETECTOR_HELP
-from emodetect.vision.images import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Emotion in faces, text and voice, offline, with CNNs.")
@@ -77,6 +76,56 @@ def _train_command(ctx: typer.Context, config: Optional[Path] = None, **values) 
                                "best_val_score": result.best_val_acc, "best_epoch": result.best_epoch}))
 
 
+# A config field's type, as its annotation reads, to the flag's type; a tuple is a repeated flag.
+_FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": str}
+_FLAG_METADATA = ("help", "flag", "unit", "unset")  # read here; any other metadata is typer's (min)
+
+
+def _field_options(config_class: type) -> list[inspect.Parameter]:
+    """A typer option per field with `help` metadata of a config dataclass (TrainConfig,
+    ServeConfig), keyword-only and named after the field: `--<field>` unless the metadata names the
+    flag, of the field's type (`X | None`: optional; a tuple: repeated), its default in the flag's
+    `unit` (or the `unset` value that keeps the field's default), with the field's help; booleans get
+    --no-<flag> too, to turn a default off. `_field_values` reads the values back into fields."""
+    params = []
+    for f in fields(config_class):
+        meta = f.metadata
+        if "help" not in meta:
+            continue
+        type_name, _, optional = str(f.type).partition(" | ")
+        kind = float if "unit" in meta else _FLAG_TYPES[type_name]  # megabytes of a byte count
+        flag = f"--{meta.get('flag', f.name).replace('_', '-')}"
+        if "unset" in meta:
+            default = meta["unset"]
+        elif f.default is MISSING:
+            default = None
+        else:
+            default = f.default / meta["unit"] if "unit" in meta else f.default
+        annotation = Optional[list[kind]] if type_name.startswith("tuple") else Optional[kind] if optional else kind
+        option = typer.Option(default, f"{flag}/--no-{flag[2:]}" if kind is bool else flag,
+                              help=meta["help"]() if callable(meta["help"]) else meta["help"],
+                              **{k: v for k, v in meta.items() if k not in _FLAG_METADATA})
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=option))
+    return params
+
+
+def _field_values(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The values of `_field_options`' flags as the fields hold them: megabytes as bytes, a repeated
+    flag as a tuple (None when not given); a flag at its `unset` value is left out (the field's own
+    default)."""
+    settings = {}
+    for f in fields(config_class):
+        if f.name not in values or values[f.name] == f.metadata.get("unset", MISSING):
+            continue
+        value = values[f.name]
+        if "unit" in f.metadata:
+            value = int(value * f.metadata["unit"])
+        elif isinstance(value, list):
+            value = tuple(value) or None
+        settings[f.name] = value
+    return settings
+
+
 def _train_signature() -> inspect.Signature:
     """`emodetect train` flags are exactly the TrainConfig fields, with the fields' help."""
     from emodetect.config import TrainConfig
@@ -86,15 +135,7 @@ def _train_signature() -> inspect.Signature:
         "config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
         default=typer.Option(None, "--config", help="rerun a recipe: a config.json from a run folder "
                                                     "(flags given beside it override its values)"))]
-    for f in fields(TrainConfig):
-        default = f.default if f.default is not MISSING else None
-        kind = {"int": int, "float": float, "bool": bool, "str": str}[str(f.type)]
-        flag = f"--{f.name.replace('_', '-')}"  # booleans get --no-<flag> too, to turn a default off
-        params.append(inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
-            default=typer.Option(default, flag if kind is not bool else f"{flag}/--no-{flag[2:]}",
-                                 help=f.metadata.get("help"))))
-    return inspect.Signature(params)
+    return inspect.Signature(params + _field_options(TrainConfig))
 
 
 _train_command.__signature__ = _train_signature()  # type: ignore[attr-defined]
@@ -309,76 +350,29 @@ def video(
     typer.echo(analysis.to_text())
 
 
-@app.command()
-def serve(
+def _serve_command(
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
     port: int = typer.Option(8000, help="TCP port"),
-    model: Optional[str] = typer.Option(None, help="bundled face model name or ONNX file"),
-    detector: Optional[str] = typer.Option(None, help=DETECTOR_HELP),
-    text_model: Optional[str] = typer.Option(None, help="text model of /v1/text: a bundled name (default, "
-                                                         "minilm-int8, ...) or ONNX file"),
-    words: Optional[bool] = typer.Option(None, "--words/--no-words", help="transcribe speech on /v1/voice and "
-                                         "/v1/video (default: where the speech extra is installed)"),
-    threads: int = typer.Option(1, help="onnxruntime threads per worker"),
-    workers: int = typer.Option(0, help="inferences at the same time (0 = one per core, at most 4)"),
-    max_upload_mb: float = typer.Option(10.0, help="largest upload accepted, in MB (413 above)"),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="largest image accepted, in pixels (decompression bombs)"),
-    max_audio_seconds: float = typer.Option(600.0, help="longest recording accepted by /v1/voice, in seconds "
-                                                        "(413 above; checked on the header before decoding)"),
-    max_video_mb: float = typer.Option(50.0, help="largest video accepted by /v1/video, in MB (413 above)"),
-    max_video_seconds: float = typer.Option(120.0, help="longest video accepted by /v1/video, in seconds "
-                                                        "(413 above; read from the container header first)"),
-    max_video_frames: int = typer.Option(7_200, help="most frames in a video on /v1/video (413 above; "
-                                                     "counted while decoding, whatever the header says)"),
-    max_video_segments: int = typer.Option(1_000, help="most segments in a /v1/video answer: subtitle cues, or "
-                                                       "the duration over ?segment= (413 above)"),
-    video_budget_mb: float = typer.Option(200.0, help="MB of uploads all /v1/video requests in flight may hold "
-                                                      "together (503 above; at least --max-video-mb)"),
-    request_timeout: float = typer.Option(300.0, help="seconds a request may take from its arrival: its work "
-                                                      "stops at the next frame or batch after it (504)"),
     access_log: bool = typer.Option(False, help="log one line per request (method, path, status; never bodies)"),
-    allowed_host: Optional[list[str]] = typer.Option(
-        None, help="a Host name this server answers to (repeat for several); default on a loopback "
-                   "address: 127.0.0.1, localhost, ::1 (against DNS rebinding); elsewhere any"),
-    max_connections: int = typer.Option(100, min=1, help="requests in flight at once (health checks "
-                                                         "excepted); more are answered 503"),
-    head_timeout: float = typer.Option(10.0, help="seconds a connection may take to send a whole request "
-                                                  "head; idle sockets are closed after it"),
-    body_timeout: float = typer.Option(30.0, help="seconds an upload may take to arrive (408 after)"),
     ssl_certfile: Optional[Path] = typer.Option(None, help="HTTPS certificate: browsers allow the camera "
                                                        "only over HTTPS or on localhost"),
     ssl_keyfile: Optional[Path] = typer.Option(None, help="HTTPS private key"),
+    **values: Any,
 ) -> None:
     """The HTTP API (/docs) and the web page (/) on the bundled models; nothing uploaded is stored."""
     try:
-        from emodetect.serve import ServeConfig, create_app
+        from emodetect.serve import create_app
         from emodetect.serve.server import run  # imports uvicorn: the extra is checked before any work
-        from emodetect.serve.state import default_workers
     except ImportError as err:
         fail(f"{err.name} is missing: install the service extra with pip install 'emodetect[serve]'")
-    from emodetect.errors import EmodetectError, ModelNotFoundError
+    from emodetect.errors import EmodetectError
 
     setup_logging(False)
     try:
-        config = ServeConfig(model=model, detector=detector, text_model=text_model, words=words, threads=threads,
-                             workers=workers or default_workers(),
-                             max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
-                             max_audio_seconds=max_audio_seconds, body_timeout_s=body_timeout,
-                             max_video_bytes=int(max_video_mb * 1024 * 1024), max_video_seconds=max_video_seconds,
-                             max_video_frames=max_video_frames, max_video_segments=max_video_segments,
-                             max_video_bytes_in_flight=int(video_budget_mb * 1024 * 1024),
-                             request_timeout_s=request_timeout,
-                             allowed_hosts=_allowed_hosts(host, allowed_host),
-                             max_in_flight=max_connections, head_timeout_s=head_timeout)
+        config = _serve_config(host, values)
     except EmodetectError as err:  # a limit out of range (ServeConfig checks them)
         fail(err)
-    if model and not Path(model).exists():
-        from emodetect.runtime import bundled_model_path
-
-        try:
-            bundled_model_path(model, "vision")
-        except ModelNotFoundError as err:
-            fail(f"--model {model}: no such file, and {err}")
+    _check_model_names(config)
     typer.echo(f"emodetect serve: http://{host}:{port}/ (API docs at /docs); uploads are never stored", err=True)
 
     # serve.server sets the socket settings: a head timeout, and a cap on requests in flight, not on
@@ -391,7 +385,59 @@ def serve(
         fail(str(err))
 
 
-def _allowed_hosts(bind: str, given: Optional[list[str]]) -> Optional[tuple[str, ...]]:
+def _serve_signature() -> inspect.Signature:
+    """`emodetect serve` flags: where to listen (uvicorn's settings), then the ServeConfig fields
+    that have help, then the model option of each modality whose row names one ServeConfig has no
+    field for (an installed package's), then the access log and HTTPS files."""
+    from emodetect.serve.config import FIELD_NAMES, ServeConfig
+
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)  # all but **values
+           for p in list(inspect.signature(_serve_command).parameters.values())[:-1]]
+    models = [inspect.Parameter(
+        m.model_option, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+        default=typer.Option(None, f"--{m.model_option.replace('_', '-')}",
+                             help=f"{m.name} model of the service ({m.summary}): a bundled name or ONNX file "
+                                  f"(default: {m.default_model})"))
+        for m in modalities() if m.router and m.model_option not in FIELD_NAMES]
+    return inspect.Signature([*own[:2], *_field_options(ServeConfig), *models, *own[2:]])
+
+
+_serve_command.__signature__ = _serve_signature()  # type: ignore[attr-defined]
+app.command("serve")(_serve_command)
+
+
+def _serve_config(host: str, values: dict[str, Any]) -> Any:
+    """The ServeConfig the flags give: the model options of rows without a field go into `models`;
+    on a loopback address with no --allowed-host, the loopback names are the allowed hosts."""
+    from emodetect.serve.config import FIELD_NAMES, ServeConfig
+
+    settings = _field_values(ServeConfig, values)
+    settings["allowed_hosts"] = _allowed_hosts(host, settings.get("allowed_hosts"))
+    settings["models"] = {m.name: values[m.model_option] for m in modalities()
+                          if m.model_option not in FIELD_NAMES and values.get(m.model_option)}
+    return ServeConfig(**settings)
+
+
+def _check_model_names(config: Any) -> None:
+    """Each model the options name is a file or a bundled model of its modality: a typo is one
+    line naming the option and the bundled names, before the service starts."""
+    from emodetect.errors import InputError
+    from emodetect.runtime import resolve_model
+
+    for m in modalities():
+        given = config.model_for(m.name) if m.router else None
+        if not given or Path(given).exists():
+            continue
+        flag = f"--{m.model_option.replace('_', '-')}"
+        try:
+            found = resolve_model(given, m.name)
+        except InputError as err:  # ModelNotFoundError lists the modality's bundled names
+            fail(f"{flag} {given}: no such file, and {err}")
+        if found.bundled is None:
+            fail(f"{flag} {given}: no such file")
+
+
+def _allowed_hosts(bind: str, given: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
     """Host names to answer to: those given, else the loopback names on a loopback bind."""
     from emodetect.serve.security import LOOPBACK_HOSTS
 

@@ -27,6 +27,8 @@ TOY_FILES = {
             name="toy", summary="rows of eight numbers", data="toy_modality.data",
             architectures="toy_modality.models", pipeline="toy_modality.pipeline:ToyEmotion",
             commands=("toy_modality.cli:toy",), router="toy_modality.routes", assets="toy_modality.assets",
+            intended="Telling calm rows of eight numbers from excited ones, in tests.",
+            gaps=("Knows only the sign of the first number.",),
         )
     ''',
     "toy_modality/assets/__init__.py": "",
@@ -135,7 +137,7 @@ TOY_FILES = {
         def load(config: ServeConfig):
             from toy_modality.pipeline import ToyEmotion
 
-            return ToyEmotion()
+            return ToyEmotion(config.model_for(SERVICE))  # emodetect serve --toy-model
 
 
         @router.post("/v1/toy")
@@ -201,6 +203,31 @@ def test_the_engines_answer_in_one_shape():
         assert callable(engine.predict) and engine.model_name == "default", modality.name
         assert engine.model_file.endswith(".onnx") and len(engine.labels) >= 6, modality.name
     assert emodetect.TextEmotion("accurate").model_file == "text_accurate.ensemble.json"
+
+
+def test_each_rows_serve_model_option_and_card_text_reach_the_service_and_the_cards():
+    """The table names each modality's `emodetect serve` model option (a ServeConfig field for the
+    built-in rows) and the card text every model of the modality carries."""
+    import typer.main
+
+    from emodetect.cards import model_card
+    from emodetect.cli import app
+    from emodetect.errors import InputError
+    from emodetect.serve.config import FIELD_NAMES, ServeConfig
+
+    flags = {opt for p in typer.main.get_command(app).commands["serve"].params for opt in p.opts}
+    assert [m.model_option for m in BUILTIN] == ["model", "text_model", "voice_model"]
+    for modality in BUILTIN:
+        assert modality.model_option in FIELD_NAMES, modality.name
+        assert f"--{modality.model_option.replace('_', '-')}" in flags, modality.name
+        assert ServeConfig(**{modality.model_option: "fast"}).model_for(modality.name) == "fast"
+        assert modality.intended and modality.gaps, modality.name
+        card = model_card("default", modality.name)
+        assert modality.intended in card and all(f"- {gap}" in card for gap in modality.gaps)
+    with pytest.raises(InputError, match="the voice model is ServeConfig.voice_model"):
+        ServeConfig(models={"voice": "fast"})
+    with pytest.raises(InputError, match="unknown modality 'smell'"):
+        ServeConfig(models={"smell": "x.onnx"})
 
 
 def test_a_data_module_missing_part_of_the_contract_is_named(tmp_path, monkeypatch):
@@ -325,17 +352,32 @@ def test_a_new_modality_is_one_package_and_one_registration(tmp_path, monkeypatc
                          "--split", "PrivateTest")
     assert "## By sign" in grouped and "| up |" in grouped and _accuracy(grouped) == _accuracy(by_name)
     assert "toy" in _emodetect(plugin, tmp_path, "--help")
+    # its card: the row's intended use and known gaps, as the built-in modalities' cards have theirs
+    card = _emodetect(plugin, tmp_path, "models", "--card", "default", "--modality", "toy")
+    assert "# Model card: `default` (toy)" in card
+    assert "## Intended use\n\nTelling calm rows of eight numbers from excited ones, in tests." in card
+    assert "## Known gaps\n\n- Knows only the sign of the first number." in card
     assert _emodetect(plugin, tmp_path, "toy", "3", "0", "0", "0", "0", "0", "0", "0").startswith("excited\t")
     assert _emodetect(plugin, tmp_path, "toy", "--", "-3", "0", "0", "0", "0", "0", "0", "0").startswith("calm\t")
 
-    # the service: the toy router is mounted, its model loaded at start-up and marked in /v1/models.
+    # the service: `emodetect serve --toy-model` names its model, checked like the others' before
+    # the service starts; the toy router is mounted, the model it names loaded at start-up and
+    # marked in /v1/models.
     pytest.importorskip("fastapi")
+    assert "--toy-model" in _emodetect(plugin, tmp_path, "serve", "--help")
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
+    refused = subprocess.run([sys.executable, "-m", "emodetect", "serve", "--toy-model", "nosuch"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert "--toy-model nosuch: no such file, and no bundled toy model named 'nosuch'" in refused.stderr
     from fastapi.testclient import TestClient
 
     from emodetect.serve import ServeConfig, create_app
 
     monkeypatch.syspath_prepend(str(plugin))
-    with TestClient(create_app(ServeConfig(workers=1))) as client:
+    model_file = str(assets / "toy_default.onnx")
+    assert ServeConfig(models={"toy": model_file}).model_for("toy") == model_file
+    with TestClient(create_app(ServeConfig(workers=1, models={"toy": model_file}))) as client:
         answer = client.post("/v1/toy", json={"values": [2, 0, 0, 0, 0, 0, 0, 0]})
         assert answer.status_code == 200 and answer.json()["label"] == "excited"
         models = client.get("/v1/models").json()["models"]

@@ -2,8 +2,9 @@
 
 `create_app(config)` builds a fresh app; nothing lives in module globals. At start-up (the lifespan)
 each route module's `load(config)` runs once, in a thread, and what it returns is kept on the app's
-`ServeState`; routes reach it through `Depends(service(name))`. Blocking work (decoding, inference)
-goes through `state.run(...)`, which runs it in a worker thread so the event loop stays free.
+`ServeState`; routes reach it through a typed dependency (`Depends(service(name))`). Blocking work
+(decoding, inference) goes through `state.run(...)`, which runs it in a worker thread so the event
+loop stays free.
 
 A modality's routes are one module, named as `router` in its row of the modality table
 (emodetect/modalities.py); `create_app` mounts every row's router:
@@ -12,15 +13,19 @@ A modality's routes are one module, named as `router` in its row of the modality
    - `SERVICE = "text"`;
    - `router = APIRouter(tags=["text"])` carrying the routes;
    - optionally `def load(config: ServeConfig) -> object`: load the model once (e.g. a
-     `TextEmotion`, or a `ModelPool` of them when it is not thread-safe) and return it;
-   - in each route: `state: ServeState = Depends(get_state)`, `model = Depends(service("text"))`,
-     and `await state.run(blocking_function, ...)` for the inference.
+     `TextEmotion(config.model_for(SERVICE))`, or a `ModelPool` of them when it is not
+     thread-safe) and return it;
+   - its type named once, `TextDep = Annotated[TextEmotion, Depends(service(SERVICE))]`;
+   - in each route: `state: StateDep` (serve.state), `model: TextDep`, and
+     `await state.run(blocking_function, ...)` for the inference.
    Request/response bodies are Pydantic models (add them to schemas.py or the module), errors are
    `HTTPException`, or an `InputError` (`UploadError(status, message)` where the status is the
    route's own) with a message naming the problem, left to the app's one handler.
 2. Name it in the modality's row (`router="emodetect.serve.routes_text"`). /readyz then waits for
-   its model too, and /v1/models marks the bundled model it loaded (its `model_name` attribute).
-   New settings go into `ServeConfig` (state.py) and the `emodetect serve` flags in cli.py.
+   its model too, and /v1/models marks the bundled model it loaded (its `model_name` attribute);
+   `emodetect serve --<row.model_option>` (e.g. --text-model) names the model it loads.
+   New settings go into `ServeConfig` (serve/config.py): a field made with `serve_option(...)`,
+   help included, is an `emodetect serve` flag.
 """
 
 from __future__ import annotations

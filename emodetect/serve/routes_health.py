@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
 
 from emodetect.serve.schemas import ErrorBody, Health, ModelInfo, ModelList, Readiness
-from emodetect.serve.state import ServeState, get_state
+from emodetect.serve.state import StateDep
 
 router = APIRouter(tags=["service"])
 
@@ -21,7 +21,7 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, summary="Every model is loaded",
             responses={503: {"model": Readiness, "description": "still loading"}})
-async def readyz(state: ServeState = Depends(get_state)) -> Any:
+async def readyz(state: StateDep) -> Any:
     body = Readiness(ready=state.ready, services={name: svc is not None for name, svc in state.services.items()})
     return body if state.ready else JSONResponse(body.model_dump(), status_code=503)
 
@@ -40,7 +40,7 @@ def _figures(raw: str | None) -> dict[str, Any] | str | None:
 @router.get("/v1/models/{modality}/{name}/card", summary="A bundled model's card (Markdown)",
             response_class=Response, responses={200: {"content": {"text/markdown": {}}},
                                                 404: {"model": ErrorBody, "description": "no such bundled model"}})
-async def model_card(modality: str, name: str, state: ServeState = Depends(get_state)) -> Response:
+async def model_card(modality: str, name: str, state: StateDep) -> Response:
     """Intended use and uses to avoid, training data and its terms, test figures per class and per
     group, known gaps, privacy: generated from the model's metadata and its evaluation evidence."""
     from emodetect.cards import model_card as make_card
@@ -60,7 +60,7 @@ def _clipped(text: str, limit: int = 64) -> str:
 
 
 @router.get("/v1/models", response_model=ModelList, summary="Bundled models and their test figures")
-async def list_models(state: ServeState = Depends(get_state)) -> ModelList:
+async def list_models(state: StateDep) -> ModelList:
     if state.catalogue is None:
         from emodetect.runtime import bundled_models
 

@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
-from emodetect.serve.state import ServeState, get_state, service
+from emodetect.serve.routes_text import TextDep
+from emodetect.serve.state import StateDep
 from emodetect.serve.uploads import UploadError, openapi_upload_body, read_upload
 from emodetect.serve.work import check
+from emodetect.text.pipeline import TextEmotion
 
 router = APIRouter(tags=["text"])
 CHUNK = 1024  # rows scored between two deadline checks
@@ -33,7 +35,7 @@ class ReportResponse(BaseModel):
     html: str = Field(description="the report as one self-contained HTML page")
 
 
-def _build(engine: Any, data: bytes, name: str, column: str, by: str | None, over: str | None, every: str,
+def _build(engine: TextEmotion, data: bytes, name: str, column: str, by: str | None, over: str | None, every: str,
            split_at: str | None, dayfirst: bool | None) -> dict[str, Any]:
     """Blocking work of one request: decode, score chunk by chunk, draw, render."""
     from emodetect.text.report import ReportBuilder, csv_chunks
@@ -71,14 +73,14 @@ def _build(engine: Any, data: bytes, name: str, column: str, by: str | None, ove
 )
 async def text_report(
     request: Request,
+    state: StateDep,
+    engine: TextDep,
     column: Annotated[str, Query(max_length=200, description="the column holding the texts")] = "text",
     by: Annotated[str | None, Query(max_length=200, description="a column to compare groups by (product, shop)")] = None,
     over: Annotated[str | None, Query(max_length=200, description="a date column: shares over time")] = None,
     every: Annotated[Literal["day", "week", "month"], Query(description="the period of the trend")] = "week",
     split_at: Annotated[str | None, Query(max_length=40, description="a date: before/after comparison")] = None,
     dayfirst: Annotated[bool | None, Query(description="01/03/2026 is 1 March (true) or 3 January (false)")] = None,
-    state: ServeState = Depends(get_state),
-    engine: Any = Depends(service("text")),
 ) -> Any:
     """Send the CSV as multipart field `file` or as the raw body (`text/csv`); at most
     `max_report_rows` rows. Nothing is kept: the CSV is read in memory and dropped."""

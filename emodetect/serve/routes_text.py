@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
-from emodetect.serve.state import ServeConfig, ServeState, get_state, service
+from emodetect.serve.state import ServeConfig, StateDep, service
 from emodetect.serve.uploads import UploadError, media_type_of, read_body
 from emodetect.serve.work import check
+from emodetect.text.pipeline import TextEmotion
 
 SERVICE = "text"
 router = APIRouter(tags=["text"])
@@ -68,16 +69,18 @@ class TextResponse(BaseModel):
     results: list[TextItem]
 
 
-def load(config: ServeConfig) -> Any:
+# A route's parameter `model: TextDep` is the text model (an ensemble is a TextEmotion too), or 503
+# while it loads.
+TextDep = Annotated[TextEmotion, Depends(service(SERVICE))]
+
+
+def load(config: ServeConfig) -> TextEmotion:
     """Start-up hook: one TextEmotion (onnxruntime sessions are thread-safe, so one is shared)."""
-    from emodetect.text.pipeline import TextEmotion
-
-    model = TextEmotion(config.text_model, threads=config.threads)
-    model.model_name = model.name  # what /v1/models marks as loaded
-    return model
+    return TextEmotion(config.model_for(SERVICE), threads=config.threads)
 
 
-def _predict(model: Any, texts: list[str], explain: bool = False, max_explain_tokens: int | None = None) -> dict[str, Any]:
+def _predict(model: TextEmotion, texts: list[str], explain: bool = False,
+             max_explain_tokens: int | None = None) -> dict[str, Any]:
     if explain and max_explain_tokens is not None:
         # Counted before any model call: 1,000 texts of 200 words explained held a worker ~49 minutes.
         cost = model.explain_cost(texts)
@@ -131,9 +134,9 @@ def _parse(raw: bytes) -> TextRequest:
 )
 async def read_texts(
     request: Request,
+    state: StateDep,
+    model: TextDep,
     explain: Annotated[bool, Query(description="add which words pushed each label (token occlusion)")] = False,
-    state: ServeState = Depends(get_state),
-    model: Any = Depends(service(SERVICE)),
 ) -> Any:
     """Labels and per-label probabilities for each text, in order.
 

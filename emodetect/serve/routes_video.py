@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
-from emodetect.serve.state import ServeState, get_state, service
+from emodetect.serve.routes_vision import VisionDep, VisionService
+from emodetect.serve.state import ServeState, StateDep
 from emodetect.serve.tempfiles import upload_folder
 from emodetect.serve.uploads import FIELD, UploadError, read_uploads
 from emodetect.serve.work import check, checked
@@ -127,7 +128,7 @@ def _check_cues(path: Path, max_segments: int) -> None:
                                f"is {max_segments:,} (max_video_segments)")
 
 
-def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | None, name: str, captions: bool,
+def analyse(state: ServeState, vision: VisionService, video: bytes, subtitles: bytes | None, name: str, captions: bool,
             media: bool, segment_s: float) -> dict[str, Any]:
     """Blocking work of one request, in a worker thread, inside a folder that is always removed."""
     from emodetect.multimodal import analyse_video
@@ -191,11 +192,11 @@ def analyse(state: ServeState, vision: Any, video: bytes, subtitles: bytes | Non
 )
 async def video(
     request: Request,
+    state: StateDep,
+    vision: VisionDep,
     captions: Annotated[bool, Query(description="draw the fused label under the annotated video")] = True,
     media: Annotated[bool, Query(description="include the annotated mp4 and the timeline PNG (base64)")] = False,
     segment: Annotated[float, Query(ge=0.5, le=60, description="seconds per segment without subtitles")] = 3.0,
-    state: ServeState = Depends(get_state),
-    vision: Any = Depends(service("vision")),
 ) -> Any:
     """Send the video as multipart field `file` (and optional subtitles as field `subtitles`), or
     as the raw body. It is written to a temporary folder for the decoder and removed when the

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import DetectOptions, DetectResponse, ErrorBody, ExplainOptions, ExplainResponse
-from emodetect.serve.state import ModelPool, ServeConfig, ServeState, get_state, service
+from emodetect.serve.state import ModelPool, ServeConfig, StateDep, service
+from emodetect.vision.pipeline import FaceEmotion
 from emodetect.serve.uploads import Upload, openapi_upload_body, read_upload
 from emodetect.serve.work import check
 
@@ -33,22 +34,22 @@ IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
 class VisionService:
     """The face pipeline, one copy per worker, and what /v1/models reports about it."""
 
-    pool: ModelPool[Any]
+    pool: ModelPool[FaceEmotion]
     model_name: str
     labels: tuple[str, ...]
     model_file: str | None = None  # file name of the ONNX model, to mark it in /v1/models
 
 
-def load(config: ServeConfig) -> VisionService:
-    """Start-up hook: build `config.workers` EmotionDetectors (a few MB each)."""
-    from emodetect import EmotionDetector
+# A route's parameter `vision: VisionDep` is the face service, or 503 while it loads.
+VisionDep = Annotated[VisionService, Depends(service(SERVICE))]
 
-    pool = ModelPool(lambda: EmotionDetector(model=config.model, detector=config.detector,
-                                             threads=config.threads), config.workers)
-    onnx = getattr(pool.first, "_model", None)  # the pipeline's OnnxModel, for its file name
-    path = getattr(onnx, "path", None)
-    return VisionService(pool, pool.first.model_name, tuple(pool.first.labels),
-                         path.name if path is not None else None)
+
+def load(config: ServeConfig) -> VisionService:
+    """Start-up hook: build `config.workers` FaceEmotions (a few MB each)."""
+    pool = ModelPool(lambda: FaceEmotion(model=config.model_for(SERVICE), detector=config.detector,
+                                         threads=config.threads), config.workers)
+    first = pool.first
+    return VisionService(pool, first.model_name, tuple(first.labels), first.model_file)
 
 
 def _encode(rgb: Any, fmt: str) -> bytes:
@@ -116,8 +117,8 @@ def analyse(vision: VisionService, upload: Upload, options: DetectOptions,
 async def detect(
     request: Request,
     options: Annotated[DetectOptions, Query()],
-    state: ServeState = Depends(get_state),
-    vision: VisionService = Depends(service(SERVICE)),
+    state: StateDep,
+    vision: VisionDep,
 ) -> Any:
     """Send an image as multipart field `file` or as the raw body.
 
@@ -141,8 +142,8 @@ async def detect(
 async def explain_route(
     request: Request,
     options: Annotated[ExplainOptions, Query()],
-    state: ServeState = Depends(get_state),
-    vision: VisionService = Depends(service(SERVICE)),
+    state: StateDep,
+    vision: VisionDep,
 ) -> Any:
     """Send an image as for /v1/detect. Each face comes back with `saliency`, 48x48 values in 0..1
     over `crop_box` (the square the model read), computed from the ONNX model alone (RISE random

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from emodetect.serve.answers import answer
 from emodetect.serve.schemas import ErrorBody
-from emodetect.serve.state import ServeConfig, ServeState, get_state, service
+from emodetect.serve.state import ServeConfig, ServeState, StateDep, service
 from emodetect.serve.uploads import openapi_upload_body, read_upload
+from emodetect.voice.pipeline import VoiceEmotion
 
 SERVICE = "voice"
 router = APIRouter(tags=["voice"])
@@ -54,15 +55,18 @@ class VoiceResponse(BaseModel):
                           "service transcribes nothing (no speech extra, or --no-words)")
 
 
-def load(config: ServeConfig) -> Any:
+# A route's parameter `engine: VoiceDep` is the voice pipeline, or 503 while it loads.
+VoiceDep = Annotated[VoiceEmotion, Depends(service(SERVICE))]
+
+
+def load(config: ServeConfig) -> VoiceEmotion:
     """Start-up hook: one VoiceEmotion, shared (onnxruntime sessions are thread-safe and the
-    pipeline keeps no per-call state)."""
-    from emodetect.voice.pipeline import VoiceEmotion
+    pipeline keeps no per-call state); the words it hears are read by the service's text model."""
+    return VoiceEmotion(config.model_for(SERVICE), threads=config.threads, words=config.words,
+                        text_model=config.model_for("text"))
 
-    return VoiceEmotion(threads=config.threads, words=config.words, text_model=config.text_model)
 
-
-def analyse(engine: Any, data: bytes, name: str, timeline: bool, max_seconds: float) -> dict[str, Any]:
+def analyse(engine: VoiceEmotion, data: bytes, name: str, timeline: bool, max_seconds: float) -> dict[str, Any]:
     """Blocking work of one request, run in a worker thread: decode, window, score."""
     from emodetect.voice.features import SAMPLE_RATE, AudioError, decode_audio
 
@@ -100,9 +104,9 @@ def analyse(engine: Any, data: bytes, name: str, timeline: bool, max_seconds: fl
 )
 async def voice(
     request: Request,
+    state: StateDep,
+    engine: VoiceDep,
     timeline: Annotated[bool, Query(description="include the per-window timeline")] = True,
-    state: ServeState = Depends(get_state),
-    engine: Any = Depends(service(SERVICE)),
 ) -> Any:
     """Send audio (any rate, any channel count) as multipart field `file` or as the raw body.
 

@@ -124,9 +124,11 @@ def check_model_files(config: ServeConfig) -> None:
     `--model` is a ModelError naming it, before uvicorn starts, not a traceback at start-up."""
     from pathlib import Path
 
+    from emodetect.modalities import modalities
     from emodetect.runtime import OnnxModel
 
-    for given in (config.model, config.text_model):
+    for modality in modalities():
+        given = config.model_for(modality.name) if modality.router else None
         if given and Path(given).suffix == ".onnx":
             OnnxModel(given, threads=1)
 

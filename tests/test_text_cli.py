@@ -234,3 +234,27 @@ def test_a_file_of_texts_streams_in_chunks_and_keeps_no_earlier_results(toy_mode
         if share > 0:
             assert f"{label:16} {share:6.1%}" in result.stderr
     assert f"warning: {empty} text(s) empty" in result.stderr
+
+
+def test_csv_rows_are_on_disk_as_each_chunk_is_done(toy_model, tmp_path, monkeypatch):
+    """`text --file --csv` flushes each chunk's rows (the per-file verbs' one writer): a run killed
+    half way through a big file keeps every row already read, not a buffer's worth less."""
+    from emodetect.text import cli as text_cli
+    from emodetect.text.pipeline import TextEmotion
+
+    monkeypatch.setattr(text_cli, "CHUNK_TEXTS", 2)
+    source = tmp_path / "few.txt"
+    source.write_text("so furious at work\na glad morning\nwe went home terrified\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    predict = TextEmotion.predict
+    on_disk: list = []
+
+    def watched(self, texts, *args, **kwargs):
+        on_disk.append(len(list(csv.DictReader(open(out, encoding="utf-8")))) if out.exists() else None)
+        return predict(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(TextEmotion, "predict", watched)
+    result = runner.invoke(app, ["text", "--file", str(source), "--csv", str(out), "--model", str(toy_model)])
+    assert result.exit_code == 0, result.output
+    assert on_disk[-1] == 2  # the first chunk's rows, read back while the second is being made
+    assert [r["text"] for r in csv.DictReader(open(out, encoding="utf-8"))] == source.read_text().splitlines()

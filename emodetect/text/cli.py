@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from emodetect.console import check_output_file, fail
+from emodetect.console import ResultWriter, check_outputs, fail
 
 # Texts of a --file read at once: 1,024 short texts' results are a few MB, and a batch that size
 # keeps the model's batches (256) full.
@@ -42,111 +43,141 @@ def text(
                                             "1 March (--dayfirst) or 3 January; without either such a date is an error"),
 ) -> None:
     """Emotion in texts: top label, all labels above their thresholds, per-label probabilities."""
-    from emodetect.text.pipeline import LabelCounts, ResultsCsv, TextEmotion, TextResults, plot_shares, read_texts
-    from emodetect.errors import DataError, EmodetectError, InputError, OutputError
+    from emodetect.text.pipeline import LabelCounts, ResultsCsv, TextResults
 
+    _check_options(texts, file, csv, chart, report, by, over, split_at, every)
+    reader = _open_reader(model, threads)
+    header, rows, inputs, where = _read_inputs(texts, file, column, by, over)
+    builder = _report_builder(reader, file, by, over, every, split_at, dayfirst) if report is not None else None
+    # CHUNK_TEXTS at a time through the model, written as they come; only label counts and the
+    # first few problems are kept: holding every result cost about 11.6 KB a text (a million
+    # lines, 11.7 GB).
+    counts, problems, added = LabelCounts(), {"empty": [0, []], "truncated": [0, []]}, ResultsCsv(None, header)
+    with ResultWriter(TextResults().to_table(label_sets=label_sets), as_json, csv) as out:
+        for start in _chunk_starts(len(inputs), progress=file is not None):
+            results = _predict_chunk(reader, builder, inputs, rows, where, start, explain)
+            here = [where(i) for i in range(start, start + len(results))]
+            _count_problems(results, here, problems)
+            counts.add(results)
+            out.write(lines=[*results.to_table(label_sets=label_sets).split("\n")[1:],
+                             *(_explained(here, results) if explain else [])],
+                      documents=[r.to_dict() for r in results],
+                      rows=added.rows(rows[start:start + len(results)], results) if csv is not None else ())
+            del results  # the next chunk's results are made before this name is rebound
+    _report_problems(problems, reader.max_tokens)
+    code = out.finish()
+    if file is not None:
+        _summarise_file(file, counts, reader, builder, report, csv, chart, as_json)
+    raise typer.Exit(code)
+
+
+def _check_options(texts, file, csv, chart, report, by, over, split_at, every) -> None:
+    """Refuse what cannot work before the model is loaded: a typo in an output path must not
+    cost a whole file of texts."""
     if not texts and file is None:
         fail("give texts as arguments or a file with --file")
     if texts and file is not None:
         fail("give texts as arguments or --file, not both")
-    try:  # before any work: a typo in an output path must not cost a whole file of texts
-        for target in (csv, chart):
-            if target is not None:
-                check_output_file(target)
-    except OutputError as err:
-        fail(str(err))
+    check_outputs(files=[csv, chart])
     if report is None and (by or over or split_at):
         fail("--by, --over and --split-at shape a report: add --report FOLDER")
     if report is not None:
-        from emodetect.console import check_output_dir
         from emodetect.text.hygiene import EVERY
 
         if file is None:
             fail("--report reads a file: give it with --file")
         if every not in EVERY:
             fail(f"--every {every}: one of {', '.join(EVERY)}")
-        try:
-            check_output_dir(report)
-        except OutputError as err:
-            fail(str(err))
+        check_outputs(folders=[report])
+
+
+def _open_reader(model: Optional[str], threads: int):
+    from emodetect.errors import EmodetectError
+    from emodetect.text.pipeline import TextEmotion
+
     try:
-        reader = TextEmotion(model, threads=threads)
+        return TextEmotion(model, threads=threads)
     except EmodetectError as err:  # ModelNotFoundError, ModelError
         fail(err)
+
+
+def _read_inputs(texts: Optional[list[str]], file: Optional[Path], column: str, by: Optional[str],
+                 over: Optional[str]) -> tuple[list[str], Sequence[dict], list[str], Callable[[int], str]]:
+    """The header and rows (written back with --csv), the texts, and `where(i)`, which names the
+    i-th text in a warning."""
+    from emodetect.errors import DataError
+    from emodetect.text.pipeline import read_texts
+
     if file is None:
         if not any(t.strip() for t in texts):
             fail("every text given is empty or whitespace")
-        header, rows, inputs = ["text"], [{"text": t} for t in texts], texts
-
-        def where(i: int) -> str:
-            return f"text {i + 1}"
-    else:
-        try:
-            header, rows, inputs = read_texts(file, column)
-        except DataError as err:
-            fail(str(err))
-        if not inputs:
-            fail(f"{file}: no rows")
-        missing = [c for c in (by, over) if c and c not in header]
-        if missing:
-            fail(f"{file}: no column {', '.join(map(repr, missing))}; the columns are {', '.join(header)}")
-        first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
-
-        def where(i: int) -> str:
-            return f"{file}: row at line {first_line + i}"
-    # CHUNK_TEXTS at a time through the model, written as they come; only label counts and the
-    # first few problems are kept: holding every result cost about 11.6 KB a text (a million
-    # lines, 11.7 GB).
-    counts = LabelCounts()
-    builder = None
-    if report is not None:  # counts per group, period and label as chunks go by (emodetect.text.report)
-        from emodetect.text.report import ReportBuilder
-
-        try:
-            builder = ReportBuilder(reader, by=by, over=over, every=every, split_at=split_at, dayfirst=dayfirst,
-                                    source=file.name)
-        except InputError as err:
-            fail(f"--split-at {split_at}: {err}")
-    problems: dict[str, list] = {"empty": [0, []], "truncated": [0, []]}
-    handle = open(csv, "w", encoding="utf-8", newline="") if csv is not None else None
+        return ["text"], [{"text": t} for t in texts], texts, lambda i: f"text {i + 1}"
     try:
-        table = ResultsCsv(handle, header) if handle is not None else None
-        starts = range(0, len(inputs), CHUNK_TEXTS)
-        if file is not None:
-            from tqdm.auto import tqdm
+        header, rows, inputs = read_texts(file, column)
+    except DataError as err:
+        fail(str(err))
+    if not inputs:
+        fail(f"{file}: no rows")
+    missing = [c for c in (by, over) if c and c not in header]
+    if missing:
+        fail(f"{file}: no column {', '.join(map(repr, missing))}; the columns are {', '.join(header)}")
+    first_line = 1 if file.suffix.lower() == ".txt" else 2  # CSV: the header is line 1
+    return header, rows, inputs, lambda i: f"{file}: row at line {first_line + i}"
 
-            starts = tqdm(starts, desc="texts", unit="chunk", disable=len(inputs) <= CHUNK_TEXTS)
-        for start in starts:
-            if builder is not None:  # texts that look non-English come back unscored, saying so
-                try:
-                    results: TextResults = builder.predict(
-                        inputs[start:start + CHUNK_TEXTS], rows=rows[start:start + CHUNK_TEXTS], explain=explain,
-                        where=[where(i) for i in range(start, min(start + CHUNK_TEXTS, len(inputs)))])
-                except DataError as err:
-                    fail(str(err))
-            else:
-                results = reader.predict(inputs[start:start + CHUNK_TEXTS], progress=False, explain=explain)
-            here = [where(i) for i in range(start, start + len(results))]
-            _count_problems(results, here, problems)
-            counts.add(results)
-            lines = [r.to_json() for r in results] if as_json else results.to_table(label_sets=label_sets).split("\n")[0 if start == 0 else 1:]
-            typer.echo("\n".join(lines))
-            if explain and not as_json:
-                for w, r in zip(here, results):
-                    pushed = sorted((e for e in r.explanation or [] if e["weight"] > 0.01), key=lambda e: -e["weight"])[:4]
-                    words = ", ".join(f"{e['token']} (+{e['weight']:.2f})" for e in pushed) or "no single word"
-                    typer.echo(f"{w}: {r.label or '-'} rests on {words}")
-            if table is not None:
-                table.write(rows[start:start + CHUNK_TEXTS], results)
-            del results  # the next chunk's results are made before this name is rebound
-    finally:
-        if handle is not None:
-            handle.close()
-    _report_problems(problems, reader.max_tokens)
-    if csv is not None:
-        typer.echo(f"wrote {csv} ({counts.total} rows)", err=True)
-    if file is None:
-        return
+
+def _report_builder(reader, file: Path, by, over, every, split_at, dayfirst):
+    """Counts per group, period and label as chunks go by (emodetect.text.report)."""
+    from emodetect.errors import InputError
+    from emodetect.text.report import ReportBuilder
+
+    try:
+        return ReportBuilder(reader, by=by, over=over, every=every, split_at=split_at, dayfirst=dayfirst,
+                             source=file.name)
+    except InputError as err:
+        fail(f"--split-at {split_at}: {err}")
+
+
+def _chunk_starts(count: int, progress: bool) -> Iterable[int]:
+    """Where each chunk of CHUNK_TEXTS starts; with `progress` (a --file), a bar over the chunks."""
+    starts = range(0, count, CHUNK_TEXTS)
+    if not progress:
+        return starts
+    from tqdm.auto import tqdm
+
+    return tqdm(starts, desc="texts", unit="chunk", disable=count <= CHUNK_TEXTS)
+
+
+def _predict_chunk(reader, builder, inputs: list[str], rows: Sequence[dict], where: Callable[[int], str],
+                   start: int, explain: bool):
+    """The results of the chunk at `start`; with a report, through its builder (texts that look
+    non-English come back unscored, saying so)."""
+    from emodetect.errors import DataError
+
+    stop = min(start + CHUNK_TEXTS, len(inputs))
+    if builder is None:
+        return reader.predict(inputs[start:stop], progress=False, explain=explain)
+    try:
+        return builder.predict(inputs[start:stop], rows=rows[start:stop], explain=explain,
+                               where=[where(i) for i in range(start, stop)])
+    except DataError as err:
+        fail(str(err))
+
+
+def _explained(where: list[str], results) -> list[str]:
+    """--explain in the table: the words that pushed each text's label most."""
+    lines = []
+    for w, r in zip(where, results):
+        pushed = sorted((e for e in r.explanation or [] if e["weight"] > 0.01), key=lambda e: -e["weight"])[:4]
+        words = ", ".join(f"{e['token']} (+{e['weight']:.2f})" for e in pushed) or "no single word"
+        lines.append(f"{w}: {r.label or '-'} rests on {words}")
+    return lines
+
+
+def _summarise_file(file: Path, counts, reader, builder, report: Optional[Path], csv: Optional[Path],
+                    chart: Optional[Path], as_json: bool) -> None:
+    """After a --file: the label shares, the report and the chart."""
+    from emodetect.text.pipeline import plot_shares
+
     _print_summary(counts, reader, counts.valid, err=as_json)  # --json: stdout holds JSON lines only
     if builder is not None:
         summary = builder.finish()

@@ -404,25 +404,32 @@ def write_results_csv(path: str | Path, header: list[str], rows: list[dict[str, 
 
 
 class ResultsCsv:
-    """`write_results_csv` a chunk at a time: the columns are fixed by the first chunk written."""
+    """`write_results_csv` a chunk at a time: the columns are fixed by the first chunk written.
+    `rows` gives a chunk's rows without writing them (`emodetect text --csv` hands them to the
+    command line's one writer)."""
 
     def __init__(self, handle: Any, header: list[str]):
         self.handle, self.header = handle, header
         self.writer: Any = None
-        self.columns: dict[str, str] = {}
+        self.columns: dict[str, str] | None = None  # added column -> its name in the file
+
+    def rows(self, rows: list[dict[str, str]], results: TextResults) -> list[dict[str, Any]]:
+        """The input rows with the results' columns added."""
+        added = results.to_rows()
+        if self.columns is None:
+            self.columns = {c: (c if c not in self.header else f"predicted_{c}")
+                            for c in (added[0] if added else {}) if c != "text"}
+        return [{**row, **{name: new[c] for c, name in self.columns.items()}} for row, new in zip(rows, added)]
 
     def write(self, rows: list[dict[str, str]], results: TextResults) -> None:
         import csv
 
-        added = results.to_rows()
+        merged = self.rows(rows, results)
         if self.writer is None:
-            self.columns = {c: (c if c not in self.header else f"predicted_{c}")
-                            for c in (added[0] if added else {}) if c != "text"}
             self.writer = csv.DictWriter(self.handle, fieldnames=self.header + list(self.columns.values()),
                                          extrasaction="ignore")
             self.writer.writeheader()
-        for row, new in zip(rows, added):
-            self.writer.writerow({**row, **{name: new[c] for c, name in self.columns.items()}})
+        self.writer.writerows(merged)
 
 
 # --- Ensembles (emodetect.text.ensemble writes them): several text models' probabilities averaged.

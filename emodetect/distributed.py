@@ -158,9 +158,8 @@ class _VoiceWorker(_PartWriter):
                 continue
             # No window (a recording too short for one): one row still says it was read, so a
             # rerun skips it.
-            for window in result.to_rows(timeline=True) or [{}]:
-                rows.append({**{k: v for k, v in window.items() if k != "path"}, "source": source,
-                             "clip_label": result.label or "", "error": None})
+            for window in result.to_rows(timeline=True) or [{}]:  # `source`: the listing's, odd bytes escaped
+                rows.append({**window, "source": source, "clip_label": result.label or "", "error": None})
         return _table(rows, self.schema)
 
 

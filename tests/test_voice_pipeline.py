@@ -217,9 +217,10 @@ def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plots_on
     for bad in (corrupt, text, empty, missing):
         assert f"{bad}: skipped" in run.output
     rows = list(csv.DictReader(open(out)))
-    assert [r["path"] for r in rows] == [str(good), str(long)]
-    # With the speech extra, the words spoken are a column too (test_voice_words tests them).
-    assert list(rows[0]) == ["path", "label", "angry", "happy", "sad"] + (["words"] if words_available() else [])
+    assert [r["source"] for r in rows] == [str(good), str(long)]
+    # `source` first, as in face and text rows (it was `path`); with the speech extra, the words
+    # spoken are a column too (test_voice_words tests them).
+    assert list(rows[0]) == ["source", "label", "angry", "happy", "sad"] + (["words"] if words_available() else [])
     assert sum(float(rows[0][k]) for k in ("happy", "sad", "angry")) == pytest.approx(1, abs=1e-3)
     # --csv alone asks for a CSV: no plots beside it (they were written unasked).
     assert sorted(p.name for p in out.parent.iterdir()) == ["voice.csv"]
@@ -230,9 +231,53 @@ def test_cli_batch_keeps_good_files_reports_bad_ones_and_writes_csv_and_plots_on
     assert run.exit_code == 0, run.output
     assert (tmp_path / "long_timeline.png").stat().st_size > 1000
     assert not (tmp_path / "good_timeline.png").exists()
-    rows = [r for r in csv.DictReader(open(timeline)) if r["path"] == str(long)]
+    rows = [r for r in csv.DictReader(open(timeline)) if r["source"] == str(long)]
     assert len(rows) == len(F.window_starts(int(9.8 * RATE), 3 * RATE, RATE))
     assert [float(r["start_s"]) for r in rows] == sorted(float(r["start_s"]) for r in rows)
+
+
+def test_cli_writes_each_recording_s_csv_row_as_it_is_done(exported, tmp_path, monkeypatch):
+    """`voice --csv` wrote its file after the last recording: a run stopped on its third file
+    lost the two already read. Rows now go out, flushed, file by file (as `detect`'s do)."""
+    from emodetect.cli import app
+    from emodetect.voice.pipeline import VoiceEmotion
+
+    rng = np.random.default_rng(11)
+    clips = [tmp_path / f"clip{i}.wav" for i in range(3)]
+    for clip in clips:
+        sf.write(clip, synth("happy", 2.0, rng), RATE)
+    real = VoiceEmotion.predict
+    out = tmp_path / "voice.csv"
+    on_disk: list = []
+
+    def stop_at_the_third(self, source, *args, **kwargs):
+        if Path(source) == clips[2]:
+            on_disk.extend(r["source"] for r in csv.DictReader(open(out)))  # flushed, not only closed
+            raise KeyboardInterrupt  # as a user's Ctrl-C
+        return real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(VoiceEmotion, "predict", stop_at_the_third)
+    run = CliRunner().invoke(app, ["voice", *map(str, clips), "--model", str(exported[1].path), "--csv", str(out),
+                                   "--no-words"])
+    assert run.exit_code != 0
+    assert on_disk == [str(clips[0]), str(clips[1])]
+    assert [r["source"] for r in csv.DictReader(open(out))] == on_disk
+
+
+def test_cli_json_lines_name_a_skipped_recording_and_the_exit_code_says_so(exported, tmp_path):
+    from emodetect.cli import app
+
+    good, missing = tmp_path / "good.wav", tmp_path / "missing.wav"
+    sf.write(good, synth("sad", 2.0, np.random.default_rng(12)), RATE)
+    run = CliRunner().invoke(app, ["voice", str(missing), str(good), "--model", str(exported[1].path), "--json",
+                                   "--no-words"])
+    assert run.exit_code == 1, run.output
+    documents = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [d["source"] for d in documents] == [str(missing), str(good)]
+    assert "error" in documents[0] and documents[1]["label"] in ("angry", "happy", "sad")
+    assert f"{missing}: skipped" in run.stderr and "1 of 2 file(s) skipped" in run.stderr
+    only_good = CliRunner().invoke(app, ["voice", str(good), "--model", str(exported[1].path), "--no-words"])
+    assert only_good.exit_code == 0, only_good.output
 
 
 def test_inference_never_imports_torch(exported, tmp_path):

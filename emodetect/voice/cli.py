@@ -14,7 +14,7 @@ import typer
 
 from emodetect.errors import EmodetectError, InputError, MissingExtra
 
-from emodetect.console import FILE_COLUMN, Column, fail, fit_path, table_header, table_line
+from emodetect.console import FILE_COLUMN, Column, ResultWriter, fail
 
 # detect's table style: the file, the recording's label and confidence, then its length and how
 # many of its windows had speech.
@@ -48,44 +48,27 @@ def voice(
         fail(err)
     if engine.words_hint:
         typer.secho(f"note: {engine.words_hint}", fg=typer.colors.YELLOW, err=True)
-    results, failed = [], 0
-    if not as_json:
-        typer.echo(table_header(VOICE_COLUMNS))
-    for path in files:
-        try:
-            result = engine.predict(path)
-        except (AudioError, OSError, MemoryError) as err:
-            typer.secho(f"{path}: skipped: {err}", fg=typer.colors.YELLOW, err=True)
-            failed += 1
-            continue
-        results.append(result)
-        for note in result.notes:
-            typer.secho(f"{path}: note: {note}", fg=typer.colors.YELLOW, err=True)
-        if as_json:
-            typer.echo(result.to_json())
-        else:
-            typer.echo(table_line(VOICE_COLUMNS, [fit_path(path, FILE_COLUMN.width), result.label or "silent",
-                                                  f"{result.confidence:.2f}", f"{result.duration_s:.2f}",
-                                                  len(result.windows), len(result.voiced)]))
-            for u in result.transcript or []:  # the words under their file, with their emotion
-                typer.echo(f"    {u.start_s:6.1f}-{u.end_s:<6.1f} {u.label or '':9} {u.text}")
-    if csv_path is not None and results:
-        rows = [row for r in results for row in r.to_rows(timeline)]
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        typer.echo(f"wrote {csv_path} ({len(rows)} rows)", err=True)
     # Plots only when asked for: a folder named, or a timeline CSV to sit beside.
-    out_dir = plot_dir or (csv_path.parent if csv_path is not None and timeline else None)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for result in results:
-            if len(result.voiced) > 1:
-                png = result.plot(out_dir / f"{Path(result.source).stem}_timeline.png")
-                typer.echo(f"wrote {png}", err=True)
-    raise typer.Exit(1 if failed else 0)
+    plot_dir = plot_dir or (csv_path.parent if csv_path is not None and timeline else None)
+    for folder in {csv_path.parent if csv_path is not None else None, plot_dir} - {None}:
+        folder.mkdir(parents=True, exist_ok=True)
+    with ResultWriter(VOICE_COLUMNS, as_json, csv_path) as out:
+        for path in files:
+            try:
+                result = engine.predict(path)
+            except (AudioError, OSError, MemoryError) as err:
+                out.skip(path, err)
+                continue
+            for note in result.notes:
+                typer.secho(f"{path}: note: {note}", fg=typer.colors.YELLOW, err=True)
+            out.write(path, cells=[[result.label or "silent", f"{result.confidence:.2f}", f"{result.duration_s:.2f}",
+                                    len(result.windows), len(result.voiced)]],
+                      lines=[f"    {u.start_s:6.1f}-{u.end_s:<6.1f} {u.label or '':9} {u.text}"  # the words, with their emotion
+                             for u in result.transcript or []],
+                      documents=[result.to_dict()], rows=result.to_rows(timeline))
+            if plot_dir is not None and len(result.voiced) > 1:
+                typer.echo(f"wrote {result.plot(plot_dir / f'{Path(result.source).stem}_timeline.png')}", err=True)
+    raise typer.Exit(out.finish())
 
 
 def _microphone_blocks(rate: int = 16_000, block_s: float = 0.1) -> Iterator[np.ndarray]:

@@ -83,16 +83,17 @@ class VoiceResult(ResultReaders):
                 "transcript": None if self.transcript is None else [u.to_dict() for u in self.transcript]}
 
     def to_rows(self, timeline: bool = False) -> list[dict[str, Any]]:
-        """One flat row for the clip, or one per window with `timeline`: for csv or pandas."""
+        """One flat row for the clip, or one per window with `timeline`: for csv or pandas; `source`
+        first, as in every result's rows."""
         if not timeline:
-            row: dict[str, Any] = {"path": self.source, "label": self.label or ""}
+            row: dict[str, Any] = {"source": self.source, "label": self.label or ""}
             row.update({k: round(float(self.probabilities.get(k, float("nan"))), 4) for k in self.labels})
             if self.transcript is not None:
                 row["words"] = self.words
             return [row]
         rows = []
         for w in self.windows:
-            row = {"path": self.source, "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
+            row = {"source": self.source, "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
                    "label": w.label or ("silent" if w.silent else "")}
             row.update({k: round(float(w.probabilities.get(k, float("nan"))), 4) for k in self.labels})
             rows.append(row)

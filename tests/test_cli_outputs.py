@@ -100,6 +100,22 @@ def test_detect_predict_and_voice_print_one_table_style_with_a_header(tmp_path, 
     assert outputs["voice"].stdout.splitlines()[0].split() == ["file", "label", "conf", "seconds", "windows", "voiced"]
 
 
+def test_predict_names_a_skipped_file_in_its_json_lines_and_exits_1(tmp_path):
+    """One writer for every per-file verb: predict's JSON lines say which file was skipped and
+    why, as detect's do, and the run ends in exit code 1 with the count on stderr."""
+    from PIL import Image
+
+    Image.open(SAMPLE).convert("L").crop((176, 56, 276, 176)).save(tmp_path / "face.png")
+    (tmp_path / "notes.png").write_text("not a picture")
+    run = CliRunner().invoke(app, ["predict", str(tmp_path / "notes.png"), str(tmp_path / "face.png"), "--json"])
+    assert run.exit_code == 1, run.output
+    skipped, read = [json.loads(line) for line in run.stdout.splitlines()]
+    assert skipped["source"] == str(tmp_path / "notes.png") and "not an image" in skipped["error"]
+    assert read["source"] == str(tmp_path / "face.png") and read["label"] == max(read["probabilities"],
+                                                                                 key=read["probabilities"].get)
+    assert f"{tmp_path / 'notes.png'}: skipped: " in run.stderr and "1 of 2 file(s) skipped" in run.stderr
+
+
 def test_models_prints_text_figures_as_words_not_json():
     run = CliRunner().invoke(app, ["models"])
     assert run.exit_code == 0, run.output

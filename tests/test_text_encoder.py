@@ -18,6 +18,7 @@ pytest.importorskip("safetensors")
 
 from conftest import TEXT_FILLER, write_keyword_texts  # noqa: E402
 from emodetect.cli import app  # noqa: E402
+from emodetect.errors import ModelError  # noqa: E402
 from emodetect.text.encoder import TextEncoder, encoder_sizes, hf_names  # noqa: E402
 from emodetect.text.wordpiece import WordPieceVocabulary  # noqa: E402
 
@@ -99,7 +100,7 @@ def test_pretrained_weights_load_by_name_and_padding_changes_nothing(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(torch.from_numpy(ids.ids)), model(torch.from_numpy(short.ids)))
     wrong = TextEncoder(len(vocab), 3, **{**SIZES, "hidden": 32, "intermediate": 64})
-    with pytest.raises(ValueError, match="word_embeddings"):
+    with pytest.raises(ModelError, match="word_embeddings"):
         wrong.load_pretrained(folder)
 
 

@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from emodetect.errors import InputError, ModelError
 
 
 class SelfAttention(nn.Module):
     def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
         if hidden % heads:
-            raise ValueError(f"hidden size {hidden} is not a multiple of {heads} heads")
+            raise InputError(f"hidden size {hidden} is not a multiple of {heads} heads")
         self.heads, self.head_dim = heads, hidden // heads
         self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
         self.out = nn.Linear(hidden, hidden)
@@ -120,10 +121,10 @@ def copy_checkpoint(model: nn.Module, folder: str | Path, prefix: str, mapped: d
     ours = model.state_dict()
     missing = [theirs for theirs in [*mapped.values(), *also_needed] if theirs not in weights]
     if missing:
-        raise ValueError(f"{folder}: model.safetensors lacks {missing[:3]} (is it {kind}?)")
+        raise ModelError(f"{folder}: model.safetensors lacks {missing[:3]} (is it {kind}?)")
     for mine, theirs in mapped.items():
         if ours[mine].shape != weights[theirs].shape:
-            raise ValueError(f"{folder}: {theirs} is {tuple(weights[theirs].shape)}, "
+            raise ModelError(f"{folder}: {theirs} is {tuple(weights[theirs].shape)}, "
                              f"this encoder's {mine} is {tuple(ours[mine].shape)}")
         ours[mine].copy_(weights[theirs])
     return weights
@@ -154,8 +155,8 @@ def config_sizes(folder: str | Path, kind: str = "BERT", eps: float = 1e-12, **o
                 "heads": config["num_attention_heads"], "intermediate": config["intermediate_size"],
                 "max_positions": config["max_position_embeddings"], "eps": config.get("layer_norm_eps", eps),
                 **{mine: config.get(key, default) for mine, (key, default) in optional.items()}}
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: not a {kind} config.json ({err})") from err
+    except (OSError, ValueError, KeyError, TypeError) as err:  # TypeError: a config.json that is no object
+        raise ModelError(f"{path}: not a {kind} config.json ({err})") from err
 
 
 def encoder_sizes(folder: str | Path) -> dict[str, Any]:
@@ -169,8 +170,8 @@ def architecture(folder: str | Path) -> str:
     path = Path(folder) / "config.json"
     try:
         kind = json.loads(path.read_text()).get("model_type", "bert")
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: unreadable config.json ({err})") from err
+    except (OSError, ValueError, AttributeError) as err:  # AttributeError: a config.json that is no object
+        raise ModelError(f"{path}: unreadable config.json ({err})") from err
     if kind not in ("bert", "mpnet"):
-        raise ValueError(f"{path}: model_type {kind!r}; emodetect reads 'bert' and 'mpnet' encoders")
+        raise ModelError(f"{path}: model_type {kind!r}; emodetect reads 'bert' and 'mpnet' encoders")
     return kind

@@ -214,7 +214,7 @@ class TextEmotion:
         try:  # the vocabulary and the token count come from the file: a bad one is a ModelError naming it
             self.vocab = read_vocabulary(extras["vocab"])
             self.trained_tokens: int = int(extras["max_tokens"])
-        except (KeyError, TypeError, ValueError) as err:  # wordpiece's readers raise ValueError
+        except (KeyError, TypeError, ValueError) as err:  # the readers' ModelError, int() of a bad count
             raise ModelError(f"{self.model.path}: its vocabulary or max_tokens metadata cannot be read "
                              f"({type(err).__name__}: {err})") from err
         # A model exported with a free token axis reads each batch only as wide as its longest

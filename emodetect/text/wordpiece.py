@@ -22,6 +22,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
+from emodetect.errors import ModelError
 from emodetect.text.tokenize import Encoded, Vocabulary, pack_rows
 
 TOKENIZER_VERSION = "wordpiece-v1"
@@ -86,10 +87,10 @@ class WordPieceVocabulary:
         self.index = {t: i for i, t in enumerate(self.tokens)}
         for special in self.specials:
             if special not in self.index:
-                raise ValueError(f"a WordPiece vocabulary needs {special}")
+                raise ModelError(f"a WordPiece vocabulary needs {special}")
         pad, unk, cls, sep = self.specials
         if self.index[pad] != 0:
-            raise ValueError(f"a WordPiece vocabulary must have {pad} as id 0")
+            raise ModelError(f"a WordPiece vocabulary must have {pad} as id 0")
         self.unk, self.cls, self.sep = self.index[unk], self.index[cls], self.index[sep]
         self.framing = (self.cls, self.sep)
         self._cache: dict[str, list[int]] = {}
@@ -146,7 +147,7 @@ class WordPieceVocabulary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WordPieceVocabulary":
         if data.get("tokenizer") != cls.version:
-            raise ValueError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, not {cls.version!r}")
+            raise ModelError(f"vocabulary made by tokenizer {data.get('tokenizer')!r}, not {cls.version!r}")
         return cls(data["tokens"])
 
 
@@ -164,7 +165,7 @@ class MPNetVocabulary(WordPieceVocabulary):
     def from_file(cls, path: str | Path) -> "MPNetVocabulary":
         tokens = Path(path).read_text(encoding="utf-8").splitlines()
         if tokens[:2] != ["<s>", "<pad>"]:
-            raise ValueError(f"{path}: an MPNet vocab.txt starts with <s>, <pad>; this one with {tokens[:2]}")
+            raise ModelError(f"{path}: an MPNet vocab.txt starts with <s>, <pad>; this one with {tokens[:2]}")
         return cls([tokens[1], tokens[0], *tokens[2:]])
 
 

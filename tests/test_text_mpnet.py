@@ -16,6 +16,9 @@ from hypothesis import given, settings, strategies as st
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
+from conftest import TEXT_FILLER, write_keyword_texts  # noqa: E402
+from emodetect.errors import DataError, ModelError  # noqa: E402
+from emodetect.text.corpus import load_texts  # noqa: E402
 from emodetect.text.encoder import architecture  # noqa: E402
 from emodetect.text.mpnet import MPNetEncoder, hf_names, load_mpnet, relative_buckets  # noqa: E402
 from emodetect.text.wordpiece import MPNetVocabulary, WordPieceVocabulary, read_vocabulary  # noqa: E402
@@ -27,24 +30,25 @@ SIZES = {"hidden": 16, "layers": 2, "heads": 2, "intermediate": 32, "max_positio
 REAL_MODEL = Path.home() / ".cache/emodetect-runs/mpnet/model/all-mpnet-base-v2"
 
 
-def write_mpnet_folder(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
+def write_mpnet_folder(folder: Path, seed: int = 0, pieces: list[str] = PIECES,
+                       sizes: dict[str, int] = SIZES) -> dict[str, np.ndarray]:
     """A tiny MPNet as the all-mpnet-base-v2 folder holds it; returns its weights (HF names)."""
     from safetensors.torch import save_file
 
     folder.mkdir()
-    (folder / "vocab.txt").write_text("\n".join(PIECES) + "\n", encoding="utf-8")
+    (folder / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
     (folder / "config.json").write_text(json.dumps({
-        "model_type": "mpnet", "hidden_size": SIZES["hidden"], "num_hidden_layers": SIZES["layers"],
-        "num_attention_heads": SIZES["heads"], "intermediate_size": SIZES["intermediate"],
-        "max_position_embeddings": SIZES["max_positions"], "layer_norm_eps": 1e-5,
-        "relative_attention_num_buckets": 32, "pad_token_id": 1, "vocab_size": len(PIECES)}))
+        "model_type": "mpnet", "hidden_size": sizes["hidden"], "num_hidden_layers": sizes["layers"],
+        "num_attention_heads": sizes["heads"], "intermediate_size": sizes["intermediate"],
+        "max_position_embeddings": sizes["max_positions"], "layer_norm_eps": 1e-5,
+        "relative_attention_num_buckets": 32, "pad_token_id": 1, "vocab_size": len(pieces)}))
     gen = torch.Generator().manual_seed(seed)
-    shapes = {name: p.shape for name, p in MPNetEncoder(len(PIECES), 1, **SIZES).state_dict().items()}
+    shapes = {name: p.shape for name, p in MPNetEncoder(len(pieces), 1, **sizes).state_dict().items()}
     weights = {f"mpnet.{theirs}": torch.randn(shapes[mine], generator=gen) * (0.3 if "norm" not in mine else 0.1)
                + (1.0 if mine.endswith("norm.weight") or mine.endswith("norm1.weight")
                   or mine.endswith("norm2.weight") else 0.0)
-               for mine, theirs in hf_names(SIZES["layers"]).items()}
-    weights["mpnet.pooler.dense.weight"] = torch.zeros(SIZES["hidden"], SIZES["hidden"])  # unused, as upstream
+               for mine, theirs in hf_names(sizes["layers"]).items()}
+    weights["mpnet.pooler.dense.weight"] = torch.zeros(sizes["hidden"], sizes["hidden"])  # unused, as upstream
     save_file(weights, str(folder / "model.safetensors"))
     return {k.removeprefix("mpnet."): v.double().numpy() for k, v in weights.items()}
 
@@ -140,11 +144,11 @@ def test_mpnet_vocabulary_pads_with_0_and_round_trips(tmp_path):
     assert encoded.ids[2].tolist()[:3] == [1, vocab.unk, 2] and encoded.ids[2, 3:].sum() == 0
     again = read_vocabulary(json.loads(json.dumps(vocab.to_dict())))
     assert type(again) is MPNetVocabulary and again.tokens == vocab.tokens
-    with pytest.raises(ValueError, match="mpnet-wordpiece"):
+    with pytest.raises(ModelError, match="mpnet-wordpiece"):
         WordPieceVocabulary.from_dict(vocab.to_dict())
     bert_order = tmp_path / "bert.txt"
     bert_order.write_text("\n".join(["[PAD]", *PIECES[:4], *PIECES[5:]]) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="starts with <s>, <pad>"):
+    with pytest.raises(ModelError, match="starts with <s>, <pad>"):
         MPNetVocabulary.from_file(bert_order)
 
 
@@ -193,3 +197,98 @@ def test_real_mpnet_vocabulary_matches_its_tokenizer_json():
              "When my grandmother died, I felt a deep sorrow.", "东京 is lovely", "won't, can't; 3.5%"]
     for text in texts:
         assert as_hf_ids(vocab.encode([text], 512).ids[0]) == reference.encode(text).ids, text
+
+
+# A tiny MPNet that can learn write_keyword_texts' three labels: hidden 32, three layers, and a
+# position table of 42 rows (40 tokens a row: positions start at 2) that long texts run past.
+WORDS = {"angry": ["furious", "outraged"], "happy": ["delighted", "thrilled"], "sad": ["miserable", "gloomy"]}
+TRAIN_PIECES = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", *dict.fromkeys(TEXT_FILLER),
+                *(w for words in WORDS.values() for w in words), "<mask>"]
+TRAIN_SIZES = {"hidden": 32, "layers": 3, "heads": 4, "intermediate": 64, "max_positions": 42}
+
+
+def test_mpnet_trains_exports_and_reads_as_torch_does(tmp_path):
+    """The whole path for an MPNet folder: train --pretrained (an MPNetEncoder, not BERT's, with
+    MPNet's tokenizer and ids), export (the tokenizer inside the ONNX file), then TextEmotion,
+    `emodetect text` and `emodetect evaluate` answer as the checkpoint's torch model does, and a
+    text past the position table is cut to it, not read past it."""
+    from typer.testing import CliRunner
+
+    from emodetect.checkpoint import Checkpoint
+    from emodetect.cli import app
+    from emodetect.text.pipeline import TextEmotion
+
+    folder = tmp_path / "mpnet"
+    weights = write_mpnet_folder(folder, pieces=TRAIN_PIECES, sizes=TRAIN_SIZES)
+    data = write_keyword_texts(tmp_path / "texts.csv", WORDS, n=150)
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--data", str(data), "--model", "text_encoder", "--pretrained", str(folder),
+                                 "--out", str(tmp_path / "run"), "--train-split", "train", "--val-split", "validation",
+                                 "--epochs", "1", "--batch-size", "16", "--optimizer", "adamw", "--lr", "1e-3",
+                                 "--no-bf16", "--ema-decay", "0", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    checkpoint = Checkpoint.read(tmp_path / "run" / "best.pt")
+    assert checkpoint.model_kwargs["architecture"] == "mpnet" and checkpoint.extras["max_positions"] == 40
+    assert checkpoint.extras["vocab"]["tokenizer"] == "mpnet-wordpiece-v1"
+    model = checkpoint.build_model().eval()
+    assert type(model) is MPNetEncoder
+    # Loaded, then trained a few steps: still the pretrained weights (a fresh init is nowhere near),
+    # with <s> and <pad> traded to MPNetVocabulary's ids.
+    state = {k: v.double().numpy() for k, v in model.state_dict().items()}
+    words = weights["embeddings.word_embeddings.weight"]
+    assert np.abs(state["words.weight"][1] - words[0]).max() < 0.05 < np.abs(state["words.weight"][1] - words[1]).max()
+    assert np.abs(state["relative_bias.weight"] - weights["encoder.relative_attention_bias.weight"]).max() < 0.05
+
+    onnx = tmp_path / "mpnet.onnx"
+    result = runner.invoke(app, ["export", str(tmp_path / "run" / "best.pt"), "--out", str(onnx)])
+    assert result.exit_code == 0, result.output
+    reader = TextEmotion(onnx, threads=1)
+    assert type(reader.vocab) is MPNetVocabulary and reader.max_tokens == 40
+    texts = ["we went home thrilled", "my friend was furious at work", "it was a gloomy day",
+             " ".join(["the day was miserable"] * 20), "Delighted!"]
+    got = reader.probabilities(texts)
+    # Torch from the checkpoint, with the tokenizer read from the pretrained folder itself.
+    vocab = MPNetVocabulary.from_file(folder / "vocab.txt")
+    encoded = vocab.encode(texts, 40)
+    assert encoded.truncated.tolist() == [False, False, False, True, False]
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(encoded.ids)), 1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert reader.predict(texts)[3].truncated
+
+    result = runner.invoke(app, ["text", "--model", str(onnx), "--json", "--threads", "1", *texts[:3]])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    shown = np.array([[line["probabilities"][label] for label in checkpoint.labels] for line in lines])
+    np.testing.assert_allclose(shown, expected[:3], atol=1e-4)  # JSON rounds to 4 digits
+
+    result = runner.invoke(app, ["evaluate", str(onnx), str(data), "--split", "validation",
+                                 "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    val = load_texts(data, "validation")
+    with torch.no_grad():
+        val_probs = torch.softmax(model(torch.from_numpy(vocab.encode(val.texts, 40).ids)), 1).numpy()
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["accuracy"] == pytest.approx(float((val_probs.argmax(1) == val.class_indices()).mean()))
+
+
+def test_a_bad_mpnet_folder_is_refused_with_the_reason(tmp_path):
+    """--pretrained reads config.json's model_type: an MPNet folder with a BERT-ordered vocab.txt, or
+    an architecture emodetect does not read, is a DataError naming the folder and why."""
+    from emodetect.text.data import _pretrained_encoder
+
+    folder = tmp_path / "mpnet"
+    write_mpnet_folder(folder)
+    encoder = _pretrained_encoder(str(folder))
+    assert encoder.kind == "mpnet" and encoder.row_tokens == SIZES["max_positions"] - 2
+    assert encoder.model_kwargs == {"architecture": "mpnet", **SIZES, "eps": 1e-5, "buckets": 32}
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", *PIECES[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="starts with <s>, <pad>"):
+        _pretrained_encoder(str(folder))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    with pytest.raises(DataError, match="model_type 'roberta'"):
+        _pretrained_encoder(str(folder))
+    (folder / "config.json").write_text("[]")
+    with pytest.raises(DataError, match="config.json"):
+        _pretrained_encoder(str(folder))

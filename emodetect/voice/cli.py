@@ -61,14 +61,22 @@ def voice(
                 continue
             for note in result.notes:
                 typer.secho(f"{path}: note: {note}", fg=typer.colors.YELLOW, err=True)
-            out.write(path, cells=[[result.label or "silent", f"{result.confidence:.2f}", f"{result.duration_s:.2f}",
-                                    len(result.windows), len(result.voiced)]],
-                      lines=[f"    {u.start_s:6.1f}-{u.end_s:<6.1f} {u.label or '':9} {u.text}"  # the words, with their emotion
-                             for u in result.transcript or []],
-                      documents=[result.to_dict()], rows=result.to_rows(timeline))
+            out.write(path, cells=[_table_cells(result)], lines=_words_lines(result), documents=[result.to_dict()],
+                      rows=result.to_rows(timeline))
             if plot_dir is not None and len(result.voiced) > 1:
                 typer.echo(f"wrote {result.plot(plot_dir / f'{Path(result.source).stem}_timeline.png')}", err=True)
     raise typer.Exit(out.finish())
+
+
+def _table_cells(result) -> list[object]:
+    """A recording's row of the table, after the file column."""
+    return [result.label or "silent", f"{result.confidence:.2f}", f"{result.duration_s:.2f}", len(result.windows),
+            len(result.voiced)]
+
+
+def _words_lines(result) -> list[str]:
+    """The words spoken (with the speech extra), under their file's row, each with its emotion."""
+    return [f"    {u.start_s:6.1f}-{u.end_s:<6.1f} {u.label or '':9} {u.text}" for u in result.transcript or []]
 
 
 def _microphone_blocks(rate: int = 16_000, block_s: float = 0.1) -> Iterator[np.ndarray]:

@@ -300,8 +300,8 @@ def batch(
     setup_logging(False)
     try:
         report = run_batch(source, out, address, workers, model, detector, column, batch_size, verbose)
-    except (EmodetectError, KeyError) as err:
-        fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    except EmodetectError as err:  # no input found, a file of texts that cannot be read, an unknown model
+        fail(err)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: Ray is shut down, the finished batches are on disk
         fail(f"stopped: the batches finished so far are in {out}/; the same command resumes", 130)
     typer.echo(report.to_text())

@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emodetect.errors import InputError
+from emodetect.arrow import shown
+from emodetect.errors import DataError, InputError
+from emodetect.modalities import Modality, load_object, modalities
 
-TEXT_SUFFIXES = (".csv", ".parquet", ".txt")
 PART_PREFIX = "part-"  # a batch's rows: part-<digest of its sources>.parquet
 DAMAGED_PREFIX = "_damaged-"  # an unreadable output file, moved aside; Parquet readers skip "_" names
 
@@ -56,7 +57,7 @@ class BatchReport:
     errors: int  # inputs that became an error row
     seconds: float
     out: str
-    kind: str  # "images", "audio" or "texts"
+    kind: str  # what was read (its modality's BatchInputs.kind): "images", "texts", "audio"
     damaged: list[str] = field(default_factory=list)  # output files moved aside as unreadable
 
     def to_text(self) -> str:
@@ -66,26 +67,19 @@ class BatchReport:
                 f"({rate:.1f}/s), {self.rows} rows written to {self.out}/, {self.errors} error(s){moved}")
 
 
-def shown(path: str) -> str:
-    """A path as UTF-8 text: bytes of a name that is not UTF-8 (b'bad\\xff.jpg' on Linux, which
-    Python holds as a lone surrogate) become `\\xff` escapes. Parquet strings must be UTF-8, and
-    one such name once failed the whole job with nothing written."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 class _PartWriter:
-    """What every worker shares: a batch's rows (`score`) written under `out` as one Parquet file,
+    """One per Ray actor: the modality's worker (its table row's `BatchInputs.worker`, which opens
+    the models once) scores each batch, whose rows are written under `out` as one Parquet file,
     atomically; what Ray gets back is the number of rows and of inputs that became an error row."""
 
-    out: str | None
-
-    def score(self, batch: dict[str, Any]) -> Any:
-        raise NotImplementedError
+    def __init__(self, worker: str, model: str | None, options: dict[str, Any], out: str):
+        self.worker = load_object(worker)(model, **options)
+        self.out = out
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         import pyarrow.parquet as pq
 
-        table = self.score(batch)
+        table = self.worker.score(batch)
         out = Path(self.out)
         # Named after its sources: a batch Ray runs again (a worker died) replaces its own file.
         digest = hashlib.sha1("\0".join(batch["source"]).encode()).hexdigest()[:24]
@@ -101,158 +95,52 @@ class _PartWriter:
         return {"rows": [table.num_rows], "errors": [len(errors)]}
 
 
-class _FaceWorker(_PartWriter):
-    """One per actor: opens the face pipeline once, scores batches of image paths."""
-
-    def __init__(self, model: str | None, detector: str | None, out: str | None = None):
-        from emodetect.vision.detectors import create_detector
-        from emodetect.vision.pipeline import EmotionDetector
-
-        from emodetect.vision.results import face_columns
-
-        self.detector = EmotionDetector(model, create_detector(detector, threads=1), threads=1)
-        text = {"source", "label", "emotion", "model", "detector", "error"}
-        whole = {"image_width", "image_height", "face_id", "x", "y", "width", "height"}
-        self.schema = _schema([*face_columns(self.detector.labels), "error"], text, whole)
-        self.out = out
-
-    def score(self, batch: dict[str, Any]) -> Any:
-        from emodetect.vision.images import ImageError
-
-        rows: list[dict[str, Any]] = []
-        for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
-            if unreadable:  # found unreadable by list_inputs (a dangling link, a FIFO)
-                rows.append({"source": source, "error": str(unreadable)})
-                continue
-            try:
-                result = self.detector.detect(os.fsdecode(path))
-            except (ImageError, OSError, UnicodeError) as err:  # UnicodeError: a reader that needs UTF-8 names
-                rows.append({"source": source, "error": f"{source}: {err}" if isinstance(err, UnicodeError)
-                             else str(err)})
-                continue
-            faces = result.to_rows() or [{"source": source, "face_id": -1}]  # no face: one row says so
-            rows += [{**row, "source": source, "error": None} for row in faces]
-        return _table(rows, self.schema)
-
-
-class _VoiceWorker(_PartWriter):
-    def __init__(self, model: str | None, out: str | None = None):
-        from emodetect.voice.pipeline import VoiceEmotion
-
-        self.engine = VoiceEmotion(model, threads=1)
-        self.schema = _schema(["source", "start_s", "end_s", "label", *self.engine.labels, "clip_label", "error"],
-                              {"source", "label", "clip_label", "error"})
-        self.out = out
-
-    def score(self, batch: dict[str, Any]) -> Any:
-        rows: list[dict[str, Any]] = []
-        for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
-            if unreadable:  # found unreadable by list_inputs (a dangling link, a FIFO)
-                rows.append({"source": source, "error": str(unreadable)})
-                continue
-            try:
-                result = self.engine.predict(os.fsdecode(path))
-            except (InputError, OSError, MemoryError, UnicodeError) as err:
-                rows.append({"source": source, "error": f"{source}: {err}" if isinstance(err, UnicodeError)
-                             else str(err)})
-                continue
-            # No window (a recording too short for one): one row still says it was read, so a
-            # rerun skips it.
-            for window in result.to_rows(timeline=True) or [{}]:  # `source`: the listing's, odd bytes escaped
-                rows.append({**window, "source": source, "clip_label": result.label or "", "error": None})
-        return _table(rows, self.schema)
-
-
-class _TextWorker(_PartWriter):
-    def __init__(self, model: str | None, out: str | None = None):
-        from emodetect.text.pipeline import TextEmotion
-
-        self.reader = TextEmotion(model, threads=1)
-        # A multi-head model (the joint default) adds each head's labels and probabilities.
-        head_text = [f"{seg.name}_{c}" for seg in self.reader.head_segments for c in ("label", "labels")]
-        head_probs = [f"p_{seg.name}:{k}" for seg in self.reader.head_segments for k in seg.labels]
-        names = ["source", "text", "label", "labels", *(["group"] if self.reader.groups else []),
-                 *(f"p_{k}" for k in self.reader.labels), *head_text, *head_probs, "truncated", "error"]
-        self.schema = _schema(names, {"source", "text", "label", "labels", "group", "error", *head_text},
-                              boolean={"truncated"})
-        self.out = out
-
-    def score(self, batch: dict[str, Any]) -> Any:
-        results = self.reader.predict([str(t) for t in batch["text"]])
-        rows = [{"source": s, **row} for s, row in zip(batch["source"], results.to_rows())]
-        return _table(rows, self.schema)
-
-
-def _schema(names: list[str], text: set[str], whole: set[str] = frozenset(), boolean: set[str] = frozenset()):
-    """One Arrow schema per kind of input, so every Parquet file of a run (and of a rerun) has
-    the same columns and types, whichever rows its batch held."""
-    import pyarrow as pa
-
-    def kind(name: str) -> Any:
-        return (pa.string() if name in text else pa.int64() if name in whole else
-                pa.bool_() if name in boolean else pa.float64())
-
-    return pa.schema([(name, kind(name)) for name in names])
-
-
-def _table(rows: list[dict[str, Any]], schema: Any) -> Any:
-    """Rows as an Arrow table of `schema`; a value a row lacks (an error row has no box) or
-    leaves empty is null. Text is made UTF-8 (`shown`): an error message names a file whose name
-    is not."""
-    import pyarrow as pa
-
-    def value(row: dict[str, Any], f: Any) -> Any:
-        v = row.get(f.name)
-        if isinstance(v, str):
-            return (shown(v) if f.type == pa.string() else None if v == "" else v)
-        return v
-
-    columns = {f.name: [value(row, f) for row in rows] for f in schema}
-    return pa.table(columns, schema=schema)
-
-
 def list_inputs(source: str | Path, column: str = "text") -> tuple[str, list[dict[str, Any]]]:
-    """The kind of input and one item per image, recording or text (texts keep their line)."""
-    from emodetect.vision.images import IMAGE_SUFFIXES, find_images
-    from emodetect.voice.features import AUDIO_SUFFIXES
+    """The kind of input ("images", "texts", "audio") and one item per image, recording or text
+    (texts keep their line)."""
+    modality, items = find_inputs(source, column)
+    return modality.batch.kind, items
 
+
+def find_inputs(source: str | Path, column: str = "text") -> tuple[Modality, list[dict[str, Any]]]:
+    """The modality whose batch inputs `source` holds, and one item per input. Each table row says
+    what batch reads of it (`Modality.batch`): a file that a row lists into rows (the texts of a CSV)
+    is that modality's; else the files of a folder or glob are the first modality's, in table order,
+    that has files there (images win when a folder holds both images and recordings)."""
+    from emodetect.vision.images import find_images
+
+    readers = [m for m in modalities() if m.batch is not None]
     path = Path(source)
-    if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
-            texts = [t or "" for t in pq.read_table(path, columns=[column]).column(column).to_pylist()]
-            return "texts", [{"source": shown(f"{path.resolve()}#{i}"), "text": t} for i, t in enumerate(texts)]
-        from emodetect.text.pipeline import read_texts
-
-        _, _, texts = read_texts(path, column)
-        first = 1 if path.suffix.lower() == ".txt" else 2  # sources name the file's line
-        return "texts", [{"source": shown(f"{path.resolve()}:{first + i}"), "text": t} for i, t in enumerate(texts)]
+    if path.is_file():
+        for m in readers:
+            if m.batch.rows is not None and path.suffix.lower() in m.batch.suffix_set():
+                return m, load_object(m.batch.rows)(path, column)
+    per_file = {m.name: (m, m.batch.suffix_set()) for m in readers if m.batch.rows is None}
     given = sorted(Path().glob(str(source))) if not path.is_dir() and any(c in str(source) for c in "*?[") \
         else [path]
     # What cannot be read (a dangling link, a link loop, a FIFO, a folder that cannot be listed) is
     # an error row, never a silent skip: its item carries the reason in `error` ("" = to be read).
-    found, problems = find_images(given, suffixes=IMAGE_SUFFIXES | AUDIO_SUFFIXES)
+    found, problems = find_images(given, suffixes=frozenset().union(*(s for _, s in per_file.values())))
     # Absolute paths: a cluster's workers do not share the driver's working folder.
     files = sorted(f.resolve() for f in found)
     unreadable = [(Path(os.path.abspath(p)), reason) for p, reason in problems]
-    images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-    audio = [f for f in files if f.suffix.lower() in AUDIO_SUFFIXES]
-    image_named = any(p.suffix.lower() in IMAGE_SUFFIXES for p, _ in unreadable)
-    audio_named = any(p.suffix.lower() in AUDIO_SUFFIXES for p, _ in unreadable)
-    if images or (image_named and not audio):  # images win when a folder holds both, as before
-        kind, readable, other = "images", images, AUDIO_SUFFIXES
-    elif audio or audio_named:
-        kind, readable, other = "audio", audio, IMAGE_SUFFIXES
-    else:
+    # The first modality with files to read, else the first an unreadable entry is named for.
+    chosen = next((name for name, (_, s) in per_file.items() if any(f.suffix.lower() in s for f in files)), None) \
+        or next((name for name, (_, s) in per_file.items() if any(p.suffix.lower() in s for p, _ in unreadable)), None)
+    if chosen is None:
         why = f" ({unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
-        raise InputError(f"{source}: no images, recordings or text file (CSV, Parquet, TXT) found{why}")
+        files_of = [f"a file of {m.batch.kind} ({', '.join(sorted(m.batch.suffix_set()))})"
+                    for m in readers if m.batch.rows is not None]
+        raise InputError(f"{source}: no {' or '.join(m.batch.kind for m, _ in per_file.values())} found"
+                         f"{', and not ' + ' or '.join(files_of) if files_of else ''}{why}")
+    modality, mine = per_file[chosen]
+    others = frozenset().union(*(s for name, (_, s) in per_file.items() if name != chosen))
     # `source` is the path as UTF-8 text (`shown`), `path` its bytes, which the worker opens.
-    items = [{"source": shown(str(f)), "path": os.fsencode(f), "error": ""} for f in readable]
-    # An unreadable folder or loop has no media suffix: it is reported with either kind.
+    items = [{"source": shown(str(f)), "path": os.fsencode(f), "error": ""} for f in files if f.suffix.lower() in mine]
+    # An unreadable folder or loop has no media suffix: it is reported with any kind.
     items += [{"source": shown(str(p)), "path": os.fsencode(p), "error": reason}
-              for p, reason in unreadable if p.suffix.lower() not in other]
-    return kind, sorted(items, key=lambda item: item["source"])
+              for p, reason in unreadable if p.suffix.lower() not in others]
+    return modality, sorted(items, key=lambda item: item["source"])
 
 
 def done_sources(out: Path, damaged: list[str] | None = None) -> set[str]:
@@ -270,7 +158,7 @@ def done_sources(out: Path, damaged: list[str] | None = None) -> set[str]:
         try:
             table = pq.read_table(path)  # every column: a damaged page fails here, not in a reader later
             if "source" not in table.column_names:
-                raise ValueError("no `source` column: not written by emodetect batch")
+                raise DataError("no `source` column: not written by emodetect batch")
         except (pa.ArrowException, OSError, ValueError) as err:  # ArrowInvalid is also a ValueError
             moved = _quarantine(path)
             log.warning("%s: unreadable output file (%s); moved aside to %s, its inputs are scored again",
@@ -362,29 +250,37 @@ def run_batch(source: str | Path, out: str | Path, address: str | None = None, w
               model: str | None = None, detector: str | None = None, column: str = "text",
               batch_size: int = 16, verbose: bool = False) -> BatchReport:
     """Score every input of `source` on Ray Data with `workers` actors and write Parquet to `out`;
-    Ray's own logs go to `out/_ray.log` unless `verbose` (`ray_quiet`).
+    Ray's own logs go to `out/_ray.log` unless `verbose` (`ray_quiet`). The modality table says
+    which inputs are read and which worker scores them (`find_inputs`).
 
     Stopped early (Ctrl-C or SIGTERM: KeyboardInterrupt), every finished batch is on disk and the
     same call resumes."""
+    from emodetect.runtime import resolve_model
+
     started = time.perf_counter()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    kind, items = list_inputs(source, column)
+    modality, items = find_inputs(source, column)
     damaged: list[str] = []
     done = done_sources(out, damaged)
     todo = [item for item in items if item["source"] not in done]
-    report = BatchReport(len(items), len(items) - len(todo), len(todo), 0, 0, 0.0, str(out), kind, damaged)
+    report = BatchReport(len(items), len(items) - len(todo), len(todo), 0, 0, 0.0, str(out), modality.batch.kind,
+                         damaged)
     if todo:
+        resolve_model(model, modality.name)  # a name no model answers to is refused here, before Ray starts
+        given = {"detector": detector}  # the options a worker may take (BatchInputs.options)
+        options = {name: given[name] for name in modality.batch.options}
         with ray_quiet(out / RAY_LOG, verbose):
-            report.rows, report.errors = _score(todo, out, kind, address, workers, model, detector, batch_size)
+            report.rows, report.errors = _score(todo, out, modality.batch.worker, address, workers, model, options,
+                                                batch_size)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _score(todo: list[dict[str, Any]], out: Path, kind: str, address: str | None, workers: int,
-           model: str | None, detector: str | None, batch_size: int) -> tuple[int, int]:
-    """The Ray part: start (or join) Ray, score `todo` with `workers` actors that each write their
-    batches under `out`; the rows written, and the inputs that became an error row."""
+def _score(todo: list[dict[str, Any]], out: Path, worker: str, address: str | None, workers: int,
+           model: str | None, options: dict[str, Any], batch_size: int) -> tuple[int, int]:
+    """The Ray part: start (or join) Ray, score `todo` with `workers` actors of `worker` ("module:Class")
+    that each write their batches under `out`; the rows written, and the inputs that became an error row."""
     import ray
 
     owns_ray = not ray.is_initialized()
@@ -396,12 +292,10 @@ def _score(todo: list[dict[str, Any]], out: Path, kind: str, address: str | None
                 ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                          log_to_driver=False, configure_logging=False)
                 rearm()  # ray.init put its own SIGTERM handlers in place
-            worker, args = {"images": (_FaceWorker, (model, detector)), "audio": (_VoiceWorker, (model,)),
-                            "texts": (_TextWorker, (model,))}[kind]
             # At least one block per worker, so that every actor has work from the start.
             blocks = max(workers, min(len(todo) // batch_size, 64 * workers))
             dataset = ray.data.from_items(todo, override_num_blocks=blocks)
-            scored = dataset.map_batches(worker, fn_constructor_args=args, fn_constructor_kwargs={"out": str(out)},
+            scored = dataset.map_batches(_PartWriter, fn_constructor_args=(worker, model, options, str(out)),
                                          compute=ray.data.ActorPoolStrategy(size=workers),
                                          batch_size=batch_size, batch_format="numpy", num_cpus=1)
             rows = errors = 0

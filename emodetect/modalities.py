@@ -85,6 +85,26 @@ def missing_members(module: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class BatchInputs:
+    """What `emodetect batch` reads of a modality and what scores it (emodetect.distributed)."""
+
+    kind: str  # the inputs' name in batch's report: "images", "texts", "audio"
+    suffixes: str  # "module:NAME" of the file suffixes read (lower case, with the dot), defined once there
+    # "module:Class" run on each Ray actor: Class(model, **options) opens the model once, and
+    # .score(batch) takes a dict of numpy columns ("source" and the listing's others) and returns a
+    # pyarrow Table with "source" and "error" columns, of one schema for every batch (emodetect.arrow).
+    worker: str
+    # "module:function" (path, column) -> rows, each with its "source": a file of these suffixes is
+    # listed into rows (the texts of a CSV). None: each file of these suffixes found in a folder or
+    # glob is a row: "source" (its path), "path" (its bytes) and "error" ("", or why it cannot be read).
+    rows: str | None = None
+    options: tuple[str, ...] = ()  # the batch options its worker takes besides the model ("detector")
+
+    def suffix_set(self) -> frozenset[str]:
+        return frozenset(load_object(self.suffixes))
+
+
+@dataclass(frozen=True)
 class Modality:
     """What the shared stages need to know about one modality."""
 
@@ -109,6 +129,7 @@ class Modality:
     # The TrainConfig fields only some modalities read, that this one reads; a run of another
     # modality that sets one is refused (check_train_options) instead of silently ignoring it.
     train_options: tuple[str, ...] = ()
+    batch: BatchInputs | None = None  # what `emodetect batch` reads of it; None: nothing
 
     def data_module(self) -> ModuleType:
         """The data module, checked against ModalityData (a missing member is named here, not
@@ -150,6 +171,8 @@ BUILTIN: tuple[Modality, ...] = (
               "FER-2013 has no age, gender or skin-tone labels, so the gaps between such groups are not measured "
               "here; `emodetect evaluate --group-by COLUMN` measures them on data that has them."),
         train_options=("ferplus", "soft_labels", "pretrained"),
+        batch=BatchInputs("images", "emodetect.vision.images:IMAGE_SUFFIXES", "emodetect.vision.workers:FaceWorker",
+                          options=("detector",)),
     ),
     Modality(
         name="text", summary="English texts: posts, reviews, chat, survey answers",
@@ -166,6 +189,8 @@ BUILTIN: tuple[Modality, ...] = (
               "0.4633, dair accuracy 0.918 against 0.9235).",
               "Sarcasm, negation over long spans and context outside the text are not read."),
         train_options=("embeddings", "pretrained", "teacher", "distill", "distill_heads", "head_loss"),
+        batch=BatchInputs("texts", "emodetect.text.workers:SUFFIXES", "emodetect.text.workers:TextWorker",
+                          rows="emodetect.text.workers:text_rows"),
     ),
     Modality(
         name="voice", summary="speech recordings",
@@ -183,6 +208,7 @@ BUILTIN: tuple[Modality, ...] = (
               "the words of speech are the separate speech extra's.",
               "Figures differ between genders and between held-out speakers: see the tables under Test figures."),
         train_options=("wave_copies",),
+        batch=BatchInputs("audio", "emodetect.voice.features:AUDIO_SUFFIXES", "emodetect.voice.workers:VoiceWorker"),
     ),
 )
 

@@ -16,9 +16,8 @@ from emodetect.errors import (EXIT_CODE, EXIT_REFUSED, HTTP_STATUS, EmodetectErr
 
 PACKAGE = Path(__file__).resolve().parents[1] / "emodetect"
 CLI_MODULES = [PACKAGE / "cli.py", *sorted(PACKAGE.glob("*/cli.py"))]
-# `batch` is being reworked beside this change (distributed.py); its `except (EmodetectError,
-# KeyError)` goes with that work: resolve_model's KeyError is a ModelNotFoundError (an EmodetectError).
-NOT_YET = {("cli.py", "batch")}
+# (module, command) pairs still being reworked, skipped by the check below; none is left.
+NOT_YET: set[tuple[str, str]] = set()
 
 
 def _caught(handler: ast.ExceptHandler) -> list[str]:

@@ -45,7 +45,8 @@ def test_a_training_folder_reports_the_files_it_cannot_read_and_keeps_the_rest(t
 
 def test_batch_turns_each_unreadable_entry_into_an_error_row(tmp_path):
     pytest.importorskip("pyarrow")
-    from emodetect.distributed import _FaceWorker, list_inputs
+    from emodetect.distributed import list_inputs
+    from emodetect.vision.workers import FaceWorker
 
     folder = hostile_folder(tmp_path / "photos")
     kind, items = list_inputs(folder)
@@ -56,7 +57,7 @@ def test_batch_turns_each_unreadable_entry_into_an_error_row(tmp_path):
     assert all(Path(item["source"]).is_absolute() for item in items)  # cluster workers need them
     # What a Ray worker does with a block of them: the unreadable ones become rows with their reason.
     batch = {name: np.array([item[name] for item in items]) for name in ("source", "path", "error")}
-    table = _FaceWorker(None, None).score(batch)
+    table = FaceWorker(None, None).score(batch)
     rows = {Path(row["source"]).name: row["error"] for row in table.to_pylist()}
     assert rows["gone.jpg"] == "dangling symbolic link" and rows["pipe.png"] == "not a regular file"
     assert rows["face0.png"] is None and rows["face1.png"] is None

@@ -21,12 +21,13 @@ from emodetect.modalities import BUILTIN, get_modality, load_object, modalities
 
 TOY_FILES = {
     "toy_modality/__init__.py": '''
-        from emodetect.modalities import Modality
+        from emodetect.modalities import BatchInputs, Modality
 
         MODALITY = Modality(
             name="toy", summary="rows of eight numbers", data="toy_modality.data",
             architectures="toy_modality.models", pipeline="toy_modality.pipeline:ToyEmotion",
             commands=("toy_modality.cli:toy",), router="toy_modality.routes", assets="toy_modality.assets",
+            batch=BatchInputs("vectors", "toy_modality.workers:SUFFIXES", "toy_modality.workers:ToyWorker"),
             intended="Telling calm rows of eight numbers from excited ones, in tests.",
             gaps=("Knows only the sign of the first number.",),
         )
@@ -144,6 +145,35 @@ TOY_FILES = {
         def read_toy(body: ToyRequest, model=Depends(service(SERVICE))) -> dict:
             label, confidence = model.predict(body.values)
             return {"label": label, "confidence": confidence}
+    ''',
+    "toy_modality/workers.py": '''
+        import os
+
+        import numpy as np
+
+        from emodetect.arrow import arrow_schema, arrow_table
+
+        SUFFIXES = (".toy",)  # a text file of eight numbers
+
+
+        class ToyWorker:
+            def __init__(self, model=None):
+                from toy_modality.pipeline import ToyEmotion
+
+                self.engine = ToyEmotion(model)
+                self.schema = arrow_schema(["source", "label", "confidence", "error"], {"source", "label", "error"})
+
+            def score(self, batch):
+                rows = []
+                for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
+                    try:
+                        if unreadable:
+                            raise OSError(unreadable)
+                        label, confidence = self.engine.predict(np.loadtxt(os.fsdecode(path), ndmin=1))
+                        rows.append({"source": source, "label": label, "confidence": confidence})
+                    except (OSError, ValueError) as err:
+                        rows.append({"source": source, "error": str(err)})
+                return arrow_table(rows, self.schema)
     ''',
     "toy_modality-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: toy-modality\nVersion: 0.1\n",
     "toy_modality-0.1.dist-info/entry_points.txt": "[emodetect.modalities]\ntoy = toy_modality:MODALITY\n",
@@ -305,10 +335,14 @@ def test_a_model_of_another_modality_is_refused_by_name(tmp_path):
         train(TrainConfig(data=str(tmp_path / "x.csv"), model="vgg_fer", modality="text", out=str(tmp_path)))
 
 
-def _emodetect(plugin: Path, cwd: Path, *args: str) -> str:
+def _run(plugin: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "emodetect", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "emodetect", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def _emodetect(plugin: Path, cwd: Path, *args: str) -> str:
+    done = _run(plugin, cwd, *args)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done.stdout
 
@@ -383,6 +417,60 @@ def test_a_new_modality_is_one_package_and_one_registration(tmp_path, monkeypatc
         models = client.get("/v1/models").json()["models"]
         assert any(m["modality"] == "toy" and m["loaded"] for m in models)
         assert "/v1/toy" in client.get("/openapi.json").json()["paths"]
+
+
+def _toy_model(path: Path) -> Path:
+    """An ONNX model of the toy contract, made by hand: 'excited' when the first value is positive."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = np.zeros((8, 2), dtype=np.float32)
+    weights[0] = (-4.0, 4.0)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["values", "w"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)], "toy",
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [8, 2], weights.ravel())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"labels": json.dumps(["calm", "excited"]), "modality": "toy"})
+    onnx.save(model, path)
+    return path
+
+
+def test_batch_reads_a_new_modality_from_its_table_row(tmp_path, monkeypatch):
+    """Its files' suffixes and its worker, named in its row, are all `emodetect batch` needs."""
+    pytest.importorskip("pyarrow")
+    from emodetect.distributed import list_inputs
+
+    plugin = _write_plugin(tmp_path / "plugin")
+    folder = tmp_path / "readings"
+    folder.mkdir()
+    for i, first in enumerate((2.0, -2.0, 3.0)):
+        (folder / f"r{i}.toy").write_text(" ".join([str(first)] + ["0"] * 7) + "\n")
+    (folder / "broken.toy").write_text("not numbers\n")
+    (folder / "notes.md").write_text("not read\n")
+    monkeypatch.syspath_prepend(str(plugin))
+    kind, items = list_inputs(folder)
+    assert kind == "vectors" and [Path(i["source"]).name for i in items] == ["broken.toy", "r0.toy", "r1.toy", "r2.toy"]
+    # What each Ray actor does with a block of them: the row's worker scores it.
+    model = _toy_model(tmp_path / "toy.onnx")
+    worker = load_object(get_modality("toy").batch.worker)(str(model))
+    table = worker.score({name: np.array([item[name] for item in items]) for name in ("source", "path", "error")})
+    assert table.column("label").to_pylist() == [None, "excited", "calm", "excited"]
+    assert table.column("error").to_pylist()[0]  # the broken file's, as a row
+
+    # The command, on a local Ray.
+    pytest.importorskip("ray")
+    pd = pytest.importorskip("pandas")
+    done = _run(plugin, tmp_path, "batch", str(folder), "--out", "out", "--model", str(model), "--workers", "1")
+    # exit 1: one input became an error row
+    assert done.returncode == 1 and done.stdout.startswith("vectors: 4 found"), (done.stdout, done.stderr[-3000:])
+    assert "1 error(s)" in done.stdout
+    written = pd.read_parquet(tmp_path / "out")
+    assert sorted(zip(written["source"].map(lambda s: Path(s).name), written["label"].fillna(""))) == [
+        ("broken.toy", ""), ("r0.toy", "excited"), ("r1.toy", "calm"), ("r2.toy", "excited")]
 
 
 DETECTOR_FILES = {

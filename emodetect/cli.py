@@ -195,28 +195,15 @@ def export(
     """Export a checkpoint (or the average of several) to ONNX (contract in the README) and check parity with
     torch (needs the train extra)."""
     try:
-        import torch
-
         from emodetect.export import NeedsCalibration, export_checkpoint
     except ImportError as err:
         _needs_train_extra(err)
-
-    from emodetect.checkpoint import Checkpoint
     from emodetect.errors import EmodetectError
-    from emodetect.modalities import get_modality
 
-    calibration = None
     try:
-        if int8 and calibration_data is not None:
-            state = Checkpoint.read(checkpoints[0])
-            module = get_modality(state.modality).data_module()
-            # Text: the checkpoint's vocabulary encodes the calibration texts.
-            options = {"model": state} if module.EVALUATION_NEEDS_MODEL else {}
-            inputs = module.evaluation_data(calibration_data, calibration_split, **options).inputs
-            calibration = inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:512].numpy()]
         report = export_checkpoint(checkpoints, out, flip_tta=flip_tta, shift_tta=shift_tta, int8=int8,
-                                   calibration=calibration, extra_metadata={"name": name} if name else None,
-                                   weights=weight or None)
+                                   extra_metadata={"name": name} if name else None, weights=weight or None,
+                                   calibration_data=calibration_data, calibration_split=calibration_split)
     except NeedsCalibration:  # an EmodetectError, said in the command's own words
         fail("--int8 needs --calibration-data for this model (static quantisation is calibrated on real inputs)")
     except EmodetectError as err:

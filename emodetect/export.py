@@ -253,6 +253,19 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path, calibration: np.n
     return _int8_metadata(onnx_path, out_path)
 
 
+CALIBRATION_SIZE = 512  # inputs that calibrate a static int8 copy
+
+
+def calibration_inputs(state: Checkpoint, data: str | Path, split: str = "train",
+                       size: int = CALIBRATION_SIZE) -> np.ndarray:
+    """At most `size` inputs of one split of `data`, drawn with a fixed seed, as the checkpoint's
+    model reads them (text: the checkpoint's vocabulary encodes the texts)."""
+    module = get_modality(state.modality).data_module()
+    options = {"model": state} if module.EVALUATION_NEEDS_MODEL else {}
+    inputs = module.evaluation_data(data, split, **options).inputs
+    return inputs[torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:size].numpy()]
+
+
 def _agreeing_states(checkpoints: Sequence[str | Path]) -> list[Checkpoint]:
     """Read checkpoints to be averaged: they must answer in the same labels, heads and input."""
     from emodetect.errors import DataError
@@ -271,9 +284,12 @@ def _agreeing_states(checkpoints: Sequence[str | Path]) -> list[Checkpoint]:
 def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | Path, flip_tta: bool = True,
                       shift_tta: int = 0, int8: bool = False, calibration: np.ndarray | None = None,
                       extra_metadata: dict[str, str] | None = None,
-                      weights: Sequence[float] | None = None) -> ExportReport:
+                      weights: Sequence[float] | None = None, calibration_data: str | Path | None = None,
+                      calibration_split: str = "train") -> ExportReport:
     """Export a training checkpoint (or the mean of several, e.g. seeds of one recipe, as one
-    graph, weighted by `weights` if given); with int8, also write `<out stem>_int8.onnx`."""
+    graph, weighted by `weights` if given); with int8, also write `<out stem>_int8.onnx`, calibrated
+    on `calibration` or else on inputs drawn from `calibration_split` of `calibration_data`
+    (`calibration_inputs`)."""
     from emodetect.errors import DataError
 
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
@@ -282,6 +298,8 @@ def export_checkpoint(checkpoint: str | Path | Sequence[str | Path], out: str | 
     states = _agreeing_states(checkpoints)
     shares = _member_weights(weights, len(states))
     state = states[0]
+    if int8 and calibration is None and calibration_data is not None:  # drawn before the slow part
+        calibration = calibration_inputs(state, calibration_data, calibration_split)
     members = [s.build_model() for s in states]
     config = state.config
     modality = get_modality(state.modality)

@@ -62,6 +62,23 @@ def test_int8_copy_keeps_accuracy_and_metadata(trained, tmp_path):
     assert abs(fp32.accuracy - int8.accuracy) < 0.1
 
 
+def test_export_draws_its_int8_calibration_from_a_split_of_the_data(trained, tmp_path):
+    # What `export --int8 --calibration-data` does: 512 inputs of the split at most, the same ones
+    # on every run (a fixed seed), drawn by export_checkpoint itself.
+    from emodetect.checkpoint import Checkpoint
+    from emodetect.export import calibration_inputs
+    from emodetect.vision.data import evaluation_data
+
+    data, checkpoint = trained
+    drawn = calibration_inputs(Checkpoint.read(checkpoint), data, "train")
+    training = evaluation_data(data, "Training").inputs
+    assert drawn.shape == (512, *training.shape[1:])
+    np.testing.assert_array_equal(drawn, calibration_inputs(Checkpoint.read(checkpoint), data, "train"))
+    assert {row.tobytes() for row in drawn} <= {row.tobytes() for row in training}
+    report = export_checkpoint(checkpoint, tmp_path / "m.onnx", int8=True, calibration_data=data)
+    assert OnnxModel(report.int8_path).metadata["precision"] == "int8"
+
+
 def test_evaluate_checkpoint_and_onnx_agree_and_write_reports(trained, tmp_path):
     data, checkpoint = trained
     onnx_path = export_checkpoint(checkpoint, tmp_path / "m.onnx", flip_tta=False).path

@@ -162,7 +162,7 @@ class ResultWriter:
         and free `lines` under them, or with --json the `documents`; and its CSV `rows`."""
         if self.as_json:
             for document in documents:
-                typer.echo(json.dumps(document, ensure_ascii=False))
+                typer.echo(json.dumps(document))
         else:
             shown = fit_path(source, self.columns[0].width) if self.columns else ""
             for row in cells:
@@ -181,7 +181,7 @@ class ResultWriter:
         """A file that could not be read: said on stderr (and in JSON lines), counted, and the run goes on."""
         typer.secho(f"{source}: skipped: {reason}", fg=typer.colors.YELLOW, err=True)
         if self.as_json:
-            typer.echo(json.dumps({"source": str(source), "error": str(reason)}, ensure_ascii=False))
+            typer.echo(json.dumps({"source": str(source), "error": str(reason)}))
         self.skipped += 1
 
     def finish(self) -> int:

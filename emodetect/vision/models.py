@@ -141,6 +141,12 @@ def faceres_fer_160(num_classes: int = 7, backbone: dict | None = None, dropout:
 
 
 @register_model
+def faceres_fer_160_all(num_classes: int = 7, backbone: dict | None = None, dropout: float = 0.2) -> nn.Module:
+    """faceres_fer_160 with every layer trained: the stage after a frozen-start 160 px run."""
+    return _faceres(num_classes, backbone, 160, dropout, frozen=0)
+
+
+@register_model
 def faceres_fer_224(num_classes: int = 7, backbone: dict | None = None, dropout: float = 0.2) -> nn.Module:
     """HSE-FaceRes at its native 224 px: ~0.57 GFLOP per face."""
     return _faceres(num_classes, backbone, 224, dropout)

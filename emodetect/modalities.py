@@ -170,7 +170,7 @@ BUILTIN: tuple[Modality, ...] = (
               "Yale faces (15 subjects) 0.695: a gap of 0.26 between the best and the worst population.",
               "FER-2013 has no age, gender or skin-tone labels, so the gaps between such groups are not measured "
               "here; `emodetect evaluate --group-by COLUMN` measures them on data that has them."),
-        train_options=("ferplus", "soft_labels", "pretrained"),
+        train_options=("ferplus", "soft_labels", "pretrained", "teacher", "distill"),
         batch=BatchInputs("images", "emodetect.vision.images:IMAGE_SUFFIXES", "emodetect.vision.workers:FaceWorker",
                           options=("detector",)),
     ),

@@ -244,6 +244,11 @@ def training_data(cfg):  # cfg: emodetect.train.TrainConfig (not imported: it ne
         targets = torch.from_numpy(train.soft_labels)
     else:
         targets = torch.nn.functional.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
+    if cfg.teacher:
+        from emodetect.vision.distill import distill_targets
+
+        targets = torch.from_numpy(distill_targets(cfg.teacher, train.images, targets.numpy(), cfg.distill,
+                                                   cfg.threads))
     aug_cfg = AugmentConfig()
     model_kwargs, init = _pretrained_backbone(cfg)
     return TrainingData(

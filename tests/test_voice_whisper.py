@@ -132,6 +132,19 @@ def test_reader_refuses_an_unknown_binary_version(tmp_path):
     assert refused.value.reason == "unsupported"
 
 
+def test_a_model_file_cut_anywhere_is_one_error_naming_it(tmp_path):
+    """Cut inside the header, the index or a shape: a ModelError naming the file, never a raw
+    struct.error traceback."""
+    from emodetect.errors import ModelError
+
+    whole = W.write_ct2(tmp_path / "whole.bin", {"encoder/w": np.ones((3, 2), np.float32)}).read_bytes()
+    for cut in (2, 6, 12, 20, 30, len(whole) - 30):
+        part = tmp_path / f"cut{cut}.bin"
+        part.write_bytes(whole[:cut])
+        with pytest.raises(ModelError, match=f"cut{cut}.bin"):
+            W.read_ct2(part)
+
+
 def test_encoder_matches_whisper_written_out_in_numpy(model_file):
     encoder = W.load_whisper_encoder(model_file).eval()
     assert (encoder.width, encoder.depth, len(encoder.blocks)) == (WIDTH, LAYERS, LAYERS)

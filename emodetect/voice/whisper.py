@@ -70,12 +70,8 @@ def _write_string(f: BinaryIO, text: str) -> None:
     f.write(data)
 
 
-def read_ct2(path: str | Path) -> Ct2Model:
-    """Parse a CTranslate2 model.bin (binary versions 3-6) into numpy arrays.
-
-    float16 and bfloat16 weights become float32; int8 weights with a `<name>_scale` companion
-    (CTranslate2's per-row quantisation, weight = int8 / scale) are dequantised.
-    """
+def _read_ct2_variables(path: str | Path) -> tuple[str, int, int, dict[str, np.ndarray], dict[str, str]]:
+    """The spec, revision, version, raw variables and aliases of a model.bin, in file order."""
     with open(path, "rb") as f:
         (version,) = struct.unpack("<I", f.read(4))
         if not 3 <= version <= 6:
@@ -107,6 +103,22 @@ def read_ct2(path: str | Path) -> Ct2Model:
             for _ in range(struct.unpack("<I", tail)[0]):
                 alias = _read_string(f)
                 aliases[alias] = _read_string(f)
+    return spec, revision, version, raw, aliases
+
+
+def read_ct2(path: str | Path) -> Ct2Model:
+    """Parse a CTranslate2 model.bin (binary versions 3-6) into numpy arrays.
+
+    float16 and bfloat16 weights become float32; int8 weights with a `<name>_scale` companion
+    (CTranslate2's per-row quantisation, weight = int8 / scale) are dequantised.
+    """
+    try:
+        spec, revision, version, raw, aliases = _read_ct2_variables(path)
+    except ModelError:
+        raise
+    except (struct.error, UnicodeDecodeError, ValueError) as err:
+        # A file cut short anywhere in its header or index (struct.error), or bytes that are not one.
+        raise ModelError(f"{path}: not a whole CTranslate2 model.bin (truncated or damaged: {err})") from err
     variables = {}
     for name, array in raw.items():
         if name.endswith("_scale") and name[:-len("_scale")] in raw:

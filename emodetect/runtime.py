@@ -116,7 +116,9 @@ def _open_session(path: Path, threads: int) -> Any:
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except _ort_errors() as err:
+    except (*_ort_errors(), UnicodeDecodeError) as err:
+        # UnicodeDecodeError: onnxruntime decodes its own message as UTF-8, and a damaged file's
+        # bytes quoted in it need not be.
         raise ModelError(f"{path}: not a usable ONNX model ({type(err).__name__}: {str(err)[:200]})") from err
 
 

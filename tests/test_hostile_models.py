@@ -55,6 +55,17 @@ def test_random_bytes_are_a_model_error_naming_the_file(tmp_path):
         load_model(path)
 
 
+def test_a_damaged_name_that_is_not_utf8_is_a_model_error_naming_the_file(tmp_path):
+    """onnxruntime quotes the unknown operator in its message and decodes that message as UTF-8:
+    a flipped byte there once ended load_model with a raw UnicodeDecodeError (found by
+    test_fuzz_hostile on a bit-flipped realtime-int8)."""
+    path = _tiny_model(tmp_path / "tmp.onnx", "Identity")
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(path.read_bytes().replace(b"Identity", b"Identit\xf4"))
+    with pytest.raises(ModelError, match="damaged.onnx: not a usable ONNX model"):
+        load_model(damaged)
+
+
 @pytest.mark.parametrize("constant", [float("inf"), float("nan")])
 def test_a_model_answering_inf_or_nan_is_refused_at_load(tmp_path, constant):
     path = _tiny_model(tmp_path / "bad.onnx", "Add", constant)

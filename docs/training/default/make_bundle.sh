@@ -25,7 +25,9 @@ emodetect export "$RUN/best.pt" --out "$ONNX.onnx" --name "$NAME" $TTA \
   --int8 --calibration-data "$DATA/fer2013.csv.gz" --calibration-split Training
 
 mkdir -p "$DOCS"
-cp "$RUN/config.json" "$RUN/log.jsonl" "$DOCS/"
+# A checkpoint rebuilt from an ONNX file (docs/training/ferplus/onnx_to_checkpoint.py) has no run log:
+# the docs keep the original run's.
+if [ -f "$RUN/log.jsonl" ]; then cp "$RUN/config.json" "$RUN/log.jsonl" "$DOCS/"; fi
 for precision in "" _int8; do
   emodetect evaluate "$ONNX$precision.onnx" "$DATA/fer2013.csv.gz" \
     --split PrivateTest --out "$DOCS/privatetest$precision" > /dev/null

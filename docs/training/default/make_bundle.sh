@@ -2,7 +2,7 @@
 # How a bundled face model was made: train, export (fp32 + int8), score on PrivateTest.
 # Run from the repository root with the train extra installed. DATA points at the FER-2013 files.
 # Defaults make the `default` model; docs/training/realtime/make_bundle.sh sets NAME, MODEL,
-# EPOCHS, TTA and TRAIN_FLAGS for the `realtime` one. SHIFT_TTA is the shift chosen on PublicTest by choose_tta.py.
+# EPOCHS and TTA for the `realtime` one. SHIFT_TTA is the shift chosen on PublicTest by choose_tta.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/fer2013}
 NAME=${NAME:-default}
@@ -15,9 +15,7 @@ ONNX=emodetect/assets/emotion_$NAME
 
 if [ "${SKIP_TRAIN:-0}" != 1 ]; then
   # bf16 autocast + channels_last, one-cycle SGD, EMA, label smoothing, augmentation: TrainConfig defaults.
-  # shellcheck disable=SC2086  # TRAIN_FLAGS holds several flags (realtime: its teacher)
-  emodetect train --data "$DATA/fer2013.csv.gz" --out "$RUN" --model "$MODEL" --epochs "$EPOCHS" --threads 2 --seed 0 \
-    ${TRAIN_FLAGS:-} --resume
+  emodetect train --data "$DATA/fer2013.csv.gz" --out "$RUN" --model "$MODEL" --epochs "$EPOCHS" --threads 2 --seed 0 --resume
 fi
 
 # shellcheck disable=SC2086  # TTA holds several flags
